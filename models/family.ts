@@ -1,0 +1,59 @@
+// The contract every model family implements: parse config.json into a ModelSpec and name
+// the checkpoint tensors that hold each weight. Linear weights are named as Hugging Face
+// stores them, [out_features, in_features].
+import type { ModelSpec } from './spec.ts';
+
+/** Names of one SwiGLU MLP's projections. */
+export interface SwigluWeightNames {
+  gate: string;
+  up: string;
+  down: string;
+}
+
+export interface AttentionWeightNames {
+  q: string;
+  k: string;
+  v: string;
+  o: string;
+  /** Present only when the family has q/k/v biases. */
+  qBias?: string;
+  kBias?: string;
+  vBias?: string;
+}
+
+export type MlpWeightNames =
+  | { kind: 'dense'; mlp: SwigluWeightNames }
+  | {
+      kind: 'moe';
+      /** Router weight, [numRoutedExperts, hiddenSize]. */
+      router: string;
+      experts: SwigluWeightNames[];
+      /** The fused shared-expert MLP; absent when the model has none. */
+      shared?: SwigluWeightNames;
+    };
+
+export interface LayerWeightNames {
+  inputNorm: string;
+  postAttentionNorm: string;
+  attention: AttentionWeightNames;
+  mlp: MlpWeightNames;
+}
+
+export interface ModelWeightNames {
+  embedTokens: string;
+  finalNorm: string;
+  /** Equal to embedTokens when the model ties its word embeddings. */
+  lmHead: string;
+  layers: LayerWeightNames[];
+}
+
+export interface FamilyDefinition {
+  /** Hugging Face model_type this definition serves. */
+  modelType: string;
+  /**
+   * Validates config.json and returns the engine's view of the model. Throws ConfigError
+   * naming the key and the file for a missing key, a wrong type or an unsupported value.
+   */
+  parseConfig(config: Record<string, unknown>, file: string): ModelSpec;
+  weightNames(spec: ModelSpec): ModelWeightNames;
+}
