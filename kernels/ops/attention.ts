@@ -1,0 +1,37 @@
+// Scaled dot-product attention of one sequence's new queries over its cached keys and
+// values. The cache lives in engine-owned memory, token-major [tokens, kvHeads, headDim];
+// the engine passes zero-copy views of the filled prefix. Grouped-query attention shares
+// each kv head among numHeads / numKvHeads query heads (query head h uses kv head h / group).
+import type { GraphBuilder } from '../onnx/graph-builder.ts';
+
+export interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/** Builds the attention-core graph: inputs q [t, H, d], k/v [L, Hkv, d], mask [t, L]; output [t, H*d]. */
+export function buildAttentionCore(b: GraphBuilder, shape: AttentionShape): void {
+  const { numHeads, numKvHeads, headDim } = shape;
+  const group = numHeads / numKvHeads;
+  const q = b.input('q', 'float32', ['t', numHeads, headDim]);
+  const k = b.input('k', 'float32', ['L', numKvHeads, headDim]);
+  const v = b.input('v', 'float32', ['L', numKvHeads, headDim]);
+  const mask = b.input('mask', 'float32', ['t', 'L']);
+
+  const scaled = b.op('Mul', [q, b.constFloat(1 / Math.sqrt(headDim))]);
+  const qGrouped = b.op('Reshape', [scaled, b.constInt64([0, numKvHeads, group, headDim])]);
+  const qHeadsFirst = b.op('Transpose', [qGrouped], { perm: [1, 2, 0, 3] }); // [Hkv, g, t, d]
+  const qFlat = b.op('Reshape', [qHeadsFirst, b.constInt64([numKvHeads, -1, headDim])]); // [Hkv, g*t, d]
+  const kT = b.op('Transpose', [k], { perm: [1, 2, 0] }); // [Hkv, d, L]
+  const scores = b.op('MatMul', [qFlat, kT]); // [Hkv, g*t, L]
+  // Rows of scores are (group member, token); the mask is per token, so repeat it per member.
+  const groupMask = group === 1 ? mask : b.op('Tile', [mask, b.constInt64([group, 1])]); // [g*t, L]
+  const probsFlat = b.op('Softmax', [b.op('Add', [scores, groupMask])], { axis: -1 });
+  const vHeadsFirst = b.op('Transpose', [v], { perm: [1, 0, 2] }); // [Hkv, L, d]
+  const context = b.op('MatMul', [probsFlat, vHeadsFirst]); // [Hkv, g*t, d]
+  const context4 = b.op('Reshape', [context, b.constInt64([numKvHeads, group, -1, headDim])]);
+  const tokensFirst = b.op('Transpose', [context4], { perm: [2, 0, 1, 3] }); // [t, Hkv, g, d]
+  const out = b.op('Reshape', [tokensFirst, b.constInt64([0, numHeads * headDim])]);
+  b.output(out, 'out', 'float32', ['t', numHeads * headDim]);
+}

@@ -1,0 +1,176 @@
+// The `moe-server` command: subcommands synthetic, compile, generate and bench.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type WeightPrecision } from '../kernels/ops/linear.ts';
+import { compileModel } from '../models/compile.ts';
+import { writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
+import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
+import { runGenerate } from './generate.ts';
+import { progressPrinter } from './progress.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Options;
+  run(values: Record<string, unknown>): Promise<number>;
+}
+
+const common: Options = { help: { type: 'boolean', short: 'h' } };
+
+const commands: Record<string, Command> = {
+  synthetic: {
+    summary: 'write a random-weight Hugging Face checkpoint (config, safetensors, tokenizer)',
+    usage: `moe-server synthetic --out DIR [--family deepseek] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
+    options: {
+      out: { type: 'string' },
+      family: { type: 'string', default: 'deepseek' },
+      size: { type: 'string', default: 'tiny' },
+      seed: { type: 'string', default: '0' },
+      dtype: { type: 'string', default: 'bf16' },
+    },
+    async run(v) {
+      const out = requireString(v.out, '--out');
+      const size = oneOf(v.size, ['tiny', 'bench'] as const, '--size') as SyntheticSize;
+      const family = oneOf(v.family, ['deepseek'] as const, '--family');
+      const dtype = oneOf(v.dtype, ['bf16', 'f16', 'f32'] as const, '--dtype').toUpperCase() as 'BF16' | 'F16' | 'F32';
+      const seed = integer(v.seed, '--seed');
+      writeSyntheticCheckpoint({ outDir: out, family, size, seed, dtype, onProgress: progressPrinter('writing tensors') });
+      console.log(`wrote a random-weight ${family} checkpoint (${size}, seed ${seed}) to ${out}`);
+      return 0;
+    },
+  },
+  compile: {
+    summary: 'compile a checkpoint into ONNX graphs (reused while checkpoint and options are unchanged)',
+    usage: `moe-server compile --model DIR [--weights fp32|int4] [--cache-dir DIR]`,
+    options: { model: { type: 'string' }, weights: { type: 'string', default: 'int4' }, 'cache-dir': { type: 'string' } },
+    async run(v) {
+      const compiled = compileModel({
+        modelDir: requireString(v.model, '--model'),
+        weights: weightsOption(v.weights),
+        cacheDir: optionalString(v['cache-dir']),
+        onProgress: progressPrinter('compiling graphs'),
+      });
+      console.log(`${compiled.reused ? 'reused' : 'compiled'} ${compiled.dir}`);
+      return 0;
+    },
+  },
+  generate: {
+    summary: 'generate text from a prompt and print prefill and decode speed',
+    usage:
+      `moe-server generate [--model DIR] --prompt TEXT [--max-tokens N] [--weights fp32|int4]\n` +
+      `    [--temperature T] [--top-k K] [--top-p P] [--seed N] [--threads N] [--cache-dir DIR]\n` +
+      `  Without --model, a tiny random-weight demo checkpoint is written once to ${defaultModelDir()} and used.`,
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-tokens': { type: 'string', default: '64' },
+      weights: { type: 'string', default: 'int4' },
+      temperature: { type: 'string', default: '0' },
+      'top-k': { type: 'string', default: '0' },
+      'top-p': { type: 'string', default: '1' },
+      seed: { type: 'string' },
+      threads: { type: 'string', default: '0' },
+      'cache-dir': { type: 'string' },
+    },
+    async run(v) {
+      const modelDir = optionalString(v.model) ?? ensureDemoModel(progressPrinter('writing demo model'));
+      return runGenerate({
+        modelDir,
+        prompt: requireString(v.prompt, '--prompt'),
+        maxTokens: integer(v['max-tokens'], '--max-tokens'),
+        weights: weightsOption(v.weights),
+        temperature: number(v.temperature, '--temperature'),
+        topK: integer(v['top-k'], '--top-k'),
+        topP: number(v['top-p'], '--top-p'),
+        seed: v.seed === undefined ? null : integer(v.seed, '--seed'),
+        threads: integer(v.threads, '--threads'),
+        cacheDir: optionalString(v['cache-dir']),
+      });
+    },
+  },
+  bench: {
+    summary: 'benchmark prefill and decode speed against the memory-bandwidth roofline',
+    usage: `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64]`,
+    options: {
+      model: { type: 'string' },
+      weights: { type: 'string', default: 'fp32,int4' },
+      'prompt-tokens': { type: 'string', default: '512' },
+      'decode-tokens': { type: 'string', default: '64' },
+      'cache-dir': { type: 'string' },
+    },
+    async run(v) {
+      const { runModelBench } = await import('../bench/model-bench.ts');
+      return runModelBench({
+        modelDir: optionalString(v.model),
+        weights: String(v.weights).split(',').map(weightsOption),
+        promptTokens: integer(v['prompt-tokens'], '--prompt-tokens'),
+        decodeTokens: integer(v['decode-tokens'], '--decode-tokens'),
+        cacheDir: optionalString(v['cache-dir']),
+      });
+    },
+  },
+};
+
+function topLevelHelp(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `Usage: moe-server <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "moe-server <command> --help" for a command's options.`;
+}
+
+export class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(topLevelHelp());
+    return name ? 0 : 1;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`unknown command "${name}"\n\n${topLevelHelp()}`);
+    return 2;
+  }
+  try {
+    const { values } = parseArgs({ args: rest, options: { ...common, ...command.options }, strict: true, allowPositionals: false });
+    if (values.help) {
+      console.log(`Usage: ${command.usage}\n\n${command.summary}`);
+      return 0;
+    }
+    return await command.run(values);
+  } catch (err) {
+    const usage = err instanceof UsageError || (err instanceof TypeError && 'code' in err);
+    console.error(`moe-server ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    if (usage) console.error(`Usage: ${command.usage}`);
+    return usage ? 2 : 1;
+  }
+}
+
+function requireString(v: unknown, flag: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new UsageError(`${flag} is required`);
+  return v;
+}
+
+function optionalString(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+function number(v: unknown, flag: string): number {
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag} must be a number, got "${String(v)}"`);
+  return n;
+}
+
+function integer(v: unknown, flag: string): number {
+  const n = number(v, flag);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${flag} must be an integer, got "${String(v)}"`);
+  return n;
+}
+
+function oneOf<T extends string>(v: unknown, allowed: readonly T[], flag: string): T {
+  if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
+  throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, got "${String(v)}"`);
+}
+
+function weightsOption(v: unknown): WeightPrecision {
+  return oneOf(v, ['fp32', 'int4'] as const, '--weights');
+}

@@ -1,0 +1,68 @@
+// Per-sequence key/value cache in engine-owned memory, token-major
+// [capacity, kvHeads, headDim] per layer, so the filled prefix is one contiguous view that
+// the attention graph reads without a copy. Capacity grows geometrically up to maxTokens.
+
+export interface KvCacheShape {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export class KvCacheFullError extends Error {
+  constructor(readonly requested: number, readonly maxTokens: number) {
+    super(`sequence needs ${requested} cached tokens but the limit is ${maxTokens}`);
+    this.name = 'KvCacheFullError';
+  }
+}
+
+export class SequenceKvCache {
+  /** Tokens whose keys and values are stored (committed by the model runner after each step). */
+  numCachedTokens = 0;
+  private capacity = 0;
+  private keys: Float32Array[] = [];
+  private values: Float32Array[] = [];
+  readonly rowWidth: number;
+
+  constructor(
+    readonly shape: KvCacheShape,
+    readonly maxTokens: number,
+  ) {
+    this.rowWidth = shape.numKvHeads * shape.headDim;
+  }
+
+  /** Makes room for `numTokens` in total; existing entries are kept. */
+  reserve(numTokens: number): void {
+    if (numTokens > this.maxTokens) throw new KvCacheFullError(numTokens, this.maxTokens);
+    if (numTokens <= this.capacity) return;
+    const capacity = Math.min(this.maxTokens, Math.max(numTokens, this.capacity * 2, 64));
+    const grow = (old: Float32Array | undefined): Float32Array => {
+      const next = new Float32Array(capacity * this.rowWidth);
+      if (old) next.set(old.subarray(0, this.numCachedTokens * this.rowWidth));
+      return next;
+    };
+    this.keys = Array.from({ length: this.shape.numLayers }, (_, l) => grow(this.keys[l]));
+    this.values = Array.from({ length: this.shape.numLayers }, (_, l) => grow(this.values[l]));
+    this.capacity = capacity;
+  }
+
+  /** Stores rows for positions [start, start + rows) of one layer; rows are [t, kvHeads*headDim]. */
+  write(layer: number, start: number, keyRows: Float32Array, valueRows: Float32Array): void {
+    this.keys[layer].set(keyRows, start * this.rowWidth);
+    this.values[layer].set(valueRows, start * this.rowWidth);
+  }
+
+  /** Zero-copy views of the first `numTokens` positions of one layer. */
+  view(layer: number, numTokens: number): { keys: Float32Array; values: Float32Array } {
+    const end = numTokens * this.rowWidth;
+    return { keys: this.keys[layer].subarray(0, end), values: this.values[layer].subarray(0, end) };
+  }
+
+  /** Drops everything after the first `numTokens` positions (e.g. a rejected step). */
+  truncate(numTokens: number): void {
+    this.numCachedTokens = Math.min(this.numCachedTokens, numTokens);
+  }
+
+  get bytes(): number {
+    return 2 * this.shape.numLayers * this.capacity * this.rowWidth * 4;
+  }
+}

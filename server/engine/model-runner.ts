@@ -1,0 +1,182 @@
+// One forward step over a batch of sequences: each contributes its new tokens (a prefill
+// chunk or one decode token), and all tokens of the step share every weight-bound graph
+// call, so an expert runs once per step on every row routed to it. Stages per layer:
+// attention (per sequence, over its own cache) -> Router -> Dispatch -> Experts -> Combine.
+import { groupByExpert, gatherRows, scatterAddWeighted } from '../../kernels/dispatch.ts';
+import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
+import { fillRopeTables } from '../../kernels/rope-tables.ts';
+import { ort } from '../../kernels/session.ts';
+import { isMoe, type ModelSpec } from '../../models/spec.ts';
+import { causalMask } from './attention-mask.ts';
+import type { SequenceKvCache } from './kv-cache.ts';
+import type { ModelSessions } from './model-sessions.ts';
+
+export interface StepSequence {
+  /** New tokens, at positions cache.numCachedTokens onwards. */
+  tokens: ArrayLike<number>;
+  cache: SequenceKvCache;
+  /** Which new tokens need logits: none (a prefill chunk), the last (sampling) or all (scoring, tests). */
+  logits: 'none' | 'last' | 'all';
+}
+
+export interface StepResult {
+  /** [rows, vocabSize]: the rows each sequence asked for, in batch order. */
+  logits: Float32Array;
+  /** Routing of every step token (rows in batch order) for each MoE layer, in layer order. */
+  routing: RoutingResult[];
+  moeLayers: number[];
+  numTokens: number;
+}
+
+interface SequenceSlot {
+  seq: StepSequence;
+  row: number; // first row of this sequence in the step's token matrix
+  numTokens: number;
+  start: number; // cached tokens before the step
+  mask: Float32Array;
+}
+
+export class ModelRunner {
+  readonly spec: ModelSpec;
+  private readonly gating: (GatingConfig | null)[];
+
+  constructor(readonly sessions: ModelSessions) {
+    this.spec = sessions.manifest.spec;
+    this.gating = this.spec.mlp.map((mlp) =>
+      isMoe(mlp)
+        ? {
+            numExperts: mlp.numRoutedExperts,
+            topK: mlp.numExpertsPerToken,
+            scoringFunc: mlp.scoringFunc,
+            normTopkProb: mlp.normTopkProb,
+            routedScalingFactor: mlp.routedScalingFactor,
+          }
+        : null,
+    );
+  }
+
+  async step(batch: StepSequence[]): Promise<StepResult> {
+    const { hiddenSize: h, headDim } = this.spec;
+    const slots = this.layOut(batch);
+    const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
+    let hidden = this.embed(slots, numTokens);
+    const cos = new Float32Array(numTokens * (headDim / 2));
+    const sin = new Float32Array(numTokens * (headDim / 2));
+    for (const s of slots) {
+      const positions = Array.from({ length: s.numTokens }, (_, i) => s.start + i);
+      fillRopeTables(this.spec.rope, positions, s.start + s.numTokens, cos, sin, s.row);
+    }
+    const cosT = new ort.Tensor('float32', cos, [numTokens, headDim / 2]);
+    const sinT = new ort.Tensor('float32', sin, [numTokens, headDim / 2]);
+    const routing: RoutingResult[] = [];
+    const moeLayers: number[] = [];
+    for (let layer = 0; layer < this.spec.numLayers; layer++) {
+      const attn = await this.attention(layer, slots, hidden, numTokens, cosT, sinT);
+      const out = await this.sessions.layers[layer].attnOut.run({
+        attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
+        hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
+      });
+      hidden = out.hidden_out.data as Float32Array;
+      const gating = this.gating[layer];
+      if (gating) {
+        const logits = out.router_logits.data as Float32Array;
+        const route = routeTokens(logits, numTokens, gating);
+        await this.runExperts(layer, route, out.moe_in.data as Float32Array, hidden, numTokens, gating);
+        routing.push(route);
+        moeLayers.push(layer);
+      }
+    }
+    for (const s of slots) s.seq.cache.numCachedTokens = s.start + s.numTokens;
+    return { logits: await this.lmHead(slots, hidden), routing, moeLayers, numTokens };
+  }
+
+  private layOut(batch: StepSequence[]): SequenceSlot[] {
+    let row = 0;
+    return batch.map((seq) => {
+      const numTokens = seq.tokens.length;
+      if (numTokens === 0) throw new Error('step: a sequence has no new tokens');
+      const start = seq.cache.numCachedTokens;
+      seq.cache.reserve(start + numTokens);
+      const slot = { seq, row, numTokens, start, mask: causalMask(numTokens, start) };
+      row += numTokens;
+      return slot;
+    });
+  }
+
+  private embed(slots: SequenceSlot[], numTokens: number): Float32Array {
+    const { hiddenSize: h, vocabSize } = this.spec;
+    const table = this.sessions.embeddings;
+    const hidden = new Float32Array(numTokens * h);
+    for (const s of slots) {
+      for (let i = 0; i < s.numTokens; i++) {
+        const id = s.seq.tokens[i];
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (${vocabSize})`);
+        hidden.set(table.subarray(id * h, (id + 1) * h), (s.row + i) * h);
+      }
+    }
+    return hidden;
+  }
+
+  private async attention(
+    layer: number,
+    slots: SequenceSlot[],
+    hidden: Float32Array,
+    numTokens: number,
+    cos: ort.Tensor,
+    sin: ort.Tensor,
+  ): Promise<Float32Array> {
+    const { hiddenSize: h, numHeads, numKvHeads, headDim } = this.spec;
+    const qkv = await this.sessions.layers[layer].attnIn.run({ hidden: new ort.Tensor('float32', hidden, [numTokens, h]), cos, sin });
+    const q = qkv.q.data as Float32Array;
+    const k = qkv.k.data as Float32Array;
+    const v = qkv.v.data as Float32Array;
+    const qWidth = numHeads * headDim;
+    const kvWidth = numKvHeads * headDim;
+    const attn = new Float32Array(numTokens * qWidth);
+    for (const s of slots) {
+      const rows = (width: number, data: Float32Array) => data.subarray(s.row * width, (s.row + s.numTokens) * width);
+      s.seq.cache.write(layer, s.start, rows(kvWidth, k), rows(kvWidth, v));
+      const total = s.start + s.numTokens;
+      const view = s.seq.cache.view(layer, total);
+      const out = await this.sessions.attentionCore.run({
+        q: new ort.Tensor('float32', rows(qWidth, q), [s.numTokens, numHeads, headDim]),
+        k: new ort.Tensor('float32', view.keys, [total, numKvHeads, headDim]),
+        v: new ort.Tensor('float32', view.values, [total, numKvHeads, headDim]),
+        mask: new ort.Tensor('float32', s.mask, [s.numTokens, total]),
+      });
+      attn.set(out.out.data as Float32Array, s.row * qWidth);
+    }
+    return attn;
+  }
+
+  /** Dispatch each expert's rows, run it once, and combine its weighted output into hidden. */
+  private async runExperts(
+    layer: number,
+    route: RoutingResult,
+    moeIn: Float32Array,
+    hidden: Float32Array,
+    numTokens: number,
+    gating: GatingConfig,
+  ): Promise<void> {
+    const h = this.spec.hiddenSize;
+    const experts = this.sessions.layers[layer].experts;
+    for (const batch of groupByExpert(route, numTokens, gating.topK, gating.numExperts)) {
+      const x = gatherRows(moeIn, h, batch.rows);
+      const out = await experts[batch.expert].run({ x: new ort.Tensor('float32', x, [batch.rows.length, h]) });
+      scatterAddWeighted(hidden, h, out.y.data as Float32Array, batch.rows, batch.weights);
+    }
+  }
+
+  private async lmHead(slots: SequenceSlot[], hidden: Float32Array): Promise<Float32Array> {
+    const h = this.spec.hiddenSize;
+    const rows: number[] = [];
+    for (const s of slots) {
+      if (s.seq.logits === 'last') rows.push(s.row + s.numTokens - 1);
+      if (s.seq.logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
+    }
+    if (rows.length === 0) return new Float32Array(0);
+    const x = gatherRows(hidden, h, Int32Array.from(rows));
+    const out = await this.sessions.lmHead.run({ hidden: new ort.Tensor('float32', x, [rows.length, h]) });
+    return out.logits.data as Float32Array;
+  }
+}

@@ -1,0 +1,47 @@
+// Messages between the main thread (EngineClient) and the engine worker.
+import type { WeightPrecision } from '../../kernels/ops/linear.ts';
+import type { SessionSettings } from '../../kernels/session.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import type { EngineEvent } from './engine.ts';
+import type { SamplingParams } from './sampler.ts';
+
+export interface EngineOptions {
+  modelDir: string;
+  weights: WeightPrecision;
+  cacheDir?: string;
+  session: SessionSettings;
+  /** Longest sequence (prompt + output) served; defaults to the model's max_position_embeddings. */
+  maxModelLen?: number;
+}
+
+export interface SubmitRequest {
+  /** Text is tokenised with the tokenizer's special tokens (BOS); ids are used as given. */
+  prompt: string | number[];
+  maxTokens: number;
+  sampling: SamplingParams;
+  seed: number | null;
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  topLogprobs: number | null;
+}
+
+export interface ModelInfo {
+  spec: ModelSpec;
+  maxModelLen: number;
+  compiledDir: string;
+  reusedCompile: boolean;
+  loadMs: number;
+}
+
+export type ToWorker =
+  | { type: 'submit'; id: string; request: SubmitRequest }
+  | { type: 'cancel'; id: string }
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'progress'; stage: 'compile' | 'load'; done: number; total: number }
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'fatal'; message: string }
+  | { type: 'rejected'; id: string; message: string }
+  | { type: 'accepted'; id: string; promptTokens: number }
+  | { type: 'events'; events: EngineEvent[] };

@@ -1,0 +1,74 @@
+// A Sequence is the one object passed between the scheduler, the model runner and
+// postprocessing: its tokens, its cache, its sampling state and its timings.
+import { Rng } from './rng.ts';
+import type { SamplingParams } from './sampler.ts';
+import type { IncrementalDetokenizer } from './detokenizer.ts';
+import type { SequenceKvCache } from './kv-cache.ts';
+
+export interface GenerationParams {
+  maxTokens: number;
+  sampling: SamplingParams;
+  /** Same seed and prompt give the same tokens; null draws a fresh seed. */
+  seed: number | null;
+  /** Tokens that end generation (EOS and any extra stop ids). */
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  /** Return the chosen token's logprob and this many alternatives; null for none. */
+  topLogprobs: number | null;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface SequenceTimings {
+  arrivedAt: number;
+  /** When the first step containing this sequence started. */
+  scheduledAt: number | null;
+  firstTokenAt: number | null;
+  finishedAt: number | null;
+  /** Milliseconds spent in steps that processed prompt tokens, and in decode steps. */
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export class Sequence {
+  readonly outputTokens: number[] = [];
+  /** Counts of generated tokens, for presence and frequency penalties. */
+  readonly outputCounts = new Map<number, number>();
+  readonly promptTokenSet: ReadonlySet<number>;
+  readonly rng: Rng;
+  finishReason: FinishReason | null = null;
+  readonly timings: SequenceTimings;
+
+  constructor(
+    readonly id: string,
+    readonly promptTokens: readonly number[],
+    readonly params: GenerationParams,
+    readonly cache: SequenceKvCache,
+    readonly detokenizer: IncrementalDetokenizer,
+  ) {
+    this.rng = new Rng(params.seed ?? undefined);
+    this.promptTokenSet = new Set(promptTokens);
+    this.timings = { arrivedAt: performance.now(), scheduledAt: null, firstTokenAt: null, finishedAt: null, prefillMs: 0, decodeMs: 0 };
+  }
+
+  get numTokens(): number {
+    return this.promptTokens.length + this.outputTokens.length;
+  }
+
+  /** Tokens not yet in the cache: the prompt (or its rest) at first, then the last sampled token. */
+  pendingTokens(): number[] {
+    const cached = this.cache.numCachedTokens;
+    const all = cached < this.promptTokens.length ? this.promptTokens.slice(cached) : [];
+    const outputStart = Math.max(0, cached - this.promptTokens.length);
+    return all.concat(this.outputTokens.slice(outputStart));
+  }
+
+  get isFinished(): boolean {
+    return this.finishReason !== null;
+  }
+
+  append(token: number): void {
+    this.outputTokens.push(token);
+    this.outputCounts.set(token, (this.outputCounts.get(token) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,92 @@
+// The engine's thread. ONNX Runtime's run() blocks the thread it is called on, so the model
+// lives here and the main thread stays free for HTTP. Between model steps the event loop
+// turns, so new requests and cancellations are taken in at every step boundary.
+import { parentPort, workerData } from 'node:worker_threads';
+import { compileModel } from '../../models/compile.ts';
+import { TextTokenizer } from '../tokenizer/tokenizer.ts';
+import { IncrementalDetokenizer } from './detokenizer.ts';
+import { Engine } from './engine.ts';
+import { SequenceKvCache } from './kv-cache.ts';
+import { ModelRunner } from './model-runner.ts';
+import { openModelSessions } from './model-sessions.ts';
+import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest, ToWorker } from './protocol.ts';
+import { Sequence } from './sequence.ts';
+
+const port = parentPort;
+if (!port) throw new Error('engine worker must run in a worker thread');
+const post = (message: FromWorker): void => port.postMessage(message);
+
+async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer: TextTokenizer; info: ModelInfo }> {
+  const started = performance.now();
+  const compiled = compileModel({
+    modelDir: options.modelDir,
+    weights: options.weights,
+    cacheDir: options.cacheDir,
+    onProgress: (done, total) => post({ type: 'progress', stage: 'compile', done, total }),
+  });
+  const sessions = await openModelSessions(compiled, options.session, (done, total) => post({ type: 'progress', stage: 'load', done, total }));
+  const tokenizer = TextTokenizer.load(options.modelDir);
+  const spec = compiled.manifest.spec;
+  const maxModelLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
+  const info: ModelInfo = { spec, maxModelLen, compiledDir: compiled.dir, reusedCompile: compiled.reused, loadMs: performance.now() - started };
+  return { engine: new Engine(new ModelRunner(sessions)), tokenizer, info };
+}
+
+function createSequence(id: string, request: SubmitRequest, tokenizer: TextTokenizer, info: ModelInfo): Sequence {
+  const prompt = typeof request.prompt === 'string' ? tokenizer.encode(request.prompt) : request.prompt;
+  const { vocabSize, numLayers, numKvHeads, headDim } = info.spec;
+  if (prompt.length === 0) throw new RangeError('the prompt is empty');
+  const bad = prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
+  if (bad !== undefined) throw new RangeError(`prompt token id ${bad} is outside the vocabulary (0..${vocabSize - 1})`);
+  if (prompt.length >= info.maxModelLen) {
+    throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${info.maxModelLen} including at least one generated token`);
+  }
+  const maxTokens = Math.min(request.maxTokens, info.maxModelLen - prompt.length);
+  const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, prompt.length + maxTokens);
+  const params = { ...request, maxTokens };
+  return new Sequence(id, prompt, params, cache, new IncrementalDetokenizer(tokenizer, prompt));
+}
+
+async function serve(options: EngineOptions): Promise<void> {
+  const { engine, tokenizer, info } = await load(options);
+  let looping = false;
+  const loop = async (): Promise<void> => {
+    if (looping) return;
+    looping = true;
+    try {
+      while (engine.hasWork) {
+        try {
+          post({ type: 'events', events: await engine.step() });
+        } catch (err) {
+          console.error('engine step failed:', err);
+          post({ type: 'events', events: engine.failAll('internal error while generating') });
+        }
+        // Let queued messages (new requests, cancels) in before the next step.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      looping = false;
+    }
+  };
+  port!.on('message', (message: ToWorker) => {
+    if (message.type === 'submit') {
+      try {
+        const seq = createSequence(message.id, message.request, tokenizer, info);
+        engine.add(seq);
+        post({ type: 'accepted', id: message.id, promptTokens: seq.promptTokens.length });
+        void loop();
+      } catch (err) {
+        post({ type: 'rejected', id: message.id, message: err instanceof Error ? err.message : String(err) });
+      }
+    } else if (message.type === 'cancel') {
+      if (engine.cancel(message.id)) void loop();
+    } else if (message.type === 'shutdown') {
+      process.exit(0);
+    }
+  });
+  post({ type: 'ready', info });
+}
+
+serve(workerData as EngineOptions).catch((err: unknown) => {
+  post({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
+});

@@ -1,0 +1,79 @@
+// Loads a checkpoint's tokenizer.json and tokenizer_config.json through @huggingface/tokenizers.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { ConfigError } from '../../models/errors.ts';
+
+export type TokenizerConfig = Record<string, unknown>;
+
+/**
+ * tokenizer_config.json may give special tokens as strings or as AddedToken objects
+ * ({content, lstrip, ...}); the tokenizer library and the chat template want the string.
+ */
+export function specialTokenText(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') {
+    return (value as { content: string }).content;
+  }
+  return null;
+}
+
+const SPECIAL_TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token'];
+
+export class TextTokenizer {
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    readonly config: TokenizerConfig,
+  ) {
+    this.bosToken = specialTokenText(config.bos_token);
+    this.eosToken = specialTokenText(config.eos_token);
+    this.bosTokenId = this.bosToken === null ? null : (tokenizer.token_to_id(this.bosToken) ?? null);
+    this.eosTokenId = this.eosToken === null ? null : (tokenizer.token_to_id(this.eosToken) ?? null);
+  }
+
+  static load(dir: string): TextTokenizer {
+    const tokenizerPath = join(dir, 'tokenizer.json');
+    const configPath = join(dir, 'tokenizer_config.json');
+    const tokenizerJson = readJson(tokenizerPath);
+    const config = existsSync(configPath) ? readJson(configPath) : {};
+    const normalised: TokenizerConfig = { ...config };
+    for (const key of SPECIAL_TOKEN_KEYS) {
+      if (key in config) normalised[key] = specialTokenText(config[key]);
+    }
+    return new TextTokenizer(new Tokenizer(tokenizerJson, normalised), normalised);
+  }
+
+  /** Token ids of text; `addSpecialTokens` adds what the tokenizer's post-processor adds (BOS). */
+  encode(text: string, addSpecialTokens = true): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+  }
+
+  decode(ids: number[], skipSpecialTokens = true): string {
+    return this.tokenizer.decode(ids, { skip_special_tokens: skipSpecialTokens });
+  }
+
+  /** The vocabulary entry of one id (e.g. "▁Hello", "<0xF0>"), for logprob listings. */
+  idToToken(id: number): string | undefined {
+    return this.tokenizer.id_to_token(id);
+  }
+
+  get vocabularySize(): number {
+    return this.tokenizer.get_vocab(true).size;
+  }
+}
+
+function readJson(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new ConfigError(path, '(file)', 'is missing');
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // fall through to the error below
+  }
+  throw new ConfigError(path, '(file)', 'is not a JSON object');
+}
