@@ -24,6 +24,11 @@ const COMPILER_VERSION = 1;
 export interface CompileOptions {
   modelDir: string;
   weights: WeightPrecision;
+  /**
+   * MatMulNBits accuracy_level for 4-bit weights: 4 (default) rounds activations to int8 per
+   * block and is fast; 0 computes in fp32, exact to the dequantised weights but ~3x slower.
+   */
+  int4AccuracyLevel?: 0 | 4;
   /** Parent directory of compiled models; defaults to defaultCacheDir(). */
   cacheDir?: string;
   onProgress?: (done: number, total: number, what: string) => void;
@@ -60,15 +65,16 @@ export function defaultCacheDir(): string {
   return join(base, 'moe-server');
 }
 
-export function compileKey(modelDir: string, weights: WeightPrecision): string {
+export function compileKey(modelDir: string, weights: WeightPrecision, int4AccuracyLevel: number): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ compiler: COMPILER_VERSION, weights, checkpoint: checkpointFingerprint(modelDir) }));
+  const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null };
+  hash.update(JSON.stringify({ compiler: COMPILER_VERSION, options, checkpoint: checkpointFingerprint(modelDir) }));
   return hash.digest('hex').slice(0, 24);
 }
 
 export function compileModel(opts: CompileOptions): CompiledModel {
   const { spec, family } = loadModelSpec(opts.modelDir);
-  const key = compileKey(opts.modelDir, opts.weights);
+  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4);
   const outDir = join(opts.cacheDir ?? defaultCacheDir(), 'compiled', key);
   const manifestPath = join(outDir, 'manifest.json');
   if (existsSync(manifestPath)) {
@@ -98,7 +104,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
 type WeightNames = ReturnType<ReturnType<typeof loadModelSpec>['family']['weightNames']>;
 
 function writeGraphs(dir: string, key: string, spec: ModelSpec, names: WeightNames, read: ReadWeight, opts: CompileOptions): Manifest {
-  const linearOpts = { precision: opts.weights };
+  const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const total = 3 + spec.mlp.reduce((n, m) => n + 2 + (isMoe(m) ? m.numRoutedExperts : 0), 0);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {

@@ -1,7 +1,7 @@
 // The engine loop's body: schedule -> run one model step -> postprocess. It owns the
 // sequences; the worker feeds it requests and forwards its events.
 import type { ModelRunner, StepSequence } from './model-runner.ts';
-import { logSoftmax, sampleToken, applyPenalties, topLogprobs } from './sampler.ts';
+import { applyPenalties, createSamplerScratch, logSoftmax, type SamplerScratch, sampleToken, topLogprobs } from './sampler.ts';
 import type { FinishReason, Sequence } from './sequence.ts';
 
 export interface TokenLogprob {
@@ -28,8 +28,11 @@ export type EngineEvent =
 
 export class Engine {
   private readonly running: Sequence[] = [];
+  private readonly samplerScratch: SamplerScratch;
 
-  constructor(readonly runner: ModelRunner) {}
+  constructor(readonly runner: ModelRunner) {
+    this.samplerScratch = createSamplerScratch(runner.spec.vocabSize);
+  }
 
   add(seq: Sequence): void {
     this.running.push(seq);
@@ -83,7 +86,7 @@ export class Engine {
   private postprocess(seq: Sequence, logits: Float32Array): EngineEvent {
     const logprobs = seq.params.topLogprobs === null ? null : logSoftmax(logits);
     applyPenalties(logits, seq.params.sampling, seq.outputCounts, seq.promptTokenSet);
-    const token = sampleToken(logits, seq.params.sampling, seq.rng);
+    const token = sampleToken(logits, seq.params.sampling, seq.rng, this.samplerScratch);
     seq.append(token);
     seq.timings.firstTokenAt ??= performance.now();
     const stopped = !seq.params.ignoreEos && seq.params.stopTokenIds.includes(token);

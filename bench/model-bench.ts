@@ -1,0 +1,119 @@
+// `moe-server bench` / `npm run bench`: prefill and batch-1 decode speed of the model runner
+// for each weight precision, against the memory-bandwidth roofline measured in the same run
+// (decode must read every active weight once per token, so bandwidth / active bytes bounds
+// it). Prints a table and writes JSON under bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import { compileModel, defaultCacheDir } from '../models/compile.ts';
+import { SequenceKvCache } from '../server/engine/kv-cache.ts';
+import { ModelRunner } from '../server/engine/model-runner.ts';
+import { openModelSessions } from '../server/engine/model-sessions.ts';
+import { argmax } from '../server/engine/sampler.ts';
+import { progressPrinter } from '../server/progress.ts';
+import { ensureBenchModel } from './bench-model.ts';
+import { activeWeightBytesPerToken } from './active-bytes.ts';
+import { measureMemoryBandwidth } from './memory-bandwidth.ts';
+import { median, printTable } from './table.ts';
+
+export interface ModelBenchOptions {
+  modelDir?: string;
+  weights: WeightPrecision[];
+  promptTokens: number;
+  decodeTokens: number;
+  cacheDir?: string;
+  /** Repetitions of prefill and of the decode run; medians are reported. */
+  runs?: number;
+}
+
+interface PrecisionResult {
+  weights: WeightPrecision;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  decodeMsPerToken: number;
+  activeBytesPerToken: number;
+  rooflineTokensPerSecond: number;
+  fractionOfRoofline: number;
+}
+
+export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const modelDir = opts.modelDir ?? ensureBenchModel(cacheDir, progressPrinter('writing bench model'));
+  const threads = availableParallelism();
+  // Bandwidth first, while nothing of ours is loaded and competing for memory.
+  const bandwidth = await measureMemoryBandwidth(threads);
+  console.log(`memory bandwidth (STREAM triad, ${threads} threads, median): ${(bandwidth.bytesPerSecond / 1e9).toFixed(1)} GB/s`);
+  const results: PrecisionResult[] = [];
+  for (const weights of opts.weights) {
+    results.push(await benchPrecision(modelDir, cacheDir, weights, threads, bandwidth.bytesPerSecond, opts));
+  }
+  const fp32 = results.find((r) => r.weights === 'fp32');
+  printTable(
+    ['weights', 'prefill tok/s', 'decode tok/s', 'ms/token', 'active MB/token', 'roofline tok/s', '% of roofline', 'decode vs fp32'],
+    results.map((r) => [
+      r.weights,
+      r.prefillTokensPerSecond.toFixed(1),
+      r.decodeTokensPerSecond.toFixed(1),
+      r.decodeMsPerToken.toFixed(2),
+      (r.activeBytesPerToken / 1e6).toFixed(1),
+      r.rooflineTokensPerSecond.toFixed(1),
+      (100 * r.fractionOfRoofline).toFixed(0),
+      fp32 ? `${(r.decodeTokensPerSecond / fp32.decodeTokensPerSecond).toFixed(2)}x` : '-',
+    ]),
+  );
+  const outDir = join(process.cwd(), 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `model-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ modelDir, threads, bandwidth, options: opts, results }, null, 2));
+  console.log(`wrote ${file}`);
+  return 0;
+}
+
+async function benchPrecision(
+  modelDir: string,
+  cacheDir: string,
+  weights: WeightPrecision,
+  threads: number,
+  bandwidth: number,
+  opts: ModelBenchOptions,
+): Promise<PrecisionResult> {
+  const compiled = compileModel({ modelDir, weights, cacheDir, onProgress: progressPrinter(`compiling ${weights}`) });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: threads, disablePrepacking: false });
+  try {
+    const runner = new ModelRunner(sessions);
+    const { numLayers, numKvHeads, headDim, vocabSize } = runner.spec;
+    const newCache = () => new SequenceKvCache({ numLayers, numKvHeads, headDim }, opts.promptTokens + opts.decodeTokens + 1);
+    const prompt = Array.from({ length: opts.promptTokens }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
+    const runs = opts.runs ?? 3;
+    const prefillMs: number[] = [];
+    const decodeStepMs: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const cache = newCache();
+      let started = performance.now();
+      let result = await runner.step([{ tokens: prompt, cache, logits: 'last' }]);
+      prefillMs.push(performance.now() - started);
+      for (let i = 0; i < opts.decodeTokens; i++) {
+        const next = argmax(result.logits);
+        started = performance.now();
+        result = await runner.step([{ tokens: [next], cache, logits: 'last' }]);
+        decodeStepMs.push(performance.now() - started);
+      }
+    }
+    const msPerToken = median(decodeStepMs);
+    const activeBytes = activeWeightBytesPerToken(runner.spec, weights);
+    const roofline = bandwidth / activeBytes;
+    const decodeTokensPerSecond = 1000 / msPerToken;
+    return {
+      weights,
+      prefillTokensPerSecond: opts.promptTokens / (median(prefillMs) / 1000),
+      decodeTokensPerSecond,
+      decodeMsPerToken: msPerToken,
+      activeBytesPerToken: activeBytes,
+      rooflineTokensPerSecond: roofline,
+      fractionOfRoofline: decodeTokensPerSecond / roofline,
+    };
+  } finally {
+    await sessions.release();
+  }
+}

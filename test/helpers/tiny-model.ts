@@ -1,0 +1,52 @@
+// Tiny random-weight checkpoints written through the real synthetic writer, compiled through
+// the real compile step and opened as real ONNX Runtime sessions: model tests exercise the
+// same path as a real checkpoint, only smaller.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WeightPrecision } from '../../kernels/ops/linear.ts';
+import { compileModel } from '../../models/compile.ts';
+import { writeSyntheticCheckpoint } from '../../models/synthetic.ts';
+import { SequenceKvCache } from '../../server/engine/kv-cache.ts';
+import { ModelRunner } from '../../server/engine/model-runner.ts';
+import { openModelSessions } from '../../server/engine/model-sessions.ts';
+
+export interface TinyModel {
+  dir: string;
+  cacheDir: string;
+  remove(): void;
+}
+
+export function writeTinyModel(configOverrides: Record<string, unknown> = {}, seed = 1): TinyModel {
+  const root = mkdtempSync(join(tmpdir(), 'moe-tiny-'));
+  const dir = join(root, 'model');
+  writeSyntheticCheckpoint({ outDir: dir, size: 'tiny', seed, configOverrides });
+  return { dir, cacheDir: join(root, 'cache'), remove: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+export interface OpenedRunner {
+  runner: ModelRunner;
+  newCache(maxTokens?: number): SequenceKvCache;
+  release(): Promise<void>;
+}
+
+export async function openRunner(model: TinyModel, weights: WeightPrecision, int4AccuracyLevel: 0 | 4 = 4): Promise<OpenedRunner> {
+  const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, cacheDir: model.cacheDir });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1, disablePrepacking: false });
+  const runner = new ModelRunner(sessions);
+  const { numLayers, numKvHeads, headDim, maxPositions } = runner.spec;
+  return {
+    runner,
+    newCache: (maxTokens = maxPositions) => new SequenceKvCache({ numLayers, numKvHeads, headDim }, maxTokens),
+    release: () => sessions.release(),
+  };
+}
+
+/** Deterministic token ids in [3, vocab) (skipping unk/bos/eos) for test prompts. */
+export function testTokens(count: number, seed: number, vocab = 32000): number[] {
+  let state = seed * 2654435761 + 12345;
+  return Array.from({ length: count }, () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return 3 + (state % (vocab - 3));
+  });
+}

@@ -1,0 +1,95 @@
+// One model step over several sequences at once must give each sequence exactly what it
+// gets alone: prefills of different lengths side by side, and prefills mixed with decodes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
+import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
+
+const VOCAB = 32000;
+const TOP_K = 2;
+
+function rows(logits: Float32Array, from: number, count: number): Float32Array {
+  return logits.subarray(from * VOCAB, (from + count) * VOCAB);
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+describe('batched forward', () => {
+  let model: TinyModel;
+  let opened: OpenedRunner;
+  let reference: ReferenceDeepseek;
+
+  beforeAll(async () => {
+    model = writeTinyModel({}, 11);
+    opened = await openRunner(model, 'fp32');
+    reference = ReferenceDeepseek.load(model.dir);
+  });
+  afterAll(async () => {
+    await opened?.release();
+    model?.remove();
+  });
+
+  it('prefills of different lengths in one step match each sequence run alone', async () => {
+    const prompts = [testTokens(5, 1), testTokens(17, 2), testTokens(32, 3), testTokens(1, 4)];
+    const caches = prompts.map(() => opened.newCache());
+    const batched = await opened.runner.step(prompts.map((tokens, i) => ({ tokens, cache: caches[i], logits: 'all' as const })));
+    let row = 0;
+    for (const tokens of prompts) {
+      const expected = reference.newSequence().forward(tokens);
+      const got = rows(batched.logits, row, tokens.length);
+      expect(maxDiff(got, expected.logits.flatMap((r) => Array.from(r)))).toBeLessThanOrEqual(1e-4);
+      const experts = Array.from({ length: tokens.length }, (_, t) =>
+        batched.routing.map((route) => Array.from(route.expertIds.subarray((row + t) * TOP_K, (row + t + 1) * TOP_K))),
+      );
+      expect(experts).toEqual(expected.experts);
+      row += tokens.length;
+    }
+  });
+
+  it('decodes and prefills mixed in one step match separate runs', async () => {
+    // Sequence A prefills 9 tokens, then decodes while B prefills 23 in the same steps.
+    const a = testTokens(9, 5);
+    const b = testTokens(23, 6);
+    const cacheA = opened.newCache();
+    const cacheB = opened.newCache();
+    const refA = reference.newSequence();
+    const refB = reference.newSequence();
+    await opened.runner.step([{ tokens: a, cache: cacheA, logits: 'last' }]);
+    const lastA = refA.forward(a).logits.at(-1)!;
+    let nextA = argmax(lastA);
+    const mixed = await opened.runner.step([
+      { tokens: [nextA], cache: cacheA, logits: 'last' },
+      { tokens: b, cache: cacheB, logits: 'last' },
+    ]);
+    const expectedA = refA.forward([nextA]).logits[0];
+    const expectedB = refB.forward(b).logits.at(-1)!;
+    expect(maxDiff(rows(mixed.logits, 0, 1), expectedA)).toBeLessThanOrEqual(1e-4);
+    expect(maxDiff(rows(mixed.logits, 1, 1), expectedB)).toBeLessThanOrEqual(1e-4);
+    // Then both decode together for a few steps.
+    nextA = argmax(expectedA);
+    let nextB = argmax(expectedB);
+    for (let step = 0; step < 4; step++) {
+      const both = await opened.runner.step([
+        { tokens: [nextA], cache: cacheA, logits: 'last' },
+        { tokens: [nextB], cache: cacheB, logits: 'last' },
+      ]);
+      const refStepA = refA.forward([nextA]).logits[0];
+      const refStepB = refB.forward([nextB]).logits[0];
+      expect(maxDiff(rows(both.logits, 0, 1), refStepA)).toBeLessThanOrEqual(1e-4);
+      expect(maxDiff(rows(both.logits, 1, 1), refStepB)).toBeLessThanOrEqual(1e-4);
+      nextA = argmax(refStepA);
+      nextB = argmax(refStepB);
+    }
+    expect(cacheA.numCachedTokens).toBe(9 + 1 + 4);
+    expect(cacheB.numCachedTokens).toBe(23 + 4);
+  });
+});
