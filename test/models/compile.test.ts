@@ -1,0 +1,93 @@
+// The compile step: content-keyed reuse, and clear errors (naming tensor and file) for a
+// checkpoint that does not match its config, before ONNX Runtime ever sees it.
+import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compileModel } from '../../models/compile.ts';
+import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../../models/checkpoint/safetensors-writer.ts';
+import { CheckpointError } from '../../models/errors.ts';
+import { ensureSyntheticCheckpoint } from '../../models/synthetic.ts';
+import { removeTempDirs, tempDir, thrownBy } from './helpers.ts';
+
+afterAll(removeTempDirs);
+
+function tinyCheckpoint(): string {
+  return ensureSyntheticCheckpoint({ outDir: join(tempDir(), 'model'), size: 'tiny', seed: 5 });
+}
+
+/** Rewrites model.safetensors through `edit`, keeping every other tensor as it was. */
+function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => TensorToWrite[]): void {
+  const reader = CheckpointReader.open(dir);
+  const original = reader.names().map((name) => ({ name, data: reader.readFloat32(name), shape: reader.info(name).shape }));
+  reader.close();
+  const tensors = edit(original.map(({ name, shape }) => ({ name, dtype: 'F32' as const, shape })));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors, (t) => {
+    const source = original.find((o) => o.name === t.name);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    return source && source.data.length === count ? source.data : new Float32Array(count);
+  });
+}
+
+describe('compileModel', () => {
+  it('writes graphs, external weights and a manifest, then reuses them', () => {
+    const dir = tinyCheckpoint();
+    const cacheDir = tempDir();
+    const first = compileModel({ modelDir: dir, weights: 'fp32', cacheDir });
+    expect(first.reused).toBe(false);
+    expect(existsSync(join(first.dir, 'manifest.json'))).toBe(true);
+    const files = readdirSync(first.dir);
+    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(2 + 3 * 2 + 2 * 8); // core, lm head, 3 layers x 2, 2 MoE layers x 8 experts
+    expect(files.filter((f) => f.endsWith('.onnx.data')).length).toBeGreaterThan(0);
+    const again = compileModel({ modelDir: dir, weights: 'fp32', cacheDir });
+    expect(again).toMatchObject({ reused: true, dir: first.dir });
+    const int4 = compileModel({ modelDir: dir, weights: 'int4', cacheDir });
+    expect(int4.reused).toBe(false);
+    expect(int4.dir).not.toBe(first.dir);
+  });
+
+  it('keys the compiled model by content, not by path', () => {
+    const dir = tinyCheckpoint();
+    const cacheDir = tempDir();
+    const first = compileModel({ modelDir: dir, weights: 'fp32', cacheDir });
+    const moved = join(tempDir(), 'elsewhere');
+    cpSync(dir, moved, { recursive: true });
+    expect(compileModel({ modelDir: moved, weights: 'fp32', cacheDir })).toMatchObject({ reused: true, dir: first.dir });
+    // One changed weight value is a different model.
+    const file = join(moved, 'model.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] ^= 0x01;
+    writeFileSync(file, bytes);
+    const changed = compileModel({ modelDir: moved, weights: 'fp32', cacheDir });
+    expect(changed.reused).toBe(false);
+    expect(changed.dir).not.toBe(first.dir);
+  });
+
+  it('names the missing tensor and the file', () => {
+    const dir = tinyCheckpoint();
+    rewriteTensors(dir, (ts) => ts.filter((t) => t.name !== 'model.layers.1.mlp.experts.3.up_proj.weight'));
+    const err = thrownBy(() => compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir() }));
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.message).toContain('model.layers.1.mlp.experts.3.up_proj.weight');
+    expect(err.message).toContain(dir);
+  });
+
+  it('names a tensor whose shape disagrees with config.json', () => {
+    const dir = tinyCheckpoint();
+    const name = 'model.layers.2.self_attn.k_proj.weight';
+    rewriteTensors(dir, (ts) => ts.map((t) => (t.name === name ? { ...t, shape: [t.shape[0] * 2, t.shape[1]] } : t)));
+    const err = thrownBy(() => compileModel({ modelDir: dir, weights: 'int4', cacheDir: tempDir() }));
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.message).toContain(name);
+    expect(err.message).toMatch(/shape/);
+  });
+
+  it('leaves no half-written compiled directory behind after a failure', () => {
+    const dir = tinyCheckpoint();
+    rewriteTensors(dir, (ts) => ts.filter((t) => t.name !== 'lm_head.weight'));
+    const cacheDir = tempDir();
+    expect(() => compileModel({ modelDir: dir, weights: 'fp32', cacheDir })).toThrow(CheckpointError);
+    const compiledRoot = join(cacheDir, 'compiled');
+    expect(existsSync(compiledRoot) ? readdirSync(compiledRoot) : []).toEqual([]);
+  });
+});
