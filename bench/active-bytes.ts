@@ -5,8 +5,8 @@ import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { INT4_BLOCK_SIZE } from '../kernels/ops/quantize.ts';
 import { isMoe, type ModelSpec } from '../models/spec.ts';
 
-/** 4-bit: half a byte per weight plus an f32 scale and a 4-bit zero point per block. */
-const INT4_BYTES_PER_WEIGHT = 0.5 + (4 + 0.5) / INT4_BLOCK_SIZE;
+/** 4-bit: half a byte per weight plus an f32 scale per block (symmetric, no zero points). */
+const INT4_BYTES_PER_WEIGHT = 0.5 + 4 / INT4_BLOCK_SIZE;
 
 export function activeParametersPerToken(spec: ModelSpec): { quantisable: number; router: number } {
   const h = spec.hiddenSize;

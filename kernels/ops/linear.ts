@@ -33,9 +33,8 @@ function int4MatMul(b: GraphBuilder, x: string, w: LinearWeight, name: string, a
   const numBlocks = Math.ceil(w.inFeatures / q.blockSize);
   const packed = b.initializer(`${name}_q4`, q.packed, [w.outFeatures, numBlocks, q.blockSize / 2]);
   const scales = b.initializer(`${name}_scales`, q.scales, [w.outFeatures * numBlocks]);
-  const zeros = b.initializer(`${name}_zp`, q.zeroPoints, [w.outFeatures * Math.ceil(numBlocks / 2)]);
   const attrs = { K: w.inFeatures, N: w.outFeatures, bits: 4, block_size: q.blockSize, accuracy_level: accuracyLevel };
-  return b.op('MatMulNBits', [x, packed, scales, zeros], attrs, MS_DOMAIN);
+  return b.op('MatMulNBits', [x, packed, scales], attrs, MS_DOMAIN);
 }
 
 /** Stacks Linear weights along the output dimension so one matmul computes them all. */
