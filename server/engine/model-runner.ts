@@ -55,7 +55,7 @@ export class ModelRunner {
     );
   }
 
-  async step(batch: StepSequence[]): Promise<StepResult> {
+  step(batch: StepSequence[]): StepResult {
     const { hiddenSize: h, headDim } = this.spec;
     const slots = this.layOut(batch);
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
@@ -71,8 +71,8 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      const attn = await this.attention(layer, slots, hidden, numTokens, cosT, sinT);
-      const out = await this.sessions.layers[layer].attnOut.run({
+      const attn = this.attention(layer, slots, hidden, numTokens, cosT, sinT);
+      const out = this.sessions.layers[layer].attnOut.run({
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
       });
@@ -81,13 +81,13 @@ export class ModelRunner {
       if (gating) {
         const logits = out.router_logits.data as Float32Array;
         const route = routeTokens(logits, numTokens, gating);
-        await this.runExperts(layer, route, out.moe_in.data as Float32Array, hidden, numTokens, gating);
+        this.runExperts(layer, route, out.moe_in.data as Float32Array, hidden, numTokens, gating);
         routing.push(route);
         moeLayers.push(layer);
       }
     }
     for (const s of slots) s.seq.cache.numCachedTokens = s.start + s.numTokens;
-    return { logits: await this.lmHead(slots, hidden), routing, moeLayers, numTokens };
+    return { logits: this.lmHead(slots, hidden), routing, moeLayers, numTokens };
   }
 
   private layOut(batch: StepSequence[]): SequenceSlot[] {
@@ -117,16 +117,16 @@ export class ModelRunner {
     return hidden;
   }
 
-  private async attention(
+  private attention(
     layer: number,
     slots: SequenceSlot[],
     hidden: Float32Array,
     numTokens: number,
     cos: ort.Tensor,
     sin: ort.Tensor,
-  ): Promise<Float32Array> {
+  ): Float32Array {
     const { hiddenSize: h, numHeads, numKvHeads, headDim } = this.spec;
-    const qkv = await this.sessions.layers[layer].attnIn.run({ hidden: new ort.Tensor('float32', hidden, [numTokens, h]), cos, sin });
+    const qkv = this.sessions.layers[layer].attnIn.run({ hidden: new ort.Tensor('float32', hidden, [numTokens, h]), cos, sin });
     const q = qkv.q.data as Float32Array;
     const k = qkv.k.data as Float32Array;
     const v = qkv.v.data as Float32Array;
@@ -138,7 +138,7 @@ export class ModelRunner {
       s.seq.cache.write(layer, s.start, rows(kvWidth, k), rows(kvWidth, v));
       const total = s.start + s.numTokens;
       const view = s.seq.cache.view(layer, total);
-      const out = await this.sessions.attentionCore.run({
+      const out = this.sessions.attentionCore.run({
         q: new ort.Tensor('float32', rows(qWidth, q), [s.numTokens, numHeads, headDim]),
         k: new ort.Tensor('float32', view.keys, [total, numKvHeads, headDim]),
         v: new ort.Tensor('float32', view.values, [total, numKvHeads, headDim]),
@@ -150,24 +150,24 @@ export class ModelRunner {
   }
 
   /** Dispatch each expert's rows, run it once, and combine its weighted output into hidden. */
-  private async runExperts(
+  private runExperts(
     layer: number,
     route: RoutingResult,
     moeIn: Float32Array,
     hidden: Float32Array,
     numTokens: number,
     gating: GatingConfig,
-  ): Promise<void> {
+  ): void {
     const h = this.spec.hiddenSize;
     const experts = this.sessions.layers[layer].experts;
     for (const batch of groupByExpert(route, numTokens, gating.topK, gating.numExperts)) {
       const x = gatherRows(moeIn, h, batch.rows);
-      const out = await experts[batch.expert].run({ x: new ort.Tensor('float32', x, [batch.rows.length, h]) });
+      const out = experts[batch.expert].run({ x: new ort.Tensor('float32', x, [batch.rows.length, h]) });
       scatterAddWeighted(hidden, h, out.y.data as Float32Array, batch.rows, batch.weights);
     }
   }
 
-  private async lmHead(slots: SequenceSlot[], hidden: Float32Array): Promise<Float32Array> {
+  private lmHead(slots: SequenceSlot[], hidden: Float32Array): Float32Array {
     const h = this.spec.hiddenSize;
     const rows: number[] = [];
     for (const s of slots) {
@@ -176,7 +176,7 @@ export class ModelRunner {
     }
     if (rows.length === 0) return new Float32Array(0);
     const x = gatherRows(hidden, h, Int32Array.from(rows));
-    const out = await this.sessions.lmHead.run({ hidden: new ort.Tensor('float32', x, [rows.length, h]) });
+    const out = this.sessions.lmHead.run({ hidden: new ort.Tensor('float32', x, [rows.length, h]) });
     return out.logits.data as Float32Array;
   }
 }

@@ -1,23 +1,37 @@
 // Opens every graph of a compiled model as an ONNX Runtime session, plus the embedding table.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSession, type ort, type SessionSettings } from '../../kernels/session.ts';
+import { GraphSession, type SessionSettings } from '../../kernels/session.ts';
 import type { CompiledModel, Manifest } from '../../models/compile.ts';
 
 export interface LayerSessions {
-  attnIn: ort.InferenceSession;
-  attnOut: ort.InferenceSession;
-  experts: ort.InferenceSession[];
+  attnIn: GraphSession;
+  attnOut: GraphSession;
+  experts: GraphSession[];
 }
 
 export interface ModelSessions {
   manifest: Manifest;
-  attentionCore: ort.InferenceSession;
+  attentionCore: GraphSession;
   layers: LayerSessions[];
-  lmHead: ort.InferenceSession;
+  lmHead: GraphSession;
   /** [vocabSize, hiddenSize] */
   embeddings: Float32Array;
   release(): Promise<void>;
+}
+
+/**
+ * Without spinning, each parallel section of ONNX Runtime's thread pool pays a thread
+ * wake-up (tens of microseconds), which only a long matmul earns back: graphs with little
+ * weight data (4-bit experts, small projections) run faster on the calling thread alone.
+ * The attention core reads the whole KV cache, so it always gets the full pool.
+ */
+const PARALLEL_WEIGHT_BYTES = 8 * 1024 * 1024;
+
+function threadsFor(dir: string, file: string, settings: SessionSettings): SessionSettings {
+  const data = join(dir, `${file}.data`);
+  const small = existsSync(data) && statSync(data).size < PARALLEL_WEIGHT_BYTES;
+  return small ? { ...settings, intraOpThreads: 1 } : settings;
 }
 
 export async function openModelSessions(
@@ -28,8 +42,10 @@ export async function openModelSessions(
   const { dir, manifest } = compiled;
   const total = 2 + manifest.layers.reduce((n, l) => n + 2 + l.experts.length, 0);
   let done = 0;
-  const open = async (file: string): Promise<ort.InferenceSession> => {
-    const session = await createSession(join(dir, file), settings);
+  const open = async (file: string): Promise<GraphSession> => {
+    const session = new GraphSession(join(dir, file), threadsFor(dir, file, settings));
+    // Yield between sessions so a loading worker still answers messages (progress, cancel).
+    await new Promise((resolve) => setImmediate(resolve));
     onProgress?.(++done, total);
     return session;
   };
@@ -38,7 +54,7 @@ export async function openModelSessions(
   for (const layer of manifest.layers) {
     const attnIn = await open(layer.attnIn);
     const attnOut = await open(layer.attnOut);
-    const experts: ort.InferenceSession[] = [];
+    const experts: GraphSession[] = [];
     for (const expert of layer.experts) experts.push(await open(expert));
     layers.push({ attnIn, attnOut, experts });
   }
@@ -47,7 +63,7 @@ export async function openModelSessions(
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const all = [attentionCore, lmHead, ...layers.flatMap((l) => [l.attnIn, l.attnOut, ...l.experts])];
   const release = async (): Promise<void> => {
-    await Promise.all(all.map((s) => s.release()));
+    for (const session of all) session.release();
   };
   return { manifest, attentionCore, layers, lmHead, embeddings, release };
 }
