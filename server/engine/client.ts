@@ -16,10 +16,16 @@ export class EngineStartError extends Error {
 
 type Listener = (event: GenerationEvent) => void;
 
+/** Sees every request's events (metrics, tests); `requestId` is the client's id for the request. */
+export type EngineObserver = (requestId: string, event: GenerationEvent) => void;
+
 const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
 
 export class EngineClient {
   private readonly listeners = new Map<string, Listener>();
+  private readonly observers = new Set<EngineObserver>();
+  /** Why the worker stopped; null while it runs. */
+  private stoppedBecause: string | null = null;
 
   private constructor(
     private readonly worker: Worker,
@@ -28,6 +34,21 @@ export class EngineClient {
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
     worker.on('exit', () => this.failEveryone('engine worker exited'));
+  }
+
+  /** False once the worker has exited or crashed: every later request fails at once. */
+  get isRunning(): boolean {
+    return this.stoppedBecause === null;
+  }
+
+  /** Requests whose events are still awaited. */
+  get numInFlight(): number {
+    return this.listeners.size;
+  }
+
+  observe(observer: EngineObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   static start(options: EngineOptions, onProgress?: (stage: string, done: number, total: number) => void): Promise<EngineClient> {
@@ -60,6 +81,10 @@ export class EngineClient {
 
   /** Streams one request's events; aborting the signal cancels the request in the engine. */
   async *generate(request: SubmitRequest, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
+    if (this.stoppedBecause !== null) {
+      yield { type: 'error', message: this.stoppedBecause, kind: 'internal' };
+      return;
+    }
     const id = randomUUID();
     const queue: GenerationEvent[] = [];
     let wake: (() => void) | null = null;
@@ -70,6 +95,8 @@ export class EngineClient {
     const onAbort = (): void => this.worker.postMessage({ type: 'cancel', id });
     signal?.addEventListener('abort', onAbort, { once: true });
     this.worker.postMessage({ type: 'submit', id, request });
+    // 'abort' never fires for a signal that is already aborted (a client gone before submit).
+    if (signal?.aborted) onAbort();
     let ended = false;
     try {
       for (;;) {
@@ -88,23 +115,33 @@ export class EngineClient {
   }
 
   async close(): Promise<void> {
+    if (this.stoppedBecause !== null) return;
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
     this.worker.postMessage({ type: 'shutdown' });
-    await new Promise((resolve) => this.worker.once('exit', resolve));
+    await exited;
   }
 
   private dispatch(message: FromWorker): void {
-    if (message.type === 'accepted') this.listeners.get(message.id)?.({ type: 'accepted', promptTokens: message.promptTokens });
-    if (message.type === 'rejected') this.listeners.get(message.id)?.({ type: 'error', message: message.message, kind: 'invalid_request' });
+    if (message.type === 'accepted') this.deliver(message.id, { type: 'accepted', promptTokens: message.promptTokens });
+    if (message.type === 'rejected') this.deliver(message.id, { type: 'error', message: message.message, kind: 'invalid_request' });
     if (message.type !== 'events') return;
     for (const event of message.events) {
-      const listener = this.listeners.get(event.seqId);
-      if (!listener) continue;
-      listener(event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);
+      this.deliver(event.seqId, event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);
     }
   }
 
+  private deliver(id: string, event: GenerationEvent): void {
+    for (const observer of this.observers) observer(id, event);
+    this.listeners.get(id)?.(event);
+  }
+
   private failEveryone(message: string): void {
-    for (const listener of this.listeners.values()) listener({ type: 'error', message, kind: 'internal' });
+    this.stoppedBecause ??= message;
+    for (const [id, listener] of this.listeners) {
+      const event: GenerationEvent = { type: 'error', message, kind: 'internal' };
+      for (const observer of this.observers) observer(id, event);
+      listener(event);
+    }
     this.listeners.clear();
   }
 }

@@ -34,6 +34,27 @@ export const defaultSamplingParams: SamplingParams = Object.freeze({
   logitBias: null,
 });
 
+/**
+ * Throws a RangeError naming the first unusable field. The engine checks requests with this
+ * before they join a batch: a bad value found mid-step would fail every running request.
+ */
+export function validateSamplingParams(p: SamplingParams, vocabSize: number): void {
+  const check = (ok: boolean, field: string, rule: string, value: unknown): void => {
+    if (!ok) throw new RangeError(`${field} must be ${rule}, got ${String(value)}`);
+  };
+  check(Number.isFinite(p.temperature) && p.temperature >= 0, 'temperature', 'a finite number >= 0', p.temperature);
+  check(Number.isSafeInteger(p.topK) && p.topK >= 0, 'topK', 'an integer >= 0', p.topK);
+  check(p.topP >= 0 && p.topP <= 1, 'topP', 'in [0, 1] (0 keeps only the top token)', p.topP);
+  check(p.minP >= 0 && p.minP <= 1, 'minP', 'in [0, 1]', p.minP);
+  check(Number.isFinite(p.presencePenalty), 'presencePenalty', 'a finite number', p.presencePenalty);
+  check(Number.isFinite(p.frequencyPenalty), 'frequencyPenalty', 'a finite number', p.frequencyPenalty);
+  check(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0, 'repetitionPenalty', 'a finite number > 0', p.repetitionPenalty);
+  for (const [token, bias] of p.logitBias ?? []) {
+    check(Number.isInteger(token) && token >= 0 && token < vocabSize, 'logitBias', `keyed by token ids in 0..${vocabSize - 1}`, token);
+    check(Number.isFinite(bias), 'logitBias', 'finite values', bias);
+  }
+}
+
 /** Below this temperature sampling is greedy: dividing logits by it would overflow (vLLM too). */
 export const GREEDY_TEMPERATURE = 1e-5;
 

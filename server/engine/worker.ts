@@ -10,6 +10,7 @@ import { SequenceKvCache } from './kv-cache.ts';
 import { ModelRunner } from './model-runner.ts';
 import { openModelSessions } from './model-sessions.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest, ToWorker } from './protocol.ts';
+import { validateSamplingParams } from './sampler.ts';
 import { Sequence } from './sequence.ts';
 
 const port = parentPort;
@@ -36,6 +37,11 @@ function createSequence(id: string, request: SubmitRequest, tokenizer: TextToken
   const prompt = typeof request.prompt === 'string' ? tokenizer.encode(request.prompt) : request.prompt;
   const { vocabSize, numLayers, numKvHeads, headDim } = info.spec;
   if (prompt.length === 0) throw new RangeError('the prompt is empty');
+  // Checked here, not in a step: a bad length failing mid-step would fail every running request.
+  if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
+    throw new RangeError(`maxTokens must be an integer of at least 1, got ${request.maxTokens}`);
+  }
+  validateSamplingParams(request.sampling, vocabSize);
   const bad = prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
   if (bad !== undefined) throw new RangeError(`prompt token id ${bad} is outside the vocabulary (0..${vocabSize - 1})`);
   if (prompt.length >= info.maxModelLen) {
