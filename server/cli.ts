@@ -1,8 +1,9 @@
-// The `moe-server` command: subcommands synthetic, compile, generate and bench.
+// The `moe-server` command: subcommands serve, synthetic, compile, generate and bench.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel } from '../models/compile.ts';
 import { writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
+import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
 import { runGenerate } from './generate.ts';
 import { progressPrinter } from './progress.ts';
@@ -19,6 +20,17 @@ interface Command {
 const common: Options = { help: { type: 'boolean', short: 'h' } };
 
 const commands: Record<string, Command> = {
+  serve: {
+    summary: 'serve the OpenAI-compatible HTTP API and WebSocket streaming (the demo model without --model)',
+    usage: `moe-server serve [options]\n\nEvery option also reads an environment variable; a flag wins over its variable.\n\n${settingsHelp()}`,
+    options: serveArgOptions(),
+    async run(v) {
+      const config = resolveConfig(v);
+      // Loaded on demand: the other commands need no HTTP stack.
+      const { runServer } = await import('./main.ts');
+      return runServer(config);
+    },
+  },
   synthetic: {
     summary: 'write a random-weight Hugging Face checkpoint (config, safetensors, tokenizer)',
     usage: `moe-server synthetic --out DIR [--family deepseek] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
@@ -91,7 +103,7 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'benchmark prefill and decode speed against the memory-bandwidth roofline',
-    usage: `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64]`,
+    usage: `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64] [--cache-dir DIR]`,
     options: {
       model: { type: 'string' },
       weights: { type: 'string', default: 'fp32,int4' },
@@ -138,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command.run(values);
   } catch (err) {
-    const usage = err instanceof UsageError || (err instanceof TypeError && 'code' in err);
+    const usage = err instanceof UsageError || err instanceof ConfigValueError || (err instanceof TypeError && 'code' in err);
     console.error(`moe-server ${name}: ${err instanceof Error ? err.message : String(err)}`);
     if (usage) console.error(`Usage: ${command.usage}`);
     return usage ? 2 : 1;

@@ -92,8 +92,8 @@ export class Engine {
     const stopped = !seq.params.ignoreEos && seq.params.stopTokenIds.includes(token);
     if (stopped) seq.finishReason = 'stop';
     else if (seq.outputTokens.length >= seq.params.maxTokens || seq.numTokens >= seq.cache.maxTokens) seq.finishReason = 'length';
-    // A stop token ends the text; it is not part of it.
-    const text = stopped ? '' : seq.detokenizer.push(token);
+    // A stop token ends the text; it is not part of it. A stop string may end it here too.
+    const text = stopped ? '' : seq.emitText(token);
     const logprob =
       logprobs === null ? null : { token, logprob: logprobs[token], top: topLogprobs(logprobs, seq.params.topLogprobs ?? 0) };
     return { type: 'token', seqId: seq.id, token, text, logprob };
@@ -105,11 +105,13 @@ export class Engine {
       if (!seq.isFinished) continue;
       this.running.splice(i, 1);
       seq.timings.finishedAt = performance.now();
+      // First: the held-back text can still complete a stop string and turn 'length' into 'stop'.
+      const text = seq.finalText();
       events.push({
         type: 'finished',
         seqId: seq.id,
         finishReason: seq.finishReason ?? 'abort',
-        text: seq.finishReason === 'abort' ? '' : seq.detokenizer.flush(),
+        text,
         promptTokens: seq.promptTokens.length,
         completionTokens: seq.outputTokens.length,
         prefillMs: seq.timings.prefillMs,

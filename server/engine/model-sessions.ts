@@ -1,5 +1,5 @@
 // Opens every graph of a compiled model as an ONNX Runtime session, plus the embedding table.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GraphSession, type SessionSettings } from '../../kernels/session.ts';
 import type { CompiledModel, Manifest } from '../../models/compile.ts';
@@ -20,20 +20,6 @@ export interface ModelSessions {
   release(): Promise<void>;
 }
 
-/**
- * Without spinning, each parallel section of ONNX Runtime's thread pool pays a thread
- * wake-up (tens of microseconds), which only a long matmul earns back: graphs with little
- * weight data (4-bit experts, small projections) run faster on the calling thread alone.
- * The attention core reads the whole KV cache, so it always gets the full pool.
- */
-const PARALLEL_WEIGHT_BYTES = 8 * 1024 * 1024;
-
-function threadsFor(dir: string, file: string, settings: SessionSettings): SessionSettings {
-  const data = join(dir, `${file}.data`);
-  const small = existsSync(data) && statSync(data).size < PARALLEL_WEIGHT_BYTES;
-  return small ? { ...settings, intraOpThreads: 1 } : settings;
-}
-
 export async function openModelSessions(
   compiled: CompiledModel,
   settings: SessionSettings,
@@ -43,7 +29,7 @@ export async function openModelSessions(
   const total = 2 + manifest.layers.reduce((n, l) => n + 2 + l.experts.length, 0);
   let done = 0;
   const open = async (file: string): Promise<GraphSession> => {
-    const session = new GraphSession(join(dir, file), threadsFor(dir, file, settings));
+    const session = new GraphSession(join(dir, file), settings);
     // Yield between sessions so a loading worker still answers messages (progress, cancel).
     await new Promise((resolve) => setImmediate(resolve));
     onProgress?.(++done, total);

@@ -23,6 +23,8 @@ export interface SubmitRequest {
   stopTokenIds: number[];
   ignoreEos: boolean;
   topLogprobs: number | null;
+  /** Generation ends before the first of these strings; none of it is emitted. */
+  stopStrings?: string[];
 }
 
 export interface ModelInfo {

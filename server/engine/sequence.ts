@@ -4,6 +4,7 @@ import { Rng } from './rng.ts';
 import type { SamplingParams } from './sampler.ts';
 import type { IncrementalDetokenizer } from './detokenizer.ts';
 import type { SequenceKvCache } from './kv-cache.ts';
+import { StopStringMatcher } from './stop-strings.ts';
 
 export interface GenerationParams {
   maxTokens: number;
@@ -15,6 +16,8 @@ export interface GenerationParams {
   ignoreEos: boolean;
   /** Return the chosen token's logprob and this many alternatives; null for none. */
   topLogprobs: number | null;
+  /** Strings that end generation; they and anything after them are never emitted. */
+  stopStrings?: readonly string[];
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -38,6 +41,8 @@ export class Sequence {
   readonly rng: Rng;
   finishReason: FinishReason | null = null;
   readonly timings: SequenceTimings;
+  private readonly stopMatcher: StopStringMatcher;
+  private stopStringMatched = false;
 
   constructor(
     readonly id: string,
@@ -48,6 +53,7 @@ export class Sequence {
   ) {
     this.rng = new Rng(params.seed ?? undefined);
     this.promptTokenSet = new Set(promptTokens);
+    this.stopMatcher = new StopStringMatcher(params.stopStrings ?? []);
     this.timings = { arrivedAt: performance.now(), scheduledAt: null, firstTokenAt: null, finishedAt: null, prefillMs: 0, decodeMs: 0 };
   }
 
@@ -70,5 +76,26 @@ export class Sequence {
   append(token: number): void {
     this.outputTokens.push(token);
     this.outputCounts.set(token, (this.outputCounts.get(token) ?? 0) + 1);
+  }
+
+  /** The text a new token adds, minus anything that is or may become a stop string. */
+  emitText(token: number): string {
+    const match = this.stopMatcher.push(this.detokenizer.push(token));
+    if (match.stopped) this.markStopStringMatched();
+    return match.text;
+  }
+
+  /** What the detokenizer and the stop matcher still hold once the sequence has ended. */
+  finalText(): string {
+    if (this.finishReason === 'abort' || this.stopStringMatched) return '';
+    const match = this.stopMatcher.push(this.detokenizer.flush());
+    if (!match.stopped) return match.text + this.stopMatcher.flush();
+    this.markStopStringMatched();
+    return match.text;
+  }
+
+  private markStopStringMatched(): void {
+    this.stopStringMatched = true;
+    this.finishReason = 'stop';
   }
 }

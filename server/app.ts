@@ -1,0 +1,119 @@
+// buildApp: the Fastify instance with its plugins, hooks, error mapping and routes. It never
+// listens (main.ts does; tests listen on port 0 or call inject). It takes the model as a
+// promise, so the server can answer /health with 503 while the model is still loading.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { LogLevel } from './config.ts';
+import { ApiError, fromFrameworkError, internalError, invalidApiKey } from './openai/errors.ts';
+import { AdmissionGate } from './openai/generation.ts';
+import { chatRoutes } from './routes/chat.ts';
+import { completionRoutes } from './routes/completions.ts';
+import type { ServerContext } from './routes/context.ts';
+import { healthRoutes } from './routes/health.ts';
+import { modelRoutes } from './routes/models.ts';
+import { tokenizeRoutes } from './routes/tokenize.ts';
+import { wsRoutes } from './routes/ws.ts';
+import { ajv, dropNullFields, validationError } from './schemas/validation.ts';
+import { ModelSlot, type ServedModel } from './served-model.ts';
+
+export interface AppOptions {
+  /** The model, or its loading; requests get 503 until it resolves. */
+  model: ServedModel | Promise<ServedModel>;
+  /** Accepted bearer tokens; empty = no authentication. */
+  apiKeys?: readonly string[];
+  maxQueue?: number;
+  maxBodyBytes?: number;
+  /** Request and error logging (pino); none when left out. */
+  logLevel?: LogLevel;
+}
+
+export interface App {
+  app: FastifyInstance;
+  slot: ModelSlot;
+  gate: AdmissionGate;
+}
+
+/** Paths anyone may call (load balancers' health checks). */
+const PUBLIC_PATHS = new Set(['/health']);
+
+const digest = (key: string): Buffer => createHash('sha256').update(key).digest();
+
+/** Constant-time comparison against every configured key. */
+function keyChecker(apiKeys: readonly string[]): (offered: string | null) => boolean {
+  const expected = apiKeys.map(digest);
+  return (offered) => {
+    if (offered === null) return false;
+    const candidate = digest(offered);
+    return expected.reduce((ok, key) => timingSafeEqual(key, candidate) || ok, false);
+  };
+}
+
+/** "Authorization: Bearer KEY"; WebSocket clients in browsers cannot set headers, so /v1/ws also takes ?api_key=KEY. */
+function offeredKey(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  const bearer = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
+  if (bearer) return bearer;
+  if (request.routeOptions.url !== '/v1/ws') return null;
+  const query = request.query as Record<string, unknown> | undefined;
+  return typeof query?.api_key === 'string' ? query.api_key : null;
+}
+
+function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.retryAfterSeconds !== null) void reply.header('retry-after', String(error.retryAfterSeconds));
+  return reply.code(error.status).type('application/json').send(error.toBody());
+}
+
+function errorHandler(maxBodyBytes: number) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (err instanceof ApiError) return sendError(reply, err);
+    if (err.validation) return sendError(reply, validationError(err.validation as Parameters<typeof validationError>[0]));
+    const framework = fromFrameworkError(err, maxBodyBytes);
+    if (framework !== null) return sendError(reply, framework);
+    request.log.error({ err }, 'request failed');
+    return sendError(reply, internalError());
+  };
+}
+
+/** Keeps API keys out of logged URLs. */
+const redactUrl = (url: string | undefined): string | undefined => url?.replace(/([?&]api_key=)[^&]*/gi, '$1***');
+
+function loggerOptions(level: LogLevel | undefined): FastifyServerOptions['logger'] {
+  if (level === undefined || level === 'silent') return false;
+  return {
+    level,
+    serializers: {
+      req: (req: FastifyRequest) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+    },
+  };
+}
+
+export async function buildApp(options: AppOptions): Promise<App> {
+  const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const app = Fastify({ logger: loggerOptions(options.logLevel), bodyLimit: maxBodyBytes });
+  const slot = new ModelSlot(Promise.resolve(options.model));
+  const gate = new AdmissionGate(options.maxQueue ?? 64);
+  const ctx: ServerContext = { slot, gate };
+
+  // First: its onRequest hook marks upgrade requests, so a refused upgrade's socket is closed.
+  await app.register(websocket, { options: { maxPayload: maxBodyBytes } });
+  app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  app.setErrorHandler(errorHandler(maxBodyBytes));
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new ApiError(404, `Unknown endpoint: ${request.method} ${redactUrl(request.url)}`, 'invalid_request_error', null, 'unknown_url'));
+  });
+  app.addHook('preValidation', async (request) => {
+    request.body = dropNullFields(request.body);
+  });
+  const apiKeys = options.apiKeys ?? [];
+  if (apiKeys.length > 0) {
+    const isValid = keyChecker(apiKeys);
+    app.addHook('onRequest', async (request) => {
+      if (!PUBLIC_PATHS.has(request.routeOptions.url ?? '') && !isValid(offeredKey(request))) throw invalidApiKey();
+    });
+  }
+  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, wsRoutes]) {
+    routes(app, ctx);
+  }
+  return { app, slot, gate };
+}

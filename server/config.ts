@@ -1,0 +1,161 @@
+// The server's settings in one table: each has a flag, an environment variable and a default.
+// Precedence: flag, then MOE_SERVER_* variable, then default. `moe-server serve --help`
+// prints this table, and the docs list the same rows.
+import type { ParseArgsConfig } from 'node:util';
+import type { WeightPrecision } from '../kernels/ops/linear.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ServerConfig {
+  /** Hugging Face checkpoint directory; null serves the random-weight demo model. */
+  model: string | null;
+  weights: WeightPrecision;
+  host: string;
+  port: number;
+  /** Accepted bearer tokens; empty = no authentication. */
+  apiKeys: string[];
+  /** Requests admitted at once (generating or waiting); more get 429. */
+  maxQueue: number;
+  maxBodyBytes: number;
+  /** The `model` id clients use; null = the model directory's name. */
+  servedModelName: string | null;
+  /** Intra-op threads per ONNX Runtime session; 0 = one per core. */
+  threads: number;
+  /** Where compiled models and the demo checkpoint live; null = the default cache directory. */
+  cacheDir: string | null;
+  /** Longest prompt + completion served; null = the model's max_position_embeddings. */
+  maxModelLen: number | null;
+  logLevel: LogLevel;
+}
+
+/** A flag or environment value that cannot be used; the message names where it came from. */
+export class ConfigValueError extends Error {
+  override name = 'ConfigValueError';
+}
+
+interface Setting<T> {
+  flag: string;
+  env: string;
+  metavar: string;
+  help: string;
+  defaultValue: T;
+  /** How the default reads in --help when it is not simply the value. */
+  defaultText?: string;
+  /** Repeatable flag; the environment variable takes a comma-separated list. */
+  list?: boolean;
+  parse(raw: string, source: string): T;
+}
+
+type Settings = { [K in keyof ServerConfig]: Setting<ServerConfig[K]> };
+
+const text = (raw: string): string => raw;
+const optionalText = (raw: string): string | null => raw;
+
+function integerIn(min: number, max: number) {
+  return (raw: string, source: string): number => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigValueError(`${source} must be an integer from ${min} to ${max}, got "${raw}"`);
+    }
+    return value;
+  };
+}
+
+function oneOf<T extends string>(allowed: readonly T[]) {
+  return (raw: string, source: string): T => {
+    const match = allowed.find((value) => value === raw);
+    if (match === undefined) throw new ConfigValueError(`${source} must be one of ${allowed.join(', ')}, got "${raw}"`);
+    return match;
+  };
+}
+
+function apiKeys(raw: string, source: string): string[] {
+  const keys = raw.split(',').map((key) => key.trim());
+  if (keys.some((key) => key.length === 0)) throw new ConfigValueError(`${source} has an empty API key`);
+  return keys;
+}
+
+export const SETTINGS: Settings = {
+  model: {
+    flag: 'model', env: 'MOE_SERVER_MODEL', metavar: 'DIR', defaultValue: null, parse: optionalText,
+    defaultText: 'demo model',
+    help: 'Hugging Face checkpoint directory (config.json, safetensors, tokenizer). Without it a tiny random-weight demo checkpoint is written once to the cache directory and served.',
+  },
+  weights: {
+    flag: 'weights', env: 'MOE_SERVER_WEIGHTS', metavar: 'fp32|int4', defaultValue: 'int4', parse: oneOf(['fp32', 'int4'] as const),
+    help: 'Weight precision of the compiled model.',
+  },
+  host: { flag: 'host', env: 'MOE_SERVER_HOST', metavar: 'ADDR', defaultValue: '127.0.0.1', parse: text, help: 'Address to listen on (0.0.0.0 for all interfaces).' },
+  port: { flag: 'port', env: 'MOE_SERVER_PORT', metavar: 'N', defaultValue: 8000, parse: integerIn(0, 65535), help: 'TCP port (0 picks a free one).' },
+  apiKeys: {
+    flag: 'api-key', env: 'MOE_SERVER_API_KEYS', metavar: 'KEY', defaultValue: [], parse: apiKeys, list: true,
+    defaultText: 'none (no authentication)',
+    help: 'Accepted API key (Authorization: Bearer KEY). Repeat the flag for several; the variable takes a comma-separated list.',
+  },
+  maxQueue: {
+    flag: 'max-queue', env: 'MOE_SERVER_MAX_QUEUE', metavar: 'N', defaultValue: 64, parse: integerIn(1, 1_000_000),
+    help: 'Generation requests admitted at once (running or waiting); beyond it requests get 429 with Retry-After.',
+  },
+  maxBodyBytes: {
+    flag: 'max-body-bytes', env: 'MOE_SERVER_MAX_BODY_BYTES', metavar: 'N', defaultValue: 4 * 1024 * 1024, parse: integerIn(1024, 1024 ** 3),
+    help: 'Largest request body (and WebSocket message) accepted; larger ones get 413.',
+  },
+  servedModelName: {
+    flag: 'served-model-name', env: 'MOE_SERVER_SERVED_MODEL_NAME', metavar: 'NAME', defaultValue: null, parse: optionalText,
+    defaultText: "the model directory's name",
+    help: 'The model id clients send in "model" and see in /v1/models.',
+  },
+  threads: { flag: 'threads', env: 'MOE_SERVER_THREADS', metavar: 'N', defaultValue: 0, parse: integerIn(0, 1024), help: 'ONNX Runtime intra-op threads; 0 = one per core.' },
+  cacheDir: {
+    flag: 'cache-dir', env: 'MOE_SERVER_CACHE_DIR', metavar: 'DIR', defaultValue: null, parse: optionalText,
+    defaultText: '$XDG_CACHE_HOME/moe-server or ~/.cache/moe-server',
+    help: 'Where compiled models and the demo checkpoint are kept.',
+  },
+  maxModelLen: {
+    flag: 'max-model-len', env: 'MOE_SERVER_MAX_MODEL_LEN', metavar: 'N', defaultValue: null, parse: integerIn(2, 10_000_000),
+    defaultText: "the model's max_position_embeddings",
+    help: 'Longest prompt + completion in tokens (capped at the model\'s own limit).',
+  },
+  logLevel: { flag: 'log-level', env: 'MOE_SERVER_LOG_LEVEL', metavar: 'LEVEL', defaultValue: 'info', parse: oneOf(LOG_LEVELS), help: `Log level: ${LOG_LEVELS.join(', ')}.` },
+};
+
+const KEYS = Object.keys(SETTINGS) as Array<keyof ServerConfig>;
+
+/** node:util parseArgs options for the serve command. */
+export function serveArgOptions(): NonNullable<ParseArgsConfig['options']> {
+  return Object.fromEntries(KEYS.map((key) => [SETTINGS[key].flag, { type: 'string' as const, multiple: SETTINGS[key].list === true }]));
+}
+
+/** parseArgs' values: a string, or strings for a repeatable flag. */
+type FlagValues = Record<string, unknown>;
+
+function resolveOne<K extends keyof ServerConfig>(key: K, flags: FlagValues, env: NodeJS.ProcessEnv): ServerConfig[K] {
+  const setting: Setting<ServerConfig[K]> = SETTINGS[key];
+  const flagValue = flags[setting.flag];
+  const values: unknown[] = Array.isArray(flagValue) ? flagValue : flagValue === undefined ? [] : [flagValue];
+  const raws = values.map(String);
+  if (raws.length > 0) {
+    const parsed = raws.map((raw) => setting.parse(raw, `--${setting.flag}`));
+    // Only list settings repeat; each of their values is an array, so the lists concatenate.
+    return setting.list ? (parsed.flat() as unknown as ServerConfig[K]) : parsed[parsed.length - 1];
+  }
+  const envValue = env[setting.env];
+  if (envValue !== undefined && envValue !== '') return setting.parse(envValue, setting.env);
+  return setting.defaultValue;
+}
+
+/** Flags (parsed by parseArgs) over environment variables over defaults. */
+export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const entries = KEYS.map((key) => [key, resolveOne(key, flags, env)]);
+  return Object.fromEntries(entries) as ServerConfig;
+}
+
+/** The settings table for --help: flag, variable, default and what it does. */
+export function settingsHelp(): string {
+  return KEYS.map((key) => {
+    const s: Setting<unknown> = SETTINGS[key];
+    const shown = s.defaultText ?? JSON.stringify(s.defaultValue);
+    return `  --${s.flag} ${s.metavar}${s.list ? ' (repeatable)' : ''}\n      ${s.help}\n      env ${s.env}; default ${shown}`;
+  }).join('\n');
+}

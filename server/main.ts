@@ -1,0 +1,75 @@
+// `moe-server serve`: listen first (so /health answers 503 while loading), then write the demo
+// checkpoint if no --model was given, compile and load the model, and serve until SIGINT or
+// SIGTERM; then stop taking requests, let running ones finish briefly, and stop the engine.
+import { buildApp } from './app.ts';
+import type { ServerConfig } from './config.ts';
+import { ensureDemoModel } from './demo-model.ts';
+import { progressPrinter } from './progress.ts';
+import { loadServedModel, type ServedModel } from './served-model.ts';
+
+/** How long running requests may take to finish after a shutdown signal. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+function loadModel(config: ServerConfig): Promise<ServedModel> {
+  const cacheDir = config.cacheDir ?? undefined;
+  // The demo checkpoint is small: writing it blocks the event loop for about a second.
+  const modelDir = config.model ?? ensureDemoModel(progressPrinter('writing demo model'), cacheDir);
+  const printers = { compile: progressPrinter('compiling graphs'), load: progressPrinter('loading sessions') };
+  return loadServedModel({
+    modelDir,
+    weights: config.weights,
+    threads: config.threads,
+    cacheDir,
+    maxModelLen: config.maxModelLen ?? undefined,
+    servedModelName: config.servedModelName ?? undefined,
+    onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
+  });
+}
+
+export async function runServer(config: ServerConfig): Promise<number> {
+  let resolveModel: (model: ServedModel) => void = () => {};
+  let rejectModel: (err: unknown) => void = () => {};
+  const pending = new Promise<ServedModel>((resolve, reject) => {
+    resolveModel = resolve;
+    rejectModel = reject;
+  });
+  const { app } = await buildApp({
+    model: pending,
+    apiKeys: config.apiKeys,
+    maxQueue: config.maxQueue,
+    maxBodyBytes: config.maxBodyBytes,
+    logLevel: config.logLevel,
+  });
+  const address = await app.listen({ host: config.host, port: config.port });
+  console.error(`moe-server listening on ${address} (loading the model; /health answers 503 until it is ready)`);
+
+  let model: ServedModel;
+  try {
+    model = await loadModel(config);
+    resolveModel(model);
+  } catch (err) {
+    rejectModel(err);
+    console.error(`moe-server: the model failed to load: ${err instanceof Error ? err.message : String(err)}`);
+    await app.close();
+    return 1;
+  }
+  if (config.model === null) console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
+  console.error(`ready: model "${model.id}" (context ${model.maxModelLen} tokens) at ${address}/v1`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  console.error(`${signal}: shutting down (a second signal exits at once)`);
+  process.once(signal, () => process.exit(1));
+  // After the grace period: requests still generating end when the engine stops, and
+  // connections still open (including clients' idle spares) are closed.
+  const force = setTimeout(() => {
+    void model.engine.close();
+    app.server.closeAllConnections();
+  }, SHUTDOWN_GRACE_MS);
+  await app.close();
+  clearTimeout(force);
+  await model.engine.close();
+  return 0;
+}

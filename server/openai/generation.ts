@@ -1,0 +1,227 @@
+// One OpenAI request's generation: its choices run as independent engine sequences, their
+// events merged into per-choice updates that every transport (JSON, SSE, WebSocket) formats.
+// A request holds one admission slot from the moment it is admitted until the engine has
+// ended all its sequences, so a client that went away frees its slot only once its
+// sequences are really gone.
+import type { EngineClient, GenerationEvent } from '../engine/client.ts';
+import type { TokenLogprob } from '../engine/engine.ts';
+import type { SubmitRequest } from '../engine/protocol.ts';
+import type { FinishReason } from '../engine/sequence.ts';
+import { ApiError, internalError, invalidRequest, queueFull } from './errors.ts';
+
+export interface ChoiceUpdate {
+  index: number;
+  /** Newly released text; may be empty (e.g. the last update of a choice). */
+  text: string;
+  /** Logprobs of the tokens since the previous update, when requested. */
+  logprobs: TokenLogprob[];
+  /** Set on a choice's last update. */
+  finishReason: FinishReason | null;
+}
+
+export interface ChoiceState {
+  index: number;
+  text: string;
+  logprobs: TokenLogprob[];
+  finishReason: FinishReason | null;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** Bounds the requests admitted at once (generating or waiting); beyond it: 429. */
+export class AdmissionGate {
+  private numAdmitted = 0;
+
+  constructor(readonly maxQueue: number) {}
+
+  get size(): number {
+    return this.numAdmitted;
+  }
+
+  /** Returns the release function (safe to call twice); throws a 429 ApiError when full. */
+  admit(): () => void {
+    if (this.numAdmitted >= this.maxQueue) throw queueFull(this.maxQueue);
+    this.numAdmitted++;
+    let released = false;
+    return () => {
+      if (!released) this.numAdmitted--;
+      released = true;
+    };
+  }
+}
+
+type Logger = (message: string) => void;
+
+export interface StartOptions {
+  engine: EngineClient;
+  gate: AdmissionGate;
+  /** One per choice, prompt-major (see choiceRequests). */
+  requests: readonly SubmitRequest[];
+  n: number;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+  /** Where engine faults are reported (the client sees a generic 500). */
+  log: Logger;
+}
+
+interface ChoiceEvent {
+  index: number;
+  event: GenerationEvent;
+}
+
+export class Generation {
+  readonly choices: ChoiceState[];
+  private readonly queue: ChoiceEvent[] = [];
+  private wake: (() => void) | null = null;
+  private numPumping: number;
+  private readonly stop = new AbortController();
+  /** Per choice: how many of its logprobs have gone out with an update. */
+  private readonly numReportedLogprobs = new Map<number, number>();
+
+  private constructor(
+    engine: EngineClient,
+    requests: readonly SubmitRequest[],
+    /** Choices per prompt: choice index = prompt index * n + j. */
+    private readonly n: number,
+    signal: AbortSignal,
+    private readonly log: Logger,
+    release: () => void,
+  ) {
+    this.choices = requests.map((_, index) => ({ index, text: '', logprobs: [], finishReason: null, promptTokens: 0, completionTokens: 0 }));
+    this.numPumping = requests.length;
+    if (signal.aborted) this.stop.abort();
+    else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
+    const pumps = requests.map((request, index) => this.pump(engine, request, index));
+    void Promise.allSettled(pumps).then(release);
+  }
+
+  /** Admits the request and submits its choices; resolves once the engine accepted all of them. */
+  static async start(options: StartOptions): Promise<Generation> {
+    const { engine, gate, requests, n, signal, log } = options;
+    const generation = new Generation(engine, requests, n, signal, log, gate.admit());
+    try {
+      await generation.awaitAccepted();
+      return generation;
+    } catch (err) {
+      generation.close();
+      throw err;
+    }
+  }
+
+  /** Stops every choice still generating (client gone, or a choice failed). */
+  close(): void {
+    this.stop.abort();
+  }
+
+  /** Exact counts: each prompt once (not once per choice, as OpenAI counts n > 1), every generated token. */
+  get usage(): Usage {
+    let promptTokens = 0;
+    let completionTokens = 0;
+    for (const choice of this.choices) {
+      if (choice.index % this.n === 0) promptTokens += choice.promptTokens;
+      completionTokens += choice.completionTokens;
+    }
+    return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  }
+
+  /** True when a choice ended because its client went away (or asked to cancel). */
+  get cancelled(): boolean {
+    return this.choices.some((choice) => choice.finishReason === 'abort');
+  }
+
+  /** Updates in arrival order until every choice has finished; throws ApiError if one fails. */
+  async *updates(): AsyncGenerator<ChoiceUpdate> {
+    try {
+      for (;;) {
+        const next = await this.next();
+        if (next === null) return;
+        const update = this.apply(next);
+        if (update !== null) yield update;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  private async awaitAccepted(): Promise<void> {
+    const early: ChoiceEvent[] = [];
+    let numAccepted = 0;
+    while (numAccepted < this.choices.length) {
+      const next = await this.next();
+      if (next === null) throw internalError();
+      if (next.event.type === 'accepted') {
+        this.choices[next.index].promptTokens = next.event.promptTokens;
+        numAccepted++;
+      } else if (next.event.type === 'error') {
+        throw engineError(next.event, this.log);
+      } else {
+        early.push(next);
+      }
+    }
+    this.queue.unshift(...early);
+  }
+
+  private apply({ index, event }: ChoiceEvent): ChoiceUpdate | null {
+    const choice = this.choices[index];
+    if (event.type === 'error') throw engineError(event, this.log);
+    if (event.type === 'token') {
+      if (event.logprob !== null) choice.logprobs.push(event.logprob);
+      choice.completionTokens++;
+      if (event.text === '') return null;
+      choice.text += event.text;
+      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: null };
+    }
+    if (event.type === 'finished') {
+      choice.text += event.text;
+      choice.finishReason = event.finishReason;
+      choice.completionTokens = event.completionTokens;
+      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: event.finishReason };
+    }
+    return null;
+  }
+
+  /** Logprobs of tokens whose text was held back travel with the next text released. */
+  private unreported(choice: ChoiceState): TokenLogprob[] {
+    const from = this.numReportedLogprobs.get(choice.index) ?? 0;
+    this.numReportedLogprobs.set(choice.index, choice.logprobs.length);
+    return choice.logprobs.slice(from);
+  }
+
+  private async pump(engine: EngineClient, request: SubmitRequest, index: number): Promise<void> {
+    try {
+      for await (const event of engine.generate(request, this.stop.signal)) this.push({ index, event });
+    } catch (err) {
+      this.push({ index, event: { type: 'error', kind: 'internal', message: err instanceof Error ? err.message : String(err) } });
+    } finally {
+      this.numPumping--;
+      this.wake?.();
+    }
+  }
+
+  private push(event: ChoiceEvent): void {
+    this.queue.push(event);
+    this.wake?.();
+  }
+
+  /** The next event, or null once every choice's events have all been taken. */
+  private async next(): Promise<ChoiceEvent | null> {
+    while (this.queue.length === 0) {
+      if (this.numPumping === 0) return null;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    return this.queue.shift() ?? null;
+  }
+}
+
+/** The engine's own words for a bad request; a generic 500 (details logged) for its faults. */
+function engineError(event: Extract<GenerationEvent, { type: 'error' }>, log: Logger): ApiError {
+  if (event.kind === 'invalid_request') return invalidRequest(event.message);
+  log(event.message);
+  return internalError();
+}

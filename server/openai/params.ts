@@ -1,0 +1,86 @@
+// OpenAI request fields -> engine requests: one SubmitRequest per choice (prompts x n),
+// seeds seed, seed + 1, ... so n choices differ yet repeat for the same seed.
+import type { SubmitRequest } from '../engine/protocol.ts';
+import { defaultSamplingParams, type SamplingParams } from '../engine/sampler.ts';
+import { MAX_CHOICES_PER_REQUEST, type samplingFields } from '../schemas/sampling.ts';
+import type { ServedModel } from '../served-model.ts';
+import { invalidRequest, modelNotFound } from './errors.ts';
+import type { Static, TObject } from '@sinclair/typebox';
+
+export type SamplingFields = Static<TObject<typeof samplingFields>>;
+
+/** A request's `model` must name the served model; leaving it out means the served one. */
+export function checkModel(requested: string | undefined, model: ServedModel): void {
+  if (requested !== undefined && requested !== model.id) throw modelNotFound(requested, model.id);
+}
+
+function logitBias(bias: Record<string, number> | undefined, vocabSize: number): Map<number, number> | null {
+  if (bias === undefined || Object.keys(bias).length === 0) return null;
+  const map = new Map<number, number>();
+  for (const [key, value] of Object.entries(bias)) {
+    const id = Number(key);
+    if (!/^\d+$/.test(key) || id >= vocabSize) {
+      throw invalidRequest(`Invalid 'logit_bias': key "${key}" is not a token id in 0..${vocabSize - 1}.`, 'logit_bias');
+    }
+    map.set(id, value);
+  }
+  return map;
+}
+
+function samplingParams(body: SamplingFields, vocabSize: number): SamplingParams {
+  return {
+    ...defaultSamplingParams,
+    temperature: body.temperature ?? defaultSamplingParams.temperature,
+    topK: body.top_k === undefined || body.top_k < 0 ? 0 : body.top_k,
+    topP: body.top_p ?? 1,
+    minP: body.min_p ?? 0,
+    presencePenalty: body.presence_penalty ?? 0,
+    frequencyPenalty: body.frequency_penalty ?? 0,
+    repetitionPenalty: body.repetition_penalty ?? 1,
+    logitBias: logitBias(body.logit_bias, vocabSize),
+  };
+}
+
+function stopTokenIds(body: SamplingFields, model: ServedModel): number[] {
+  const extra = body.stop_token_ids ?? [];
+  const bad = extra.find((id) => id >= model.vocabSize);
+  if (bad !== undefined) throw invalidRequest(`Invalid 'stop_token_ids': ${bad} is outside the vocabulary.`, 'stop_token_ids');
+  // ignore_eos runs past EOS; explicit stop ids still stop.
+  return [...new Set([...(body.ignore_eos === true ? [] : model.eosTokenIds), ...extra])];
+}
+
+/**
+ * One engine request per choice, prompt-major: choice index = promptIndex * n + j.
+ * `topLogprobs` null = no logprobs.
+ */
+export function choiceRequests(body: SamplingFields, model: ServedModel, prompts: number[][], topLogprobs: number | null): SubmitRequest[] {
+  const n = body.n ?? 1;
+  if (prompts.length * n > MAX_CHOICES_PER_REQUEST) {
+    throw invalidRequest(`Too many choices: ${prompts.length} prompt(s) x n=${n} exceeds ${MAX_CHOICES_PER_REQUEST}.`, 'n');
+  }
+  const sampling = samplingParams(body, model.vocabSize);
+  const stops = body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  const base = {
+    // Without a limit: the rest of the context (the engine clamps to what is left).
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? model.maxModelLen,
+    sampling,
+    stopTokenIds: stopTokenIds(body, model),
+    ignoreEos: false,
+    topLogprobs,
+    stopStrings: stops,
+  };
+  return prompts.flatMap((prompt) =>
+    Array.from({ length: n }, (_, j) => ({ ...base, prompt, seed: body.seed === undefined ? null : body.seed + j })),
+  );
+}
+
+/** Fields we accept in the schema but cannot honour: refuse them rather than ignore them. */
+export function refuseUnsupported(fields: Record<string, unknown>): void {
+  if (fields.echo === true) throw invalidRequest("'echo' is not supported by this server.", 'echo');
+  if (typeof fields.suffix === 'string' && fields.suffix !== '') throw invalidRequest("'suffix' is not supported by this server.", 'suffix');
+  const format = fields.response_format as { type?: unknown } | undefined;
+  if (format !== undefined && format.type !== 'text') {
+    throw invalidRequest(`'response_format' of type "${String(format.type)}" is not supported by this server; only "text".`, 'response_format');
+  }
+  if (Array.isArray(fields.tools) && fields.tools.length > 0) throw invalidRequest("'tools' are not supported by this server.", 'tools');
+}

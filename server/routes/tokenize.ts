@@ -1,0 +1,34 @@
+// POST /tokenize and POST /detokenize, as vLLM has them: what the server would feed the model
+// for a prompt or a conversation, and the text of token ids.
+import type { FastifyInstance } from 'fastify';
+import { invalidRequest } from '../openai/errors.ts';
+import { checkModel } from '../openai/params.ts';
+import { renderChat } from '../openai/prompts.ts';
+import { DetokenizeRequest, TokenizeRequest } from '../schemas/tokenize.ts';
+import type { ServerContext } from './context.ts';
+
+export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post<{ Body: TokenizeRequest }>('/tokenize', { schema: { body: TokenizeRequest } }, async (request) => {
+    const model = ctx.slot.get();
+    const body = request.body;
+    checkModel(body.model, model);
+    if ((body.prompt === undefined) === (body.messages === undefined)) {
+      throw invalidRequest("Give exactly one of 'prompt' and 'messages'.", body.prompt === undefined ? 'prompt' : 'messages');
+    }
+    const tokens =
+      body.messages !== undefined
+        ? model.tokenizer.encode(renderChat(model, body.messages, body.add_generation_prompt ?? true), false)
+        : model.tokenizer.encode(body.prompt ?? '', body.add_special_tokens ?? true);
+    const tokenStrs = body.return_token_strs === true ? { token_strs: tokens.map((id) => model.tokenizer.idToToken(id) ?? '') } : {};
+    return { count: tokens.length, max_model_len: model.maxModelLen, tokens, ...tokenStrs };
+  });
+
+  app.post<{ Body: DetokenizeRequest }>('/detokenize', { schema: { body: DetokenizeRequest } }, async (request) => {
+    const model = ctx.slot.get();
+    checkModel(request.body.model, model);
+    const tokens = request.body.tokens;
+    const bad = tokens.findIndex((id) => id >= model.vocabSize);
+    if (bad >= 0) throw invalidRequest(`Invalid 'tokens[${bad}]': ${tokens[bad]} is outside the vocabulary (0..${model.vocabSize - 1}).`, `tokens[${bad}]`);
+    return { prompt: model.tokenizer.decode(tokens) };
+  });
+}

@@ -1,0 +1,114 @@
+// The model the server serves: the engine (in its worker), the tokenizer and chat template
+// on the main thread (prompts are rendered and counted before they reach the engine), and
+// the id clients address it by.
+import { availableParallelism } from 'node:os';
+import { basename, resolve } from 'node:path';
+import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import { EngineClient } from './engine/client.ts';
+import { unavailable } from './openai/errors.ts';
+import { TokenTexts } from './openai/logprobs.ts';
+import { ChatTemplate, ChatTemplateError } from './tokenizer/chat-template.ts';
+import { TextTokenizer } from './tokenizer/tokenizer.ts';
+
+export interface ServedModel {
+  /** The id in requests' `model` field and in /v1/models. */
+  id: string;
+  /** Unix seconds when the model became ready. */
+  created: number;
+  engine: EngineClient;
+  tokenizer: TextTokenizer;
+  tokenTexts: TokenTexts;
+  /** Null when the checkpoint has none (or it does not parse: see chatTemplateProblem). */
+  chatTemplate: ChatTemplate | null;
+  chatTemplateProblem: string | null;
+  /** Longest prompt + completion, in tokens. */
+  maxModelLen: number;
+  vocabSize: number;
+  eosTokenIds: number[];
+}
+
+export interface LoadModelOptions {
+  modelDir: string;
+  weights: WeightPrecision;
+  /** Intra-op threads per session; 0 = one per core. */
+  threads: number;
+  cacheDir?: string;
+  maxModelLen?: number;
+  /** Defaults to the model directory's name. */
+  servedModelName?: string;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export async function loadServedModel(opts: LoadModelOptions): Promise<ServedModel> {
+  const engine = await EngineClient.start(
+    {
+      modelDir: opts.modelDir,
+      weights: opts.weights,
+      cacheDir: opts.cacheDir,
+      maxModelLen: opts.maxModelLen,
+      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), disablePrepacking: false },
+    },
+    opts.onProgress,
+  );
+  try {
+    const tokenizer = TextTokenizer.load(opts.modelDir);
+    let chatTemplate: ChatTemplate | null = null;
+    let chatTemplateProblem: string | null = null;
+    try {
+      chatTemplate = ChatTemplate.load(opts.modelDir, tokenizer.config);
+      if (chatTemplate === null) chatTemplateProblem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
+    } catch (err) {
+      // A template we cannot parse should not stop completions from being served.
+      if (!(err instanceof ChatTemplateError)) throw err;
+      chatTemplateProblem = err.message;
+    }
+    const { spec, maxModelLen } = engine.info;
+    return {
+      id: opts.servedModelName ?? basename(resolve(opts.modelDir)),
+      created: Math.floor(Date.now() / 1000),
+      engine,
+      tokenizer,
+      tokenTexts: new TokenTexts(tokenizer),
+      chatTemplate,
+      chatTemplateProblem,
+      maxModelLen,
+      vocabSize: spec.vocabSize,
+      eosTokenIds: spec.eosTokenIds,
+    };
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+}
+
+/**
+ * The served model as routes see it while the server may still be loading: the HTTP side
+ * listens (and /health answers 503) before the engine is ready.
+ */
+export class ModelSlot {
+  private model: ServedModel | null = null;
+  private failure: string | null = null;
+
+  constructor(pending: Promise<ServedModel>) {
+    pending.then(
+      (model) => (this.model = model),
+      (err: unknown) => (this.failure = err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  /** The ready model, or null. */
+  get ready(): ServedModel | null {
+    return this.model;
+  }
+
+  /** The model, or a 503 saying why there is none yet (or any more). */
+  get(): ServedModel {
+    if (this.model === null) {
+      throw this.failure === null
+        ? unavailable('The model is still loading; retry shortly.', 'model_loading')
+        : unavailable('The model failed to load.', 'model_load_failed');
+    }
+    if (!this.model.engine.isRunning) throw unavailable('The inference engine has stopped.', 'engine_stopped');
+    return this.model;
+  }
+}

@@ -1,0 +1,55 @@
+// Server settings: flags over MOE_SERVER_* variables over defaults, errors that name the
+// source, and `moe-server serve --help` listing every flag with its variable and default.
+import { describe, expect, it } from 'vitest';
+import { ConfigValueError, resolveConfig, SETTINGS } from '../../server/config.ts';
+import { runCli } from '../helpers/cli.ts';
+
+describe('server configuration', () => {
+  it('has a default for everything', () => {
+    expect(resolveConfig({}, {})).toEqual({
+      model: null,
+      weights: 'int4',
+      host: '127.0.0.1',
+      port: 8000,
+      apiKeys: [],
+      maxQueue: 64,
+      maxBodyBytes: 4 * 1024 * 1024,
+      servedModelName: null,
+      threads: 0,
+      cacheDir: null,
+      maxModelLen: null,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads MOE_SERVER_* variables and lets flags win over them', () => {
+    const env = { MOE_SERVER_PORT: '9000', MOE_SERVER_MODEL: '/models/a', MOE_SERVER_API_KEYS: 'k1, k2', MOE_SERVER_MAX_QUEUE: '3', MOE_SERVER_HOST: '' };
+    const fromEnv = resolveConfig({}, env);
+    expect(fromEnv).toMatchObject({ port: 9000, model: '/models/a', apiKeys: ['k1', 'k2'], maxQueue: 3, host: '127.0.0.1' });
+    const flagged = resolveConfig({ port: '9100', 'api-key': ['a', 'b'], 'served-model-name': 'moe' }, env);
+    expect(flagged).toMatchObject({ port: 9100, apiKeys: ['a', 'b'], servedModelName: 'moe', model: '/models/a' });
+  });
+
+  it('refuses bad values, naming the flag or variable', () => {
+    expect(() => resolveConfig({ port: 'eighty' }, {})).toThrow(ConfigValueError);
+    expect(() => resolveConfig({ port: 'eighty' }, {})).toThrow(/--port/);
+    expect(() => resolveConfig({}, { MOE_SERVER_WEIGHTS: 'fp8' })).toThrow(/MOE_SERVER_WEIGHTS must be one of fp32, int4/);
+    expect(() => resolveConfig({ 'max-queue': '0' }, {})).toThrow(/--max-queue/);
+    expect(() => resolveConfig({}, { MOE_SERVER_API_KEYS: 'a,,b' })).toThrow(/empty API key/);
+  });
+
+  it('serve --help lists every flag with its variable and default', async () => {
+    const { code, stdout } = await runCli(['serve', '--help']);
+    expect(code).toBe(0);
+    for (const setting of Object.values(SETTINGS)) {
+      expect(stdout).toContain(`--${setting.flag} `);
+      expect(stdout).toContain(`env ${setting.env}; default `);
+    }
+  });
+
+  it('serve exits with a usage error for a bad flag value', async () => {
+    const { code, stderr } = await runCli(['serve', '--port', 'eighty']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--port must be an integer');
+  });
+});

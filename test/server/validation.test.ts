@@ -1,0 +1,216 @@
+// The error matrix through fastify.inject: every bad input is a 4xx in OpenAI's envelope that
+// names the field; loading, overload, auth and internal faults get their statuses.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../server/app.ts';
+import { INTERNAL_ERROR_MESSAGE } from '../../server/openai/errors.ts';
+import type { ServedModel } from '../../server/served-model.ts';
+import { testTokens } from '../helpers/tiny-model.ts';
+import { recordEngine, startTestModel, waitFor, type TestModel } from './helpers.ts';
+
+const CHAT = '/v1/chat/completions';
+const COMPLETIONS = '/v1/completions';
+const user = [{ role: 'user', content: 'Hi' }];
+
+interface Case {
+  name: string;
+  url: string;
+  body: unknown;
+  param: string | null;
+  message?: RegExp;
+}
+
+const badRequests: Case[] = [
+  { name: 'temperature as a string', url: CHAT, body: { messages: user, temperature: '0.5' }, param: 'temperature', message: /expected a number, but got a string/ },
+  { name: 'temperature above 2', url: CHAT, body: { messages: user, temperature: 3 }, param: 'temperature', message: /above the maximum of 2/ },
+  { name: 'negative temperature', url: CHAT, body: { messages: user, temperature: -0.1 }, param: 'temperature' },
+  { name: 'top_p above 1', url: CHAT, body: { messages: user, top_p: 1.5 }, param: 'top_p' },
+  { name: 'fractional top_k', url: CHAT, body: { messages: user, top_k: 1.5 }, param: 'top_k', message: /integer/ },
+  { name: 'min_p above 1', url: CHAT, body: { messages: user, min_p: 2 }, param: 'min_p' },
+  { name: 'n of 0', url: CHAT, body: { messages: user, n: 0 }, param: 'n' },
+  { name: 'max_tokens of 0', url: CHAT, body: { messages: user, max_tokens: 0 }, param: 'max_tokens' },
+  { name: 'max_completion_tokens as a string', url: CHAT, body: { messages: user, max_completion_tokens: '5' }, param: 'max_completion_tokens' },
+  { name: 'presence_penalty out of range', url: CHAT, body: { messages: user, presence_penalty: 2.5 }, param: 'presence_penalty' },
+  { name: 'frequency_penalty out of range', url: CHAT, body: { messages: user, frequency_penalty: -3 }, param: 'frequency_penalty' },
+  { name: 'repetition_penalty of 0', url: CHAT, body: { messages: user, repetition_penalty: 0 }, param: 'repetition_penalty' },
+  { name: 'fractional seed', url: CHAT, body: { messages: user, seed: 1.5 }, param: 'seed' },
+  { name: 'top_logprobs above 20', url: CHAT, body: { messages: user, logprobs: true, top_logprobs: 21 }, param: 'top_logprobs' },
+  { name: 'top_logprobs without logprobs', url: CHAT, body: { messages: user, top_logprobs: 2 }, param: 'top_logprobs' },
+  { name: 'logprobs as a string', url: CHAT, body: { messages: user, logprobs: 'yes' }, param: 'logprobs' },
+  { name: 'five stop strings', url: CHAT, body: { messages: user, stop: ['a', 'b', 'c', 'd', 'e'] }, param: 'stop', message: /up to 4/ },
+  { name: 'an empty stop string', url: CHAT, body: { messages: user, stop: '' }, param: 'stop' },
+  { name: 'stop as a number', url: CHAT, body: { messages: user, stop: 7 }, param: 'stop' },
+  { name: 'logit_bias key not a token id', url: CHAT, body: { messages: user, logit_bias: { abc: 1 } }, param: 'logit_bias' },
+  { name: 'logit_bias key outside the vocabulary', url: CHAT, body: { messages: user, logit_bias: { '99999': 1 } }, param: 'logit_bias' },
+  { name: 'logit_bias value above 100', url: CHAT, body: { messages: user, logit_bias: { '5': 101 } }, param: 'logit_bias[5]' },
+  { name: 'stop_token_ids outside the vocabulary', url: CHAT, body: { messages: user, stop_token_ids: [32000] }, param: 'stop_token_ids' },
+  { name: 'stream as a string', url: CHAT, body: { messages: user, stream: 'yes' }, param: 'stream' },
+  { name: 'include_usage as a string', url: CHAT, body: { messages: user, stream: true, stream_options: { include_usage: 1 } }, param: 'stream_options.include_usage' },
+  { name: 'missing messages', url: CHAT, body: { model: 'tiny-moe' }, param: 'messages', message: /Missing required parameter: 'messages'/ },
+  { name: 'empty messages', url: CHAT, body: { messages: [] }, param: 'messages', message: /at least 1/ },
+  { name: 'messages as a string', url: CHAT, body: { messages: 'Hi' }, param: 'messages' },
+  { name: 'an unknown role', url: CHAT, body: { messages: [{ role: 'bot', content: 'x' }] }, param: 'messages[0].role', message: /"system"/ },
+  { name: 'a message without content', url: CHAT, body: { messages: [{ role: 'user' }] }, param: 'messages[0].content' },
+  { name: 'an image part', url: CHAT, body: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, param: 'messages[0].content' },
+  { name: 'a body that is an array', url: CHAT, body: [1, 2], param: null, message: /JSON object/ },
+  { name: 'response_format json_object', url: CHAT, body: { messages: user, response_format: { type: 'json_object' } }, param: 'response_format' },
+  { name: 'tools', url: CHAT, body: { messages: user, tools: [{ type: 'function', function: { name: 'f' } }] }, param: 'tools' },
+  { name: 'a chat prompt longer than the context', url: CHAT, body: { messages: [{ role: 'user', content: 'word '.repeat(600) }] }, param: 'messages', message: /maximum context length is 512/ },
+  { name: 'missing prompt', url: COMPLETIONS, body: { max_tokens: 3 }, param: 'prompt' },
+  { name: 'an empty prompt array', url: COMPLETIONS, body: { prompt: [] }, param: 'prompt', message: /a string, an array of strings/ },
+  { name: 'an empty token-id list', url: COMPLETIONS, body: { prompt: [[]] }, param: 'prompt' },
+  { name: 'a fractional token id', url: COMPLETIONS, body: { prompt: [1.5] }, param: 'prompt' },
+  { name: 'a negative token id', url: COMPLETIONS, body: { prompt: [-1] }, param: 'prompt' },
+  { name: 'a token id outside the vocabulary', url: COMPLETIONS, body: { prompt: [1, 32000] }, param: 'prompt', message: /outside the vocabulary/ },
+  { name: 'too many choices', url: COMPLETIONS, body: { prompt: ['a', 'b', 'c'], n: 30 }, param: 'n' },
+  { name: 'echo', url: COMPLETIONS, body: { prompt: 'a', echo: true }, param: 'echo' },
+  { name: 'completion logprobs above 20', url: COMPLETIONS, body: { prompt: 'a', logprobs: 21 }, param: 'logprobs' },
+  { name: 'a completion prompt longer than the context', url: COMPLETIONS, body: { prompt: testTokens(600, 2) }, param: 'prompt', message: /context length/ },
+  { name: 'tokenize with neither prompt nor messages', url: '/tokenize', body: {}, param: 'prompt' },
+  { name: 'detokenize outside the vocabulary', url: '/detokenize', body: { tokens: [5, 40000] }, param: 'tokens[1]' },
+];
+
+describe('request validation and error statuses', () => {
+  let test: TestModel;
+  let built: App;
+
+  beforeAll(async () => {
+    test = await startTestModel();
+    built = await buildApp({ model: test.model });
+  });
+
+  afterAll(async () => {
+    await built?.app.close();
+    await test?.close();
+  });
+
+  it.each(badRequests)('400 for $name, naming $param', async ({ url, body, param, message }) => {
+    const response = await built.app.inject({ method: 'POST', url, payload: body as object });
+    expect(response.statusCode).toBe(400);
+    const { error } = response.json<{ error: { message: string; type: string; param: string | null; code: string | null } }>();
+    expect(error.type).toBe('invalid_request_error');
+    expect(error.param).toBe(param);
+    if (param !== null) expect(error.message).toContain(param.split(/[.[]/)[0]);
+    if (message) expect(error.message).toMatch(message);
+    expect(Object.keys(error).sort()).toEqual(['code', 'message', 'param', 'type']);
+  });
+
+  it('400 for malformed JSON', async () => {
+    const response = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'application/json' }, payload: '{"messages": [' });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error.type).toBe('invalid_request_error');
+  });
+
+  it('ignores unknown fields and treats null fields as absent', async () => {
+    const body = { messages: user, max_tokens: 2, temperature: null, stop: null, seed: null, some_future_field: { x: 1 } };
+    const response = await built.app.inject({ method: 'POST', url: CHAT, payload: body });
+    expect(response.statusCode).toBe(200);
+    expect(response.json().usage.completion_tokens).toBe(2);
+  });
+
+  it('404 for an unknown model and for an unknown route, in the envelope', async () => {
+    const unknownModel = await built.app.inject({ method: 'POST', url: CHAT, payload: { model: 'gpt-4o', messages: user } });
+    expect(unknownModel.statusCode).toBe(404);
+    expect(unknownModel.json().error).toMatchObject({ param: 'model', code: 'model_not_found' });
+    expect((await built.app.inject({ url: '/v1/models/gpt-4o' })).statusCode).toBe(404);
+    const route = await built.app.inject({ method: 'POST', url: '/v1/nothing' });
+    expect(route.statusCode).toBe(404);
+    expect(route.json().error.message).toContain('/v1/nothing');
+  });
+
+  it('lists the served model and answers tokenize/detokenize', async () => {
+    const models = await built.app.inject({ url: '/v1/models' });
+    expect(models.json()).toEqual({ object: 'list', data: [{ id: 'tiny-moe', object: 'model', created: test.model.created, owned_by: 'moe-server', max_model_len: 512 }] });
+    expect((await built.app.inject({ url: '/v1/models/tiny-moe' })).json().id).toBe('tiny-moe');
+    const tokenized = (await built.app.inject({ method: 'POST', url: '/tokenize', payload: { prompt: 'Hello world' } })).json();
+    expect(tokenized).toMatchObject({ count: tokenized.tokens.length, max_model_len: 512 });
+    expect(tokenized.tokens[0]).toBe(1);
+    const plain = (await built.app.inject({ method: 'POST', url: '/tokenize', payload: { prompt: 'Hello world', add_special_tokens: false } })).json();
+    expect(plain.tokens).toEqual(tokenized.tokens.slice(1));
+    const text = (await built.app.inject({ method: 'POST', url: '/detokenize', payload: { tokens: tokenized.tokens } })).json();
+    expect(text).toEqual({ prompt: 'Hello world' });
+  });
+
+  it('413 for a body over --max-body-bytes', async () => {
+    const small = await buildApp({ model: test.model, maxBodyBytes: 2048 });
+    const response = await small.app.inject({ method: 'POST', url: CHAT, payload: { messages: [{ role: 'user', content: 'x'.repeat(4000) }] } });
+    expect(response.statusCode).toBe(413);
+    expect(response.json().error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large' });
+    await small.app.close();
+  });
+
+  it('401 without a configured API key; any configured key works; /health stays open', async () => {
+    const keyed = await buildApp({ model: test.model, apiKeys: ['key-one', 'key-two'] });
+    const post = (headers: Record<string, string>) => keyed.app.inject({ method: 'POST', url: CHAT, headers, payload: { messages: user, max_tokens: 1 } });
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'key-one' }] as Array<Record<string, string>>) {
+      const response = await post(headers);
+      expect(response.statusCode).toBe(401);
+      expect(response.json().error).toMatchObject({ type: 'authentication_error', code: 'invalid_api_key' });
+    }
+    expect((await post({ authorization: 'Bearer key-two' })).statusCode).toBe(200);
+    expect((await keyed.app.inject({ url: '/v1/models' })).statusCode).toBe(401);
+    expect((await keyed.app.inject({ url: '/health' })).statusCode).toBe(200);
+    await keyed.app.close();
+  });
+
+  it('429 with Retry-After once --max-queue requests are admitted, and admits again after', async () => {
+    const busy = await buildApp({ model: test.model, maxQueue: 1 });
+    const long = busy.app.inject({ method: 'POST', url: COMPLETIONS, payload: { prompt: 'a', max_tokens: 200, ignore_eos: true } });
+    await waitFor(() => busy.gate.size === 1);
+    const refused = await busy.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, max_tokens: 1 } });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.json().error).toMatchObject({ code: 'queue_full' });
+    expect((await long).statusCode).toBe(200);
+    await waitFor(() => busy.gate.size === 0);
+    expect((await busy.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, max_tokens: 1 } })).statusCode).toBe(200);
+    await busy.app.close();
+  });
+
+  it('503 with Retry-After while the model loads, and after it failed to load', async () => {
+    const loading = await buildApp({ model: new Promise<ServedModel>(() => {}) });
+    const health = await loading.app.inject({ url: '/health' });
+    expect(health.statusCode).toBe(503);
+    expect(health.headers['retry-after']).toBeDefined();
+    expect(health.json().error.code).toBe('model_loading');
+    expect((await loading.app.inject({ method: 'POST', url: CHAT, payload: { messages: user } })).statusCode).toBe(503);
+    await loading.app.close();
+
+    const failed = await buildApp({ model: Promise.reject(new Error('/secret/path: config.json is missing')) });
+    await new Promise((resolve) => setImmediate(resolve));
+    const response = await failed.app.inject({ url: '/health' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json().error.code).toBe('model_load_failed');
+    expect(response.body).not.toContain('/secret/path');
+    await failed.app.close();
+    expect((await built.app.inject({ url: '/health' })).json()).toEqual({ status: 'ok', model: 'tiny-moe' });
+  });
+
+  it('500 with a generic message for an internal fault, leaking nothing', async () => {
+    const faulty = await buildApp({ model: test.model });
+    faulty.app.get('/boom', async () => {
+      throw new Error('secret internals at /srv/app.ts:12');
+    });
+    const response = await faulty.app.inject({ url: '/boom' });
+    expect(response.statusCode).toBe(500);
+    expect(response.json()).toEqual({ error: { message: INTERNAL_ERROR_MESSAGE, type: 'server_error', param: null, code: null } });
+    await faulty.app.close();
+  });
+
+  // Last: it stops this file's engine.
+  it('ends a stream with one error event when the engine dies mid-stream, then answers 503', async () => {
+    const recorder = recordEngine(test.model);
+    const streaming = built.app.inject({ method: 'POST', url: COMPLETIONS, payload: { prompt: 'a', max_tokens: 400, ignore_eos: true, stream: true } });
+    await waitFor(() => recorder.tokens() >= 3);
+    await test.model.engine.close();
+    const events = (await streaming).body.split('\n\n').filter(Boolean);
+    recorder.stop();
+    expect(events.length).toBeGreaterThan(1);
+    expect(JSON.parse(events[0].slice('data: '.length)).object).toBe('text_completion');
+    const last = events[events.length - 1];
+    expect(JSON.parse(last.slice('data: '.length))).toEqual({ error: { message: INTERNAL_ERROR_MESSAGE, type: 'server_error', param: null, code: null } });
+    const health = await built.app.inject({ url: '/health' });
+    expect(health.statusCode).toBe(503);
+    expect(health.json().error.code).toBe('engine_stopped');
+    expect((await built.app.inject({ method: 'POST', url: CHAT, payload: { messages: user } })).statusCode).toBe(503);
+  });
+});
