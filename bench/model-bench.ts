@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
-import { compileModel, defaultCacheDir } from '../models/compile.ts';
+import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
 import { SequenceKvCache } from '../server/engine/kv-cache.ts';
 import { ModelRunner } from '../server/engine/model-runner.ts';
 import { openModelSessions } from '../server/engine/model-sessions.ts';
@@ -23,6 +23,8 @@ export interface ModelBenchOptions {
   promptTokens: number;
   decodeTokens: number;
   cacheDir?: string;
+  /** Tensor-parallel shards; default defaultTensorParallel(). */
+  tensorParallel?: number;
   /** Repetitions of prefill and of the decode run; medians are reported. */
   runs?: number;
 }
@@ -78,7 +80,8 @@ async function benchPrecision(
   bandwidth: number,
   opts: ModelBenchOptions,
 ): Promise<PrecisionResult> {
-  const compiled = compileModel({ modelDir, weights, cacheDir, onProgress: progressPrinter(`compiling ${weights}`) });
+  const tensorParallel = opts.tensorParallel ?? defaultTensorParallel();
+  const compiled = compileModel({ modelDir, weights, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${weights}`) });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: threads, disablePrepacking: false });
   try {
     const runner = new ModelRunner(sessions);

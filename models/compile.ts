@@ -6,7 +6,7 @@
 // memory at a time, never the whole model.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
@@ -14,12 +14,24 @@ import { buildAttentionCore } from '../kernels/ops/attention.ts';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
-import { buildAttentionIn, buildAttentionOut, buildExpert, buildLmHead, readSwiglu, type ReadWeight } from './layer-graphs.ts';
+import type { SwigluWeights } from '../kernels/ops/swiglu.ts';
+import type { SwigluWeightNames } from './family.ts';
+import {
+  buildAttentionIn,
+  buildAttentionOut,
+  buildLmHead,
+  buildSwiglu,
+  readLinear,
+  readSwiglu,
+  type ReadWeight,
+  shardRanges,
+  sliceSwiglu,
+} from './layer-graphs.ts';
 import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 2;
+const COMPILER_VERSION = 3;
 
 export interface CompileOptions {
   modelDir: string;
@@ -29,16 +41,33 @@ export interface CompileOptions {
    * block and is fast; 0 computes in fp32, exact to the dequantised weights but ~3x slower.
    */
   int4AccuracyLevel?: 0 | 4;
+  /** Tensor-parallel shards (threads) the MLPs and the LM head are split over; default 1. */
+  tensorParallel?: number;
   /** Parent directory of compiled models; defaults to defaultCacheDir(). */
   cacheDir?: string;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
+/** One tensor-parallel shard's slice of a layer's MLP; null where the slice is empty. */
+export interface MlpShardGraphs {
+  dense: string | null;
+  shared: string | null;
+  /** One graph per routed expert; empty for dense layers. */
+  experts: Array<string | null>;
+}
+
 export interface LayerGraphs {
   attnIn: string;
   attnOut: string;
-  /** One graph per routed expert; empty for dense layers. */
-  experts: string[];
+  /** Index = tensor-parallel rank. */
+  shards: MlpShardGraphs[];
+}
+
+export interface LmHeadShard {
+  file: string;
+  /** Vocabulary rows [start, end) this shard's logits cover. */
+  start: number;
+  end: number;
 }
 
 export interface Manifest {
@@ -46,9 +75,11 @@ export interface Manifest {
   key: string;
   weights: WeightPrecision;
   spec: ModelSpec;
+  tensorParallel: number;
   attentionCore: string;
   layers: LayerGraphs[];
-  lmHead: string;
+  /** Index = tensor-parallel rank. */
+  lmHead: LmHeadShard[];
   /** Raw little-endian f32 [vocabSize, hiddenSize]. */
   embeddings: string;
 }
@@ -60,21 +91,31 @@ export interface CompiledModel {
   reused: boolean;
 }
 
+/**
+ * Two shards on any machine with two or more cores: on the small matmuls of a decode step,
+ * two single-threaded shards beat one session with a two-thread pool (see shard-group.ts).
+ */
+export function defaultTensorParallel(): number {
+  return Math.min(2, availableParallelism());
+}
+
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(base, 'moe-server');
 }
 
-export function compileKey(modelDir: string, weights: WeightPrecision, int4AccuracyLevel: number): string {
+export function compileKey(modelDir: string, weights: WeightPrecision, int4AccuracyLevel: number, tensorParallel: number): string {
   const hash = createHash('sha256');
-  const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null };
+  const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null, tensorParallel };
   hash.update(JSON.stringify({ compiler: COMPILER_VERSION, options, checkpoint: checkpointFingerprint(modelDir) }));
   return hash.digest('hex').slice(0, 24);
 }
 
 export function compileModel(opts: CompileOptions): CompiledModel {
   const { spec, family } = loadModelSpec(opts.modelDir);
-  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4);
+  const tensorParallel = opts.tensorParallel ?? 1;
+  if (!Number.isSafeInteger(tensorParallel) || tensorParallel < 1) throw new RangeError(`tensorParallel must be a positive integer, got ${tensorParallel}`);
+  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel);
   const outDir = join(opts.cacheDir ?? defaultCacheDir(), 'compiled', key);
   const manifestPath = join(outDir, 'manifest.json');
   if (existsSync(manifestPath)) {
@@ -88,7 +129,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   const reader = CheckpointReader.open(opts.modelDir);
   try {
     const read: ReadWeight = (name, shape) => reader.readFloat32(name, shape);
-    const manifest = writeGraphs(tmpDir, key, spec, family.weightNames(spec), read, opts);
+    const manifest = writeGraphs(tmpDir, key, spec, family.weightNames(spec), read, { ...opts, tensorParallel });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmpDir, outDir);
@@ -103,14 +144,30 @@ export function compileModel(opts: CompileOptions): CompiledModel {
 
 type WeightNames = ReturnType<ReturnType<typeof loadModelSpec>['family']['weightNames']>;
 
-function writeGraphs(dir: string, key: string, spec: ModelSpec, names: WeightNames, read: ReadWeight, opts: CompileOptions): Manifest {
+function writeGraphs(
+  dir: string,
+  key: string,
+  spec: ModelSpec,
+  names: WeightNames,
+  read: ReadWeight,
+  opts: CompileOptions & { tensorParallel: number },
+): Manifest {
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
-  const total = 3 + spec.mlp.reduce((n, m) => n + 2 + (isMoe(m) ? m.numRoutedExperts : 0), 0);
+  const shards = opts.tensorParallel;
+  const mlpGraphs = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts + (m.sharedIntermediateSize > 0 ? 1 : 0) : 1), 0);
+  const total = 2 + 2 * spec.numLayers + shards * (1 + mlpGraphs);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
     writeGraph(dir, file, build);
     opts.onProgress?.(++done, total, file);
     return file;
+  };
+  /** Reads one SwiGLU MLP once and writes a graph per shard of its intermediate units. */
+  const emitShards = (prefix: string, mlpNames: SwigluWeightNames, width: number): Array<string | null> => {
+    const weights: SwigluWeights = readSwiglu(read, mlpNames, spec.hiddenSize, width);
+    return shardRanges(width, shards).map((range, rank) =>
+      range[1] > range[0] ? emit(`${prefix}.tp${rank}.onnx`, (b) => buildSwiglu(b, spec, sliceSwiglu(weights, range), linearOpts)) : null,
+    );
   };
 
   const embeddings = 'embeddings.f32';
@@ -123,19 +180,31 @@ function writeGraphs(dir: string, key: string, spec: ModelSpec, names: WeightNam
     const prefix = `layer${String(i).padStart(3, '0')}`;
     const attnIn = emit(`${prefix}.attn-in.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts));
     const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
+    const perShard: MlpShardGraphs[] = Array.from({ length: shards }, () => ({ dense: null, shared: null, experts: [] }));
     const mlp = spec.mlp[i];
-    const experts =
-      layerNames.mlp.kind === 'moe' && isMoe(mlp)
-        ? layerNames.mlp.experts.map((expertNames, j) =>
-            emit(`${prefix}.expert${String(j).padStart(3, '0')}.onnx`, (b) =>
-              buildExpert(b, spec, readSwiglu(read, expertNames, spec.hiddenSize, mlp.expertIntermediateSize), linearOpts),
-            ),
-          )
-        : [];
-    return { attnIn, attnOut, experts };
+    const mlpNames = layerNames.mlp;
+    if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
+      emitShards(`${prefix}.mlp`, mlpNames.mlp, mlp.intermediateSize).forEach((f, r) => (perShard[r].dense = f));
+    } else if (mlpNames.kind === 'moe' && isMoe(mlp)) {
+      if (mlpNames.shared) emitShards(`${prefix}.shared`, mlpNames.shared, mlp.sharedIntermediateSize).forEach((f, r) => (perShard[r].shared = f));
+      mlpNames.experts.forEach((expertNames, j) => {
+        const files = emitShards(`${prefix}.expert${String(j).padStart(3, '0')}`, expertNames, mlp.expertIntermediateSize);
+        files.forEach((f, r) => perShard[r].experts.push(f));
+      });
+    } else {
+      throw new Error(`layer ${i}: spec and weight names disagree`);
+    }
+    return { attnIn, attnOut, shards: perShard };
   });
-  const lmHead = emit('lm-head.onnx', (b) => buildLmHead(b, spec, names.finalNorm, names.lmHead, read, linearOpts));
-  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, attentionCore, layers, lmHead, embeddings };
+  const norm = read(names.finalNorm, [spec.hiddenSize]);
+  const head = readLinear(read, names.lmHead, spec.vocabSize, spec.hiddenSize);
+  const lmHead = shardRanges(spec.vocabSize, shards).map(([start, end], rank) => ({
+    file: emit(`lm-head.tp${rank}.onnx`, (b) => buildLmHead(b, spec, norm, head, [start, end], linearOpts)),
+    start,
+    end,
+  }));
+  if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
+  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, layers, lmHead, embeddings };
 }
 
 function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {

@@ -1,12 +1,13 @@
 // The ONNX graphs one decoder model is cut into. Cuts sit where the engine must step in:
-// around attention (the KV cache is engine memory, attention runs per sequence) and around
-// the routed experts (gating and dispatch happen in TypeScript). Everything between two cuts
-// is one graph, so a decode step costs few session calls per layer:
+// around attention (the KV cache is engine memory, attention runs per sequence), around the
+// routed experts (gating and dispatch happen in TypeScript), and where the work splits across
+// tensor-parallel shards (one thread each: ONNX Runtime's own pool gains nothing on the small
+// matmuls of a decode step, two threads with a half each do):
 //   attn-in   : RMSNorm -> fused q/k/v projection -> RoPE             (all tokens of the step)
 //   attn-core : softmax attention over cached keys/values             (one call per sequence)
-//   attn-out  : o_proj + residual -> RMSNorm -> dense MLP, or shared experts + router logits
-//   expert j  : one routed SwiGLU expert over the rows routed to it
-//   lm-head   : final RMSNorm -> vocabulary projection                 (rows that need logits)
+//   attn-out  : o_proj + residual -> RMSNorm -> router logits
+//   per shard : the dense MLP, the shared experts and each routed expert, over a slice of their
+//               intermediate units; and the LM head (final RMSNorm) over a slice of the vocabulary
 import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { linear, type LinearOptions, type LinearWeight, concatLinear } from '../kernels/ops/linear.ts';
 import { rmsNorm } from '../kernels/ops/norm.ts';
@@ -18,7 +19,7 @@ import { isMoe, type ModelSpec } from './spec.ts';
 /** Reads one checkpoint tensor as f32, checking its shape. */
 export type ReadWeight = (name: string, shape: number[]) => Float32Array;
 
-function readLinear(read: ReadWeight, name: string, outFeatures: number, inFeatures: number, biasName?: string): LinearWeight {
+export function readLinear(read: ReadWeight, name: string, outFeatures: number, inFeatures: number, biasName?: string): LinearWeight {
   const data = read(name, [outFeatures, inFeatures]);
   const bias = biasName ? read(biasName, [outFeatures]) : undefined;
   return { data, outFeatures, inFeatures, bias };
@@ -55,6 +56,11 @@ export function buildAttentionIn(b: GraphBuilder, spec: ModelSpec, names: LayerW
   b.output(heads(v, numKvHeads), 'v', 'float32', ['T', numKvHeads, headDim]);
 }
 
+/**
+ * o_proj and the residual, then the post-attention RMSNorm and, for MoE layers, the router.
+ * Outputs the residual stream (`hidden_out`), the MLP input (`mlp_in`) and `router_logits`;
+ * the MLP itself (dense, shared experts, routed experts) runs as tensor-parallel shards.
+ */
 export function buildAttentionOut(
   b: GraphBuilder,
   spec: ModelSpec,
@@ -69,34 +75,58 @@ export function buildAttentionOut(
   const o = readLinear(read, names.attention.o, h, numHeads * headDim);
   const residual = b.op('Add', [hidden, linear(b, attn, o, 'o_proj', opts)]);
   const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
+  b.output(residual, 'hidden_out', 'float32', ['T', h]);
+  b.output(x, 'mlp_in', 'float32', ['T', h]);
   const mlp = spec.mlp[layer];
-  const mlpNames = names.mlp;
-  if (!isMoe(mlp) || mlpNames.kind !== 'moe') {
-    if (mlpNames.kind !== 'dense' || isMoe(mlp)) throw new Error(`layer ${layer}: spec and weight names disagree`);
-    const dense = swiglu(b, x, readSwiglu(read, mlpNames.mlp, h, mlp.intermediateSize), 'mlp', opts);
-    b.output(b.op('Add', [residual, dense]), 'hidden_out', 'float32', ['T', h]);
-    return;
+  if (isMoe(mlp) && names.mlp.kind === 'moe') {
+    // The router stays fp32 whatever the weight precision: expert choice must not drift.
+    const router = readLinear(read, names.mlp.router, mlp.numRoutedExperts, h);
+    b.output(linear(b, x, router, 'router', { precision: 'fp32' }), 'router_logits', 'float32', ['T', mlp.numRoutedExperts]);
   }
-  const withShared = mlpNames.shared
-    ? b.op('Add', [residual, swiglu(b, x, readSwiglu(read, mlpNames.shared, h, mlp.sharedIntermediateSize), 'shared', opts)])
-    : residual;
-  // The router stays fp32 whatever the weight precision: expert choice must not drift.
-  const router = readLinear(read, mlpNames.router, mlp.numRoutedExperts, h);
-  const logits = linear(b, x, router, 'router', { precision: 'fp32' });
-  b.output(withShared, 'hidden_out', 'float32', ['T', h]);
-  b.output(x, 'moe_in', 'float32', ['T', h]);
-  b.output(logits, 'router_logits', 'float32', ['T', mlp.numRoutedExperts]);
 }
 
-export function buildExpert(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions): void {
+/** Splits `width` into `shards` contiguous ranges, on 4-bit block boundaries where possible. */
+export function shardRanges(width: number, shards: number): Array<[number, number]> {
+  const align = width % 32 === 0 && width / shards >= 32 ? 32 : 1;
+  const chunk = Math.ceil(width / shards / align) * align;
+  return Array.from({ length: shards }, (_, r): [number, number] => [Math.min(width, r * chunk), Math.min(width, (r + 1) * chunk)]);
+}
+
+function rows(w: LinearWeight, start: number, end: number): LinearWeight {
+  return { data: w.data.subarray(start * w.inFeatures, end * w.inFeatures), outFeatures: end - start, inFeatures: w.inFeatures };
+}
+
+function columns(w: LinearWeight, start: number, end: number): LinearWeight {
+  const width = end - start;
+  const data = new Float32Array(w.outFeatures * width);
+  for (let r = 0; r < w.outFeatures; r++) data.set(w.data.subarray(r * w.inFeatures + start, r * w.inFeatures + end), r * width);
+  return { data, outFeatures: w.outFeatures, inFeatures: width };
+}
+
+/**
+ * One tensor-parallel shard of a SwiGLU MLP: intermediate units [start, end). Shards' outputs
+ * add up to the whole MLP's output (down_proj is linear in the intermediate units).
+ */
+export function sliceSwiglu(w: SwigluWeights, [start, end]: [number, number]): SwigluWeights {
+  return { gate: rows(w.gate, start, end), up: rows(w.up, start, end), down: columns(w.down, start, end) };
+}
+
+export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions): void {
   const x = b.input('x', 'float32', ['M', spec.hiddenSize]);
-  b.output(swiglu(b, x, weights, 'expert', opts), 'y', 'float32', ['M', spec.hiddenSize]);
+  b.output(swiglu(b, x, weights, 'mlp', opts), 'y', 'float32', ['M', spec.hiddenSize]);
 }
 
-export function buildLmHead(b: GraphBuilder, spec: ModelSpec, normName: string, headName: string, read: ReadWeight, opts: LinearOptions): void {
-  const { hiddenSize: h, vocabSize } = spec;
-  const hidden = b.input('hidden', 'float32', ['R', h]);
-  const x = rmsNorm(b, hidden, read(normName, [h]), spec.rmsNormEps, 'final_norm');
-  const logits = linear(b, x, readLinear(read, headName, vocabSize, h), 'lm_head', opts);
-  b.output(logits, 'logits', 'float32', ['R', vocabSize]);
+/** Final RMSNorm and the vocabulary rows [start, end) of the LM head (one shard of it). */
+export function buildLmHead(
+  b: GraphBuilder,
+  spec: ModelSpec,
+  norm: Float32Array,
+  head: LinearWeight,
+  [start, end]: [number, number],
+  opts: LinearOptions,
+): void {
+  const hidden = b.input('hidden', 'float32', ['R', spec.hiddenSize]);
+  const x = rmsNorm(b, hidden, norm, spec.rmsNormEps, 'final_norm');
+  b.output(linear(b, x, rows(head, start, end), 'lm_head', opts), 'logits', 'float32', ['R', end - start]);
 }
+

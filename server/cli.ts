@@ -1,7 +1,7 @@
 // The `moe-server` command: subcommands serve, synthetic, compile, generate and bench.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type WeightPrecision } from '../kernels/ops/linear.ts';
-import { compileModel } from '../models/compile.ts';
+import { compileModel, defaultTensorParallel } from '../models/compile.ts';
 import { writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
@@ -54,12 +54,18 @@ const commands: Record<string, Command> = {
   },
   compile: {
     summary: 'compile a checkpoint into ONNX graphs (reused while checkpoint and options are unchanged)',
-    usage: `moe-server compile --model DIR [--weights fp32|int4] [--cache-dir DIR]`,
-    options: { model: { type: 'string' }, weights: { type: 'string', default: 'int4' }, 'cache-dir': { type: 'string' } },
+    usage: `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--cache-dir DIR]`,
+    options: {
+      model: { type: 'string' },
+      weights: { type: 'string', default: 'int4' },
+      'tensor-parallel': { type: 'string', default: '0' },
+      'cache-dir': { type: 'string' },
+    },
     async run(v) {
       const compiled = compileModel({
         modelDir: requireString(v.model, '--model'),
         weights: weightsOption(v.weights),
+        tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel') || defaultTensorParallel(),
         cacheDir: optionalString(v['cache-dir']),
         onProgress: progressPrinter('compiling graphs'),
       });
@@ -71,7 +77,7 @@ const commands: Record<string, Command> = {
     summary: 'generate text from a prompt and print prefill and decode speed',
     usage:
       `moe-server generate [--model DIR] --prompt TEXT [--max-tokens N] [--weights fp32|int4]\n` +
-      `    [--temperature T] [--top-k K] [--top-p P] [--seed N] [--threads N] [--cache-dir DIR]\n` +
+      `    [--temperature T] [--top-k K] [--top-p P] [--seed N] [--threads N] [--tensor-parallel N] [--cache-dir DIR]\n` +
       `  Without --model, a tiny random-weight demo checkpoint is written once to ${defaultModelDir()} and used.`,
     options: {
       model: { type: 'string' },
@@ -83,6 +89,7 @@ const commands: Record<string, Command> = {
       'top-p': { type: 'string', default: '1' },
       seed: { type: 'string' },
       threads: { type: 'string', default: '0' },
+      'tensor-parallel': { type: 'string', default: '0' },
       'cache-dir': { type: 'string' },
     },
     async run(v) {
@@ -97,6 +104,7 @@ const commands: Record<string, Command> = {
         topP: number(v['top-p'], '--top-p'),
         seed: v.seed === undefined ? null : integer(v.seed, '--seed'),
         threads: integer(v.threads, '--threads'),
+        tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel'),
         cacheDir: optionalString(v['cache-dir']),
       });
     },

@@ -22,6 +22,8 @@ export interface ServerConfig {
   servedModelName: string | null;
   /** Intra-op threads per ONNX Runtime session; 0 = one per core. */
   threads: number;
+  /** Tensor-parallel shards for the MLPs and LM head; 0 = min(2, cores). */
+  tensorParallel: number;
   /** Where compiled models and the demo checkpoint live; null = the default cache directory. */
   cacheDir: string | null;
   /** Longest prompt + completion served; null = the model's max_position_embeddings. */
@@ -107,6 +109,11 @@ export const SETTINGS: Settings = {
     help: 'The model id clients send in "model" and see in /v1/models.',
   },
   threads: { flag: 'threads', env: 'MOE_SERVER_THREADS', metavar: 'N', defaultValue: 0, parse: integerIn(0, 1024), help: 'ONNX Runtime intra-op threads; 0 = one per core.' },
+  tensorParallel: {
+    flag: 'tensor-parallel', env: 'MOE_SERVER_TENSOR_PARALLEL', metavar: 'N', defaultValue: 0, parse: integerIn(0, 64),
+    defaultText: '0 (= min(2, cores))',
+    help: 'Threads the MLPs, experts and LM head are split over, each running its slice of every weight (tensor parallelism).',
+  },
   cacheDir: {
     flag: 'cache-dir', env: 'MOE_SERVER_CACHE_DIR', metavar: 'DIR', defaultValue: null, parse: optionalText,
     defaultText: '$XDG_CACHE_HOME/moe-server or ~/.cache/moe-server',

@@ -2,6 +2,7 @@
 // then the measured prefill and decode speeds.
 import { availableParallelism } from 'node:os';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
 import { defaultSamplingParams } from './engine/sampler.ts';
 import { progressPrinter } from './progress.ts';
@@ -17,6 +18,8 @@ export interface GenerateOptions {
   seed: number | null;
   /** Intra-op threads per session; 0 = all cores. */
   threads: number;
+  /** Tensor-parallel shards; 0 = defaultTensorParallel(). */
+  tensorParallel: number;
   cacheDir?: string;
 }
 
@@ -29,6 +32,7 @@ export async function runGenerate(opts: GenerateOptions): Promise<number> {
       weights: opts.weights,
       cacheDir: opts.cacheDir,
       session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), disablePrepacking: false },
+      tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },
     (stage, done, total) => (stage === 'compile' ? compileProgress : loadProgress)(done, total),
   );

@@ -19,6 +19,7 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     modelDir,
     weights: config.weights,
     threads: config.threads,
+    tensorParallel: config.tensorParallel,
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
     servedModelName: config.servedModelName ?? undefined,

@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
 import { unavailable } from './openai/errors.ts';
 import { TokenTexts } from './openai/logprobs.ts';
@@ -32,6 +33,8 @@ export interface LoadModelOptions {
   weights: WeightPrecision;
   /** Intra-op threads per session; 0 = one per core. */
   threads: number;
+  /** Tensor-parallel shards; 0 = defaultTensorParallel(). */
+  tensorParallel: number;
   cacheDir?: string;
   maxModelLen?: number;
   /** Defaults to the model directory's name. */
@@ -47,6 +50,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       cacheDir: opts.cacheDir,
       maxModelLen: opts.maxModelLen,
       session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), disablePrepacking: false },
+      tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },
     opts.onProgress,
   );

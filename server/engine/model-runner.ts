@@ -1,8 +1,9 @@
 // One forward step over a batch of sequences: each contributes its new tokens (a prefill
 // chunk or one decode token), and all tokens of the step share every weight-bound graph
 // call, so an expert runs once per step on every row routed to it. Stages per layer:
-// attention (per sequence, over its own cache) -> Router -> Dispatch -> Experts -> Combine.
-import { groupByExpert, gatherRows, scatterAddWeighted } from '../../kernels/dispatch.ts';
+// attention (per sequence, over its own cache) -> Router -> Dispatch -> Experts -> Combine,
+// the last three on every tensor-parallel shard at once (shard-group.ts).
+import { gatherRows } from '../../kernels/dispatch.ts';
 import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
 import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
@@ -76,12 +77,15 @@ export class ModelRunner {
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
       });
+      // The residual stream; every shard's MLP output is added into it in place.
       hidden = out.hidden_out.data as Float32Array;
       const gating = this.gating[layer];
-      if (gating) {
-        const logits = out.router_logits.data as Float32Array;
-        const route = routeTokens(logits, numTokens, gating);
-        this.runExperts(layer, route, out.moe_in.data as Float32Array, hidden, numTokens, gating);
+      const route = gating ? routeTokens(out.router_logits.data as Float32Array, numTokens, gating) : null;
+      this.sessions.shards.runMlp(
+        { layer, x: out.mlp_in.data as Float32Array, numTokens, route, topK: gating?.topK ?? 0, numExperts: gating?.numExperts ?? 0 },
+        hidden,
+      );
+      if (route) {
         routing.push(route);
         moeLayers.push(layer);
       }
@@ -149,24 +153,6 @@ export class ModelRunner {
     return attn;
   }
 
-  /** Dispatch each expert's rows, run it once, and combine its weighted output into hidden. */
-  private runExperts(
-    layer: number,
-    route: RoutingResult,
-    moeIn: Float32Array,
-    hidden: Float32Array,
-    numTokens: number,
-    gating: GatingConfig,
-  ): void {
-    const h = this.spec.hiddenSize;
-    const experts = this.sessions.layers[layer].experts;
-    for (const batch of groupByExpert(route, numTokens, gating.topK, gating.numExperts)) {
-      const x = gatherRows(moeIn, h, batch.rows);
-      const out = experts[batch.expert].run({ x: new ort.Tensor('float32', x, [batch.rows.length, h]) });
-      scatterAddWeighted(hidden, h, out.y.data as Float32Array, batch.rows, batch.weights);
-    }
-  }
-
   private lmHead(slots: SequenceSlot[], hidden: Float32Array): Float32Array {
     const h = this.spec.hiddenSize;
     const rows: number[] = [];
@@ -175,8 +161,6 @@ export class ModelRunner {
       if (s.seq.logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
     }
     if (rows.length === 0) return new Float32Array(0);
-    const x = gatherRows(hidden, h, Int32Array.from(rows));
-    const out = this.sessions.lmHead.run({ hidden: new ort.Tensor('float32', x, [rows.length, h]) });
-    return out.logits.data as Float32Array;
+    return this.sessions.shards.lmHead(gatherRows(hidden, h, Int32Array.from(rows)), rows.length);
   }
 }

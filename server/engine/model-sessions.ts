@@ -1,23 +1,35 @@
-// Opens every graph of a compiled model as an ONNX Runtime session, plus the embedding table.
+// Opens a compiled model: attention graphs as ONNX Runtime sessions on this thread, the
+// MLPs and LM head as tensor-parallel shards (this thread is rank 0), and the embeddings.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { GraphSession, type SessionSettings } from '../../kernels/session.ts';
 import type { CompiledModel, Manifest } from '../../models/compile.ts';
+import { ShardGroup } from './shard-group.ts';
 
 export interface LayerSessions {
   attnIn: GraphSession;
   attnOut: GraphSession;
-  experts: GraphSession[];
 }
 
 export interface ModelSessions {
   manifest: Manifest;
   attentionCore: GraphSession;
   layers: LayerSessions[];
-  lmHead: GraphSession;
+  shards: ShardGroup;
   /** [vocabSize, hiddenSize] */
   embeddings: Float32Array;
   release(): Promise<void>;
+}
+
+/**
+ * Threads per shard session: the cores divided among the shards, so with two shards on two
+ * cores each shard runs single-threaded and the two together fill the machine.
+ */
+export function shardSettings(settings: SessionSettings, shards: number): SessionSettings {
+  if (shards <= 1) return settings;
+  const cores = settings.intraOpThreads > 0 ? settings.intraOpThreads : availableParallelism();
+  return { ...settings, intraOpThreads: Math.max(1, Math.floor(cores / shards)) };
 }
 
 export async function openModelSessions(
@@ -26,30 +38,25 @@ export async function openModelSessions(
   onProgress?: (done: number, total: number) => void,
 ): Promise<ModelSessions> {
   const { dir, manifest } = compiled;
-  const total = 2 + manifest.layers.reduce((n, l) => n + 2 + l.experts.length, 0);
+  const total = 2 + 2 * manifest.layers.length;
   let done = 0;
   const open = async (file: string): Promise<GraphSession> => {
     const session = new GraphSession(join(dir, file), settings);
-    // Yield between sessions so a loading worker still answers messages (progress, cancel).
-    await new Promise((resolve) => setImmediate(resolve));
     onProgress?.(++done, total);
+    // Yield between sessions so a loading worker still answers messages.
+    await new Promise((resolve) => setImmediate(resolve));
     return session;
   };
   const attentionCore = await open(manifest.attentionCore);
   const layers: LayerSessions[] = [];
-  for (const layer of manifest.layers) {
-    const attnIn = await open(layer.attnIn);
-    const attnOut = await open(layer.attnOut);
-    const experts: GraphSession[] = [];
-    for (const expert of layer.experts) experts.push(await open(expert));
-    layers.push({ attnIn, attnOut, experts });
-  }
-  const lmHead = await open(manifest.lmHead);
+  for (const layer of manifest.layers) layers.push({ attnIn: await open(layer.attnIn), attnOut: await open(layer.attnOut) });
+  const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
+  onProgress?.(++done, total);
   const raw = readFileSync(join(dir, manifest.embeddings));
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-  const all = [attentionCore, lmHead, ...layers.flatMap((l) => [l.attnIn, l.attnOut, ...l.experts])];
   const release = async (): Promise<void> => {
-    for (const session of all) session.release();
+    for (const session of [attentionCore, ...layers.flatMap((l) => [l.attnIn, l.attnOut])]) session.release();
+    shards.release();
   };
-  return { manifest, attentionCore, layers, lmHead, embeddings, release };
+  return { manifest, attentionCore, layers, shards, embeddings, release };
 }

@@ -10,6 +10,8 @@ export interface EngineOptions {
   weights: WeightPrecision;
   cacheDir?: string;
   session: SessionSettings;
+  /** Tensor-parallel shards (threads) for the MLPs and LM head; see defaultTensorParallel(). */
+  tensorParallel: number;
   /** Longest sequence (prompt + output) served; defaults to the model's max_position_embeddings. */
   maxModelLen?: number;
 }

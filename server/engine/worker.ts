@@ -22,6 +22,7 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
   const compiled = compileModel({
     modelDir: options.modelDir,
     weights: options.weights,
+    tensorParallel: options.tensorParallel,
     cacheDir: options.cacheDir,
     onProgress: (done, total) => post({ type: 'progress', stage: 'compile', done, total }),
   });

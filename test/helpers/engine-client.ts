@@ -8,13 +8,17 @@ import type { FromWorker, SubmitRequest } from '../../server/engine/protocol.ts'
 import { defaultSamplingParams, type SamplingParams } from '../../server/engine/sampler.ts';
 import type { OpenedRunner, TinyModel } from './tiny-model.ts';
 
-/** fp32 weights and one intra-op thread: matches openRunner, and two test forks share two cores. */
+/**
+ * fp32 weights and one intra-op thread, as openRunner; two tensor-parallel shards, so the
+ * engine worker's own shard worker is exercised (outputs equal the unsharded runner's).
+ */
 export function startTinyEngine(model: TinyModel, maxModelLen?: number): Promise<EngineClient> {
   return EngineClient.start({
     modelDir: model.dir,
     weights: 'fp32',
     cacheDir: model.cacheDir,
     session: { provider: 'cpu', intraOpThreads: 1, disablePrepacking: false },
+    tensorParallel: 2,
     maxModelLen,
   });
 }

@@ -30,8 +30,13 @@ export interface OpenedRunner {
   release(): Promise<void>;
 }
 
-export async function openRunner(model: TinyModel, weights: WeightPrecision, int4AccuracyLevel: 0 | 4 = 4): Promise<OpenedRunner> {
-  const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, cacheDir: model.cacheDir });
+export async function openRunner(
+  model: TinyModel,
+  weights: WeightPrecision,
+  int4AccuracyLevel: 0 | 4 = 4,
+  tensorParallel = 1,
+): Promise<OpenedRunner> {
+  const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1, disablePrepacking: false });
   const runner = new ModelRunner(sessions);
   const { numLayers, numKvHeads, headDim, maxPositions } = runner.spec;

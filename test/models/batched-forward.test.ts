@@ -93,3 +93,40 @@ describe('batched forward', () => {
     expect(cacheB.numCachedTokens).toBe(23 + 4);
   });
 });
+
+describe('tensor-parallel shards', () => {
+  let model: TinyModel;
+  let sharded: OpenedRunner;
+  let reference: ReferenceDeepseek;
+
+  beforeAll(async () => {
+    model = writeTinyModel({ num_experts_per_tok: 3, norm_topk_prob: true }, 17);
+    sharded = await openRunner(model, 'fp32', 4, 2);
+    reference = ReferenceDeepseek.load(model.dir);
+  });
+  afterAll(async () => {
+    await sharded?.release();
+    model?.remove();
+  });
+
+  it('two shards (a worker thread each half of every MLP and the LM head) match the reference', async () => {
+    const prompts = [testTokens(30, 21), testTokens(7, 22)];
+    const caches = prompts.map(() => sharded.newCache());
+    const refs = prompts.map(() => reference.newSequence());
+    let tokens = prompts;
+    for (let step = 0; step < 6; step++) {
+      const got = sharded.runner.step(tokens.map((t, i) => ({ tokens: t, cache: caches[i], logits: 'all' as const })));
+      let row = 0;
+      const next: number[][] = [];
+      tokens.forEach((t, i) => {
+        const expected = refs[i].forward(t);
+        expect(maxDiff(rows(got.logits, row, t.length), expected.logits.flatMap((r) => Array.from(r)))).toBeLessThanOrEqual(1e-4);
+        const experts = Array.from({ length: t.length }, (_, j) => got.routing.map((route) => Array.from(route.expertIds.subarray((row + j) * 3, (row + j + 1) * 3))));
+        expect(experts).toEqual(expected.experts);
+        next.push([argmax(expected.logits.at(-1)!)]);
+        row += t.length;
+      });
+      tokens = next;
+    }
+  });
+});

@@ -37,13 +37,27 @@ describe('compileModel', () => {
     expect(first.reused).toBe(false);
     expect(existsSync(join(first.dir, 'manifest.json'))).toBe(true);
     const files = readdirSync(first.dir);
-    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(2 + 3 * 2 + 2 * 8); // core, lm head, 3 layers x 2, 2 MoE layers x 8 experts
+    // attention core, LM head, 3 layers x (attn-in, attn-out), the dense MLP, 2 MoE layers x (shared + 8 experts)
+    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(2 + 3 * 2 + 1 + 2 * 9);
     expect(files.filter((f) => f.endsWith('.onnx.data')).length).toBeGreaterThan(0);
     const again = compileModel({ modelDir: dir, weights: 'fp32', cacheDir });
     expect(again).toMatchObject({ reused: true, dir: first.dir });
     const int4 = compileModel({ modelDir: dir, weights: 'int4', cacheDir });
     expect(int4.reused).toBe(false);
     expect(int4.dir).not.toBe(first.dir);
+  });
+
+  it('splits every MLP and the LM head into one graph per tensor-parallel shard', () => {
+    const dir = tinyCheckpoint();
+    const { manifest } = compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir(), tensorParallel: 2 });
+    expect(manifest.tensorParallel).toBe(2);
+    expect(manifest.lmHead.map(({ start, end }) => [start, end])).toEqual([[0, 16000], [16000, 32000]]);
+    for (const layer of manifest.layers) {
+      expect(layer.shards).toHaveLength(2);
+      expect(layer.shards[0].experts.length).toBe(layer.shards[1].experts.length);
+    }
+    expect(manifest.layers[0].shards.every((s) => s.dense !== null && s.experts.length === 0)).toBe(true);
+    expect(manifest.layers[1].shards.every((s) => s.shared !== null && s.experts.length === 8)).toBe(true);
   });
 
   it('keys the compiled model by content, not by path', () => {

@@ -16,6 +16,7 @@ describe('server configuration', () => {
       maxBodyBytes: 4 * 1024 * 1024,
       servedModelName: null,
       threads: 0,
+      tensorParallel: 0,
       cacheDir: null,
       maxModelLen: null,
       logLevel: 'info',

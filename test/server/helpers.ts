@@ -20,7 +20,7 @@ export interface TestModel {
 /** fp32 weights and one thread: two test files may run side by side on two cores. */
 export async function startTestModel(configOverrides: Record<string, unknown> = {}, servedModelName = MODEL): Promise<TestModel> {
   const tiny = writeTinyModel(configOverrides);
-  const model = await loadServedModel({ modelDir: tiny.dir, cacheDir: tiny.cacheDir, weights: 'fp32', threads: 1, servedModelName });
+  const model = await loadServedModel({ modelDir: tiny.dir, cacheDir: tiny.cacheDir, weights: 'fp32', threads: 1, tensorParallel: 1, servedModelName });
   return {
     tiny,
     model,

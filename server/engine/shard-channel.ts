@@ -1,0 +1,74 @@
+// Shared memory between rank 0 (the engine thread) and one shard worker: a control block
+// of Int32 slots driven with Atomics, and fixed-size buffers for one chunk of rows. Jobs
+// larger than a chunk are cut into chunks by rank 0, so the buffers never need to grow.
+
+export const SLOT = { seq: 0, done: 1, kind: 2, layer: 3, rows: 4, routed: 5, status: 6, errorBytes: 7 } as const;
+export const JOB = { mlp: 1, lmHead: 2, stop: 3 } as const;
+
+/** Rows per chunk of an MLP job. */
+export const CHUNK_ROWS = 512;
+const ERROR_BYTES = 2048;
+
+export interface ChannelShape {
+  hiddenSize: number;
+  maxTopK: number;
+  /** Widest vocabulary slice of any shard. */
+  maxVocabSlice: number;
+}
+
+export interface ChannelBuffers {
+  shape: ChannelShape;
+  ctrl: SharedArrayBuffer;
+  x: SharedArrayBuffer;
+  ids: SharedArrayBuffer;
+  weights: SharedArrayBuffer;
+  out: SharedArrayBuffer;
+  error: SharedArrayBuffer;
+}
+
+export class ShardChannel {
+  readonly ctrl: Int32Array;
+  readonly x: Float32Array;
+  readonly ids: Int32Array;
+  readonly weights: Float32Array;
+  readonly out: Float32Array;
+  readonly error: Uint8Array;
+  /** Rows of logits one LM-head chunk can carry. */
+  readonly lmHeadRows: number;
+
+  constructor(readonly buffers: ChannelBuffers) {
+    this.ctrl = new Int32Array(buffers.ctrl);
+    this.x = new Float32Array(buffers.x);
+    this.ids = new Int32Array(buffers.ids);
+    this.weights = new Float32Array(buffers.weights);
+    this.out = new Float32Array(buffers.out);
+    this.error = new Uint8Array(buffers.error);
+    this.lmHeadRows = Math.max(1, Math.floor(this.out.length / buffers.shape.maxVocabSlice));
+  }
+
+  static create(shape: ChannelShape): ShardChannel {
+    const floats = (n: number) => new SharedArrayBuffer(4 * n);
+    const outFloats = Math.max(CHUNK_ROWS * shape.hiddenSize, 16 * shape.maxVocabSlice);
+    return new ShardChannel({
+      shape,
+      ctrl: floats(16),
+      x: floats(CHUNK_ROWS * shape.hiddenSize),
+      ids: floats(CHUNK_ROWS * shape.maxTopK),
+      weights: floats(CHUNK_ROWS * shape.maxTopK),
+      out: floats(outFloats),
+      error: new SharedArrayBuffer(ERROR_BYTES),
+    });
+  }
+
+  writeError(message: string): void {
+    const bytes = new TextEncoder().encode(message).subarray(0, ERROR_BYTES);
+    this.error.set(bytes);
+    this.ctrl[SLOT.errorBytes] = bytes.length;
+    this.ctrl[SLOT.status] = 1;
+  }
+
+  readError(): string {
+    // TextDecoder refuses views of shared memory: copy first.
+    return new TextDecoder().decode(this.error.slice(0, this.ctrl[SLOT.errorBytes]));
+  }
+}

@@ -1,0 +1,160 @@
+// Rank 0's view of tensor parallelism: its own shard sessions plus one worker thread per
+// other rank. Each MLP stage and the LM head run on every rank at once, each over its slice
+// of the weights; the slices' outputs are summed (MLPs) or laid side by side (logits).
+// ONNX Runtime's intra-op pool cannot do this for us: without spinning, waking its threads
+// costs more than the small matmuls of a decode step take; two threads with a slice each
+// keep both cores busy.
+import { Worker } from 'node:worker_threads';
+import type { SessionSettings } from '../../kernels/session.ts';
+import type { Manifest } from '../../models/compile.ts';
+import { isMoe } from '../../models/spec.ts';
+import { type MlpJob, openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
+import type { ShardWorkerData } from './shard-worker.ts';
+
+const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
+/** A shard that has not answered in this long is taken for dead: fail the step, don't hang. */
+const SHARD_TIMEOUT_MS = 120_000;
+
+export class ShardFailedError extends Error {
+  override name = 'ShardFailedError';
+}
+
+interface Remote {
+  rank: number;
+  worker: Worker;
+  channel: ShardChannel;
+  /** Number of the last job posted. */
+  seq: number;
+  /** Vocabulary columns [vocabStart, vocabEnd) of its logits. */
+  vocabStart: number;
+  vocabEnd: number;
+}
+
+export class ShardGroup {
+  private constructor(
+    private readonly local: ShardSessions,
+    private readonly remotes: Remote[],
+    private readonly vocabSize: number,
+  ) {}
+
+  static async open(dir: string, manifest: Manifest, settings: SessionSettings): Promise<ShardGroup> {
+    const { spec } = manifest;
+    const shape = {
+      hiddenSize: spec.hiddenSize,
+      maxTopK: Math.max(1, ...spec.mlp.map((m) => (isMoe(m) ? m.numExpertsPerToken : 1))),
+      maxVocabSlice: Math.max(...manifest.lmHead.map((s) => s.end - s.start)),
+    };
+    const ranks = Array.from({ length: manifest.tensorParallel - 1 }, (_, i) => i + 1);
+    const remotes = await Promise.all(ranks.map((rank) => startRemote(dir, manifest, rank, settings, ShardChannel.create(shape))));
+    return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, spec.vocabSize);
+  }
+
+  /** Adds the layer's whole MLP output (every shard's slice) into `out` [numTokens, hidden]. */
+  runMlp(job: MlpJob, out: Float32Array): void {
+    const h = this.local.hiddenSize;
+    for (let start = 0; start < job.numTokens; start += CHUNK_ROWS) {
+      const rows = Math.min(CHUNK_ROWS, job.numTokens - start);
+      const k = job.route ? job.topK : 0;
+      const chunk: MlpJob = {
+        ...job,
+        x: job.x.subarray(start * h, (start + rows) * h),
+        numTokens: rows,
+        route: job.route && {
+          expertIds: job.route.expertIds.subarray(start * k, (start + rows) * k),
+          weights: job.route.weights.subarray(start * k, (start + rows) * k),
+        },
+      };
+      for (const remote of this.remotes) {
+        remote.channel.x.set(chunk.x);
+        if (chunk.route) {
+          remote.channel.ids.set(chunk.route.expertIds);
+          remote.channel.weights.set(chunk.route.weights);
+        }
+        post(remote, JOB.mlp, rows, job.layer, k);
+      }
+      const outChunk = out.subarray(start * h, (start + rows) * h);
+      runMlpShard(this.local, chunk, outChunk);
+      for (const remote of this.remotes) {
+        waitFor(remote);
+        const partial = remote.channel.out;
+        for (let i = 0; i < outChunk.length; i++) outChunk[i] += partial[i];
+      }
+    }
+  }
+
+  /** Logits [numRows, vocabSize] for final hidden rows, each shard filling its columns. */
+  lmHead(hidden: Float32Array, numRows: number): Float32Array {
+    const h = this.local.hiddenSize;
+    const logits = new Float32Array(numRows * this.vocabSize);
+    const step = Math.min(...this.remotes.map((r) => r.channel.lmHeadRows), numRows);
+    for (let start = 0; start < numRows; start += step) {
+      const rows = Math.min(step, numRows - start);
+      const x = hidden.subarray(start * h, (start + rows) * h);
+      for (const remote of this.remotes) {
+        remote.channel.x.set(x);
+        post(remote, JOB.lmHead, rows, 0, 0);
+      }
+      placeColumns(logits, this.vocabSize, start, rows, runLmHeadShard(this.local, x, rows), this.local.vocabStart, this.local.vocabEnd);
+      for (const remote of this.remotes) {
+        waitFor(remote);
+        placeColumns(logits, this.vocabSize, start, rows, remote.channel.out, remote.vocabStart, remote.vocabEnd);
+      }
+    }
+    return logits;
+  }
+
+  release(): void {
+    for (const s of this.local.all()) s.release();
+    for (const remote of this.remotes) {
+      post(remote, JOB.stop, 0, 0, 0);
+      void remote.worker.terminate();
+    }
+  }
+
+  get numShards(): number {
+    return this.remotes.length + 1;
+  }
+}
+
+async function startRemote(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, channel: ShardChannel): Promise<Remote> {
+  const workerData: ShardWorkerData = { dir, manifest, rank, settings, buffers: channel.buffers };
+  const worker = new Worker(WORKER_ENTRY, { argv: ['./shard-worker.ts'], workerData });
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', (m: { type: string; message?: string }) =>
+      m.type === 'ready' ? resolve() : reject(new ShardFailedError(`shard ${rank} failed to start: ${m.message}`)),
+    );
+    worker.once('error', (err) => reject(new ShardFailedError(`shard ${rank} failed to start: ${err.message}`)));
+  });
+  return { rank, worker, channel, seq: 0, vocabStart: manifest.lmHead[rank].start, vocabEnd: manifest.lmHead[rank].end };
+}
+
+function post(remote: Remote, kind: number, rows: number, layer: number, routedTopK: number): void {
+  const { ctrl } = remote.channel;
+  ctrl[SLOT.kind] = kind;
+  ctrl[SLOT.rows] = rows;
+  ctrl[SLOT.layer] = layer;
+  ctrl[SLOT.routed] = routedTopK;
+  Atomics.store(ctrl, SLOT.seq, ++remote.seq);
+  Atomics.notify(ctrl, SLOT.seq);
+}
+
+/** Blocks until the remote finished its current job; throws its error if it had one. */
+function waitFor(remote: Remote): void {
+  const { ctrl } = remote.channel;
+  const deadline = Date.now() + SHARD_TIMEOUT_MS;
+  while (Atomics.load(ctrl, SLOT.done) !== remote.seq) {
+    if (Date.now() > deadline) throw new ShardFailedError(`shard ${remote.rank} did not answer within ${SHARD_TIMEOUT_MS} ms`);
+    Atomics.wait(ctrl, SLOT.done, remote.seq - 1, 1000);
+  }
+  if (ctrl[SLOT.status] !== 0) {
+    const message = remote.channel.readError();
+    ctrl[SLOT.status] = 0;
+    throw new ShardFailedError(`shard ${remote.rank} failed: ${message}`);
+  }
+}
+
+function placeColumns(logits: Float32Array, vocab: number, firstRow: number, rows: number, slice: Float32Array, from: number, to: number): void {
+  const width = to - from;
+  for (let r = 0; r < rows; r++) logits.set(slice.subarray(r * width, (r + 1) * width), (firstRow + r) * vocab + from);
+}
