@@ -33,6 +33,23 @@ function runJob(sessions: ShardSessions, channel: ShardChannel): void {
   runMlpShard(sessions, { layer: ctrl[SLOT.layer], x, numTokens: rows, route, topK, numExperts }, out);
 }
 
+/**
+ * Jobs of one step come about a millisecond apart (one per layer). Waking a blocked thread
+ * can take longer than that on a virtual machine, so poll for a short while first and only
+ * then block; between steps the thread sleeps.
+ */
+const SPIN_MS = 3;
+
+function waitForJob(ctrl: Int32Array, seen: number): void {
+  const until = performance.now() + SPIN_MS;
+  while (Atomics.load(ctrl, SLOT.seq) === seen) {
+    if (performance.now() > until) {
+      Atomics.wait(ctrl, SLOT.seq, seen);
+      return;
+    }
+  }
+}
+
 function serve(data: ShardWorkerData): void {
   const channel = new ShardChannel(data.buffers);
   const sessions = openShardSessions(data.dir, data.manifest, data.rank, data.settings);
@@ -40,7 +57,7 @@ function serve(data: ShardWorkerData): void {
   const { ctrl } = channel;
   let seen = 0;
   for (;;) {
-    Atomics.wait(ctrl, SLOT.seq, seen);
+    waitForJob(ctrl, seen);
     seen = Atomics.load(ctrl, SLOT.seq);
     if (ctrl[SLOT.kind] === JOB.stop) break;
     try {
