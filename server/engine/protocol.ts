@@ -3,7 +3,7 @@ import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { EngineEvent } from './engine.ts';
-import type { SamplingParams } from './sampler.ts';
+import type { GenerationParams } from './sequence.ts';
 
 export interface EngineOptions {
   modelDir: string;
@@ -16,17 +16,9 @@ export interface EngineOptions {
   maxModelLen?: number;
 }
 
-export interface SubmitRequest {
+export interface SubmitRequest extends GenerationParams {
   /** Text is tokenised with the tokenizer's special tokens (BOS); ids are used as given. */
   prompt: string | number[];
-  maxTokens: number;
-  sampling: SamplingParams;
-  seed: number | null;
-  stopTokenIds: number[];
-  ignoreEos: boolean;
-  topLogprobs: number | null;
-  /** Generation ends before the first of these strings; none of it is emitted. */
-  stopStrings?: string[];
 }
 
 export interface ModelInfo {
