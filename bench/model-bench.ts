@@ -1,16 +1,16 @@
 // `moe-server bench` / `npm run bench`: prefill and batch-1 decode speed of the model runner
 // for each weight precision, against the memory-bandwidth roofline measured in the same run
 // (decode must read every active weight once per token, so bandwidth / active bytes bounds
-// it). Prints a table and writes JSON under bench/results/.
+// it). Each precision is timed in a fresh child process. Prints a table and writes JSON
+// under bench/results/.
+import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
-import { SequenceKvCache } from '../server/engine/kv-cache.ts';
-import { ModelRunner } from '../server/engine/model-runner.ts';
-import { openModelSessions } from '../server/engine/model-sessions.ts';
-import { argmax } from '../server/engine/sampler.ts';
+import type { PrecisionRunRequest, PrecisionTimings } from './precision-run.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { ensureBenchModel } from './bench-model.ts';
 import { activeWeightBytesPerToken } from './active-bytes.ts';
@@ -72,6 +72,17 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   return 0;
 }
 
+const CHILD_ENTRY = fileURLToPath(new URL('../server/engine/worker-bootstrap.mjs', import.meta.url));
+
+function timePrecisionInChild(req: PrecisionRunRequest): Promise<PrecisionTimings> {
+  const child = fork(CHILD_ENTRY, ['../../bench/precision-run.ts'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (timings: PrecisionTimings) => resolve(timings));
+    child.once('exit', (code) => reject(new Error(`benchmark child exited with code ${code}`)));
+    child.send(req);
+  });
+}
+
 async function benchPrecision(
   modelDir: string,
   cacheDir: string,
@@ -82,41 +93,24 @@ async function benchPrecision(
 ): Promise<PrecisionResult> {
   const tensorParallel = opts.tensorParallel ?? defaultTensorParallel();
   const compiled = compileModel({ modelDir, weights, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${weights}`) });
-  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: threads, disablePrepacking: false });
-  try {
-    const runner = new ModelRunner(sessions);
-    const { numLayers, numKvHeads, headDim, vocabSize } = runner.spec;
-    const newCache = () => new SequenceKvCache({ numLayers, numKvHeads, headDim }, opts.promptTokens + opts.decodeTokens + 1);
-    const prompt = Array.from({ length: opts.promptTokens }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
-    const runs = opts.runs ?? 3;
-    const prefillMs: number[] = [];
-    const decodeStepMs: number[] = [];
-    for (let run = 0; run < runs; run++) {
-      const cache = newCache();
-      let started = performance.now();
-      let result = await runner.step([{ tokens: prompt, cache, logits: 'last' }]);
-      prefillMs.push(performance.now() - started);
-      for (let i = 0; i < opts.decodeTokens; i++) {
-        const next = argmax(result.logits);
-        started = performance.now();
-        result = await runner.step([{ tokens: [next], cache, logits: 'last' }]);
-        decodeStepMs.push(performance.now() - started);
-      }
-    }
-    const msPerToken = median(decodeStepMs);
-    const activeBytes = activeWeightBytesPerToken(runner.spec, weights);
-    const roofline = bandwidth / activeBytes;
-    const decodeTokensPerSecond = 1000 / msPerToken;
-    return {
-      weights,
-      prefillTokensPerSecond: opts.promptTokens / (median(prefillMs) / 1000),
-      decodeTokensPerSecond,
-      decodeMsPerToken: msPerToken,
-      activeBytesPerToken: activeBytes,
-      rooflineTokensPerSecond: roofline,
-      fractionOfRoofline: decodeTokensPerSecond / roofline,
-    };
-  } finally {
-    await sessions.release();
-  }
+  const { prefillMs, decodeStepMs } = await timePrecisionInChild({
+    compiled,
+    threads,
+    promptTokens: opts.promptTokens,
+    decodeTokens: opts.decodeTokens,
+    runs: opts.runs ?? 3,
+  });
+  const msPerToken = median(decodeStepMs);
+  const activeBytes = activeWeightBytesPerToken(compiled.manifest.spec, weights);
+  const roofline = bandwidth / activeBytes;
+  const decodeTokensPerSecond = 1000 / msPerToken;
+  return {
+    weights,
+    prefillTokensPerSecond: opts.promptTokens / (median(prefillMs) / 1000),
+    decodeTokensPerSecond,
+    decodeMsPerToken: msPerToken,
+    activeBytesPerToken: activeBytes,
+    rooflineTokensPerSecond: roofline,
+    fractionOfRoofline: decodeTokensPerSecond / roofline,
+  };
 }

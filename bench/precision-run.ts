@@ -1,0 +1,56 @@
+// One precision's timing run, in a child process of its own: each precision starts from a
+// clean process (heap, allocator, thread pools), so one run's leftovers cannot slow the next.
+// Receives a PrecisionRunRequest over IPC, answers with PrecisionTimings, exits.
+import { SequenceKvCache } from '../server/engine/kv-cache.ts';
+import { ModelRunner } from '../server/engine/model-runner.ts';
+import { openModelSessions } from '../server/engine/model-sessions.ts';
+import { argmax } from '../server/engine/sampler.ts';
+import type { CompiledModel } from '../models/compile.ts';
+
+export interface PrecisionRunRequest {
+  compiled: CompiledModel;
+  threads: number;
+  promptTokens: number;
+  decodeTokens: number;
+  runs: number;
+}
+
+export interface PrecisionTimings {
+  prefillMs: number[];
+  decodeStepMs: number[];
+}
+
+async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
+  const sessions = await openModelSessions(req.compiled, { provider: 'cpu', intraOpThreads: req.threads, disablePrepacking: false });
+  try {
+    const runner = new ModelRunner(sessions);
+    const { numLayers, numKvHeads, headDim, vocabSize } = runner.spec;
+    const prompt = Array.from({ length: req.promptTokens }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
+    const timings: PrecisionTimings = { prefillMs: [], decodeStepMs: [] };
+    for (let r = 0; r < req.runs; r++) {
+      const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, req.promptTokens + req.decodeTokens + 1);
+      let started = performance.now();
+      let result = runner.step([{ tokens: prompt, cache, logits: 'last' }]);
+      timings.prefillMs.push(performance.now() - started);
+      for (let i = 0; i < req.decodeTokens; i++) {
+        const next = argmax(result.logits);
+        started = performance.now();
+        result = runner.step([{ tokens: [next], cache, logits: 'last' }]);
+        timings.decodeStepMs.push(performance.now() - started);
+      }
+    }
+    return timings;
+  } finally {
+    await sessions.release();
+  }
+}
+
+process.once('message', (req: PrecisionRunRequest) => {
+  run(req).then(
+    (timings) => process.send?.(timings, () => process.exit(0)),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+});
