@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
+import type { ModelSpec } from '../models/spec.ts';
 import type { PrecisionRunRequest, PrecisionTimings } from './precision-run.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { ensureBenchModel } from './bench-model.ts';
@@ -43,13 +44,18 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const modelDir = opts.modelDir ?? ensureBenchModel(cacheDir, progressPrinter('writing bench model'));
   const threads = availableParallelism();
-  // Bandwidth first, while nothing of ours is loaded and competing for memory.
-  const bandwidth = await measureMemoryBandwidth(threads);
-  console.log(`memory bandwidth (STREAM triad, ${threads} threads, median): ${(bandwidth.bytesPerSecond / 1e9).toFixed(1)} GB/s`);
-  const results: PrecisionResult[] = [];
+  // The machines are shared: bandwidth drifts between runs. Measure it between the timed
+  // runs (never during them) and divide by the median of all readings.
+  const readings = [await measureMemoryBandwidth(threads)];
+  const timed: Array<{ weights: WeightPrecision; timings: PrecisionTimings; spec: ModelSpec }> = [];
   for (const weights of opts.weights) {
-    results.push(await benchPrecision(modelDir, cacheDir, weights, threads, bandwidth.bytesPerSecond, opts));
+    timed.push({ weights, ...(await timePrecision(modelDir, cacheDir, weights, threads, opts)) });
+    readings.push(await measureMemoryBandwidth(threads));
   }
+  const bandwidth = median(readings.map((r) => r.bytesPerSecond));
+  const gbps = readings.map((r) => (r.bytesPerSecond / 1e9).toFixed(1)).join(', ');
+  console.log(`memory read bandwidth (memcmp, ${threads} threads): readings ${gbps} GB/s; median ${(bandwidth / 1e9).toFixed(1)} GB/s`);
+  const results = timed.map((t) => summarise(t.weights, t.timings, t.spec, bandwidth, opts.promptTokens));
   const fp32 = results.find((r) => r.weights === 'fp32');
   printTable(
     ['weights', 'prefill tok/s', 'decode tok/s', 'ms/token', 'active MB/token', 'roofline tok/s', '% of roofline', 'decode vs fp32'],
@@ -67,7 +73,7 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   const outDir = join(process.cwd(), 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `model-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ modelDir, threads, bandwidth, options: opts, results }, null, 2));
+  writeFileSync(file, JSON.stringify({ modelDir, threads, bandwidthReadings: readings, bandwidth, options: opts, results }, null, 2));
   console.log(`wrote ${file}`);
   return 0;
 }
@@ -83,30 +89,33 @@ function timePrecisionInChild(req: PrecisionRunRequest): Promise<PrecisionTiming
   });
 }
 
-async function benchPrecision(
+async function timePrecision(
   modelDir: string,
   cacheDir: string,
   weights: WeightPrecision,
   threads: number,
-  bandwidth: number,
   opts: ModelBenchOptions,
-): Promise<PrecisionResult> {
+): Promise<{ timings: PrecisionTimings; spec: ModelSpec }> {
   const tensorParallel = opts.tensorParallel ?? defaultTensorParallel();
   const compiled = compileModel({ modelDir, weights, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${weights}`) });
-  const { prefillMs, decodeStepMs } = await timePrecisionInChild({
+  const timings = await timePrecisionInChild({
     compiled,
     threads,
     promptTokens: opts.promptTokens,
     decodeTokens: opts.decodeTokens,
     runs: opts.runs ?? 3,
   });
-  const msPerToken = median(decodeStepMs);
-  const activeBytes = activeWeightBytesPerToken(compiled.manifest.spec, weights);
+  return { timings, spec: compiled.manifest.spec };
+}
+
+function summarise(weights: WeightPrecision, timings: PrecisionTimings, spec: ModelSpec, bandwidth: number, promptTokens: number): PrecisionResult {
+  const msPerToken = median(timings.decodeStepMs);
+  const activeBytes = activeWeightBytesPerToken(spec, weights);
   const roofline = bandwidth / activeBytes;
   const decodeTokensPerSecond = 1000 / msPerToken;
   return {
     weights,
-    prefillTokensPerSecond: opts.promptTokens / (median(prefillMs) / 1000),
+    prefillTokensPerSecond: promptTokens / (median(timings.prefillMs) / 1000),
     decodeTokensPerSecond,
     decodeMsPerToken: msPerToken,
     activeBytesPerToken: activeBytes,
