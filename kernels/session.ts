@@ -28,12 +28,6 @@ export interface SessionSettings {
   disablePrepacking: boolean;
 }
 
-export const defaultSessionSettings: SessionSettings = {
-  provider: 'cpu',
-  intraOpThreads: 1,
-  disablePrepacking: false,
-};
-
 export class SessionLoadError extends Error {
   constructor(
     readonly modelPath: string,

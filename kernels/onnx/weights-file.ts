@@ -24,10 +24,6 @@ export class WeightsFileWriter {
     return { offset, length: bytes.byteLength };
   }
 
-  get bytesWritten(): number {
-    return this.size;
-  }
-
   close(): void {
     closeSync(this.fd);
   }

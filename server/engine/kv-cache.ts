@@ -57,12 +57,4 @@ export class SequenceKvCache {
     return { keys: this.keys[layer].subarray(0, end), values: this.values[layer].subarray(0, end) };
   }
 
-  /** Drops everything after the first `numTokens` positions (e.g. a rejected step). */
-  truncate(numTokens: number): void {
-    this.numCachedTokens = Math.min(this.numCachedTokens, numTokens);
-  }
-
-  get bytes(): number {
-    return 2 * this.shape.numLayers * this.capacity * this.rowWidth * 4;
-  }
 }

@@ -114,9 +114,6 @@ export class ShardGroup {
     }
   }
 
-  get numShards(): number {
-    return this.remotes.length + 1;
-  }
 }
 
 async function startRemote(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, channel: ShardChannel): Promise<Remote> {

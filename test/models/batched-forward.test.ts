@@ -2,26 +2,14 @@
 // gets alone: prefills of different lengths side by side, and prefills mixed with decodes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
+import { argmax, logitRows, maxAbsDiff } from '../helpers/logits.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 const VOCAB = 32000;
 const TOP_K = 2;
 
-function rows(logits: Float32Array, from: number, count: number): Float32Array {
-  return logits.subarray(from * VOCAB, (from + count) * VOCAB);
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
+const rows = (logits: Float32Array, from: number, count: number): Float32Array => logitRows(logits, VOCAB, from, count);
+const maxDiff = maxAbsDiff;
 
 describe('batched forward', () => {
   let model: TinyModel;

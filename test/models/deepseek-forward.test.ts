@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepResult } from '../../server/engine/model-runner.ts';
 import { ReferenceDeepseek, type ReferenceStepResult } from '../reference/deepseek-reference.ts';
+import { argmax } from '../helpers/logits.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 const LOGIT_TOLERANCE = 1e-4;
@@ -36,12 +37,6 @@ function engineExperts(result: StepResult, topK: number): number[][][] {
   return Array.from({ length: result.numTokens }, (_, t) =>
     result.routing.map((route) => Array.from(route.expertIds.subarray(t * topK, (t + 1) * topK))),
   );
-}
-
-function argmax(row: Float64Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
 }
 
 describe.each(variants)('DeepSeekMoE fp32 forward matches the reference: $name', ({ overrides }) => {

@@ -9,18 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantizeInt4, quantizeInt4 } from '../../kernels/ops/quantize.ts';
 import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
 import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
+import { argmax } from '../helpers/logits.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 const VOCAB = 32000;
 // Wider than the default tiny model: in 64 dimensions, 32000 random token directions are
 // too close to each other for any logit ranking to be stable under 4-bit noise.
 const WIDER = { hidden_size: 256, intermediate_size: 512, moe_intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2 };
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
 
 /** The reference on the weights the 4-bit graphs hold: every projection and the LM head (not the router). */
 function dequantisedReference(dir: string): ReferenceDeepseek {
