@@ -31,7 +31,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 3;
+const COMPILER_VERSION = 4;
 
 export interface CompileOptions {
   modelDir: string;
@@ -50,6 +50,10 @@ export interface CompileOptions {
 
 /** One tensor-parallel shard's slice of a layer's MLP; null where the slice is empty. */
 export interface MlpShardGraphs {
+  /** q/k/v projection and RoPE for this shard's heads; null when it has none. */
+  attnIn: string | null;
+  /** Kv heads [start, end) of attnIn (query heads follow: start * group .. end * group). */
+  kvHeads: [number, number];
   dense: string | null;
   shared: string | null;
   /** One graph per routed expert; empty for dense layers. */
@@ -57,7 +61,6 @@ export interface MlpShardGraphs {
 }
 
 export interface LayerGraphs {
-  attnIn: string;
   attnOut: string;
   /** Index = tensor-parallel rank. */
   shards: MlpShardGraphs[];
@@ -155,7 +158,7 @@ function writeGraphs(
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const shards = opts.tensorParallel;
   const mlpGraphs = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts + (m.sharedIntermediateSize > 0 ? 1 : 0) : 1), 0);
-  const total = 2 + 2 * spec.numLayers + shards * (1 + mlpGraphs);
+  const total = 2 + spec.numLayers + shards * (1 + spec.numLayers + mlpGraphs);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
     writeGraph(dir, file, build);
@@ -178,9 +181,17 @@ function writeGraphs(
   const attentionCore = emit('attention-core.onnx', (b) => buildAttentionCore(b, spec));
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
-    const attnIn = emit(`${prefix}.attn-in.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts));
     const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
-    const perShard: MlpShardGraphs[] = Array.from({ length: shards }, () => ({ dense: null, shared: null, experts: [] }));
+    const perShard: MlpShardGraphs[] = shardRanges(spec.numKvHeads, shards).map((kvHeads, rank) => ({
+      attnIn:
+        kvHeads[1] > kvHeads[0]
+          ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads))
+          : null,
+      kvHeads,
+      dense: null,
+      shared: null,
+      experts: [],
+    }));
     const mlp = spec.mlp[i];
     const mlpNames = layerNames.mlp;
     if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
@@ -194,7 +205,7 @@ function writeGraphs(
     } else {
       throw new Error(`layer ${i}: spec and weight names disagree`);
     }
-    return { attnIn, attnOut, shards: perShard };
+    return { attnOut, shards: perShard };
   });
   const norm = read(names.finalNorm, [spec.hiddenSize]);
   const head = readLinear(read, names.lmHead, spec.vocabSize, spec.hiddenSize);

@@ -3,7 +3,7 @@
 // routed experts (gating and dispatch happen in TypeScript), and where the work splits across
 // tensor-parallel shards (one thread each: ONNX Runtime's own pool gains nothing on the small
 // matmuls of a decode step, two threads with a half each do):
-//   attn-in   : RMSNorm -> fused q/k/v projection -> RoPE             (all tokens of the step)
+//   attn-in   : RMSNorm -> fused q/k/v projection -> RoPE, per shard over a slice of the heads
 //   attn-core : softmax attention over cached keys/values             (one call per sequence)
 //   attn-out  : o_proj + residual -> RMSNorm -> router logits
 //   per shard : the dense MLP, the shared experts and each routed expert, over a slice of their
@@ -33,27 +33,48 @@ export function readSwiglu(read: ReadWeight, names: SwigluWeightNames, hidden: n
   };
 }
 
-export function buildAttentionIn(b: GraphBuilder, spec: ModelSpec, names: LayerWeightNames, read: ReadWeight, opts: LinearOptions): void {
-  const { hiddenSize: h, numHeads, numKvHeads, headDim } = spec;
+/**
+ * One tensor-parallel shard of the attention input: RMSNorm, then q/k/v projection and RoPE
+ * for the kv heads [kvStart, kvEnd) and the query heads that share them. Output `qkv`
+ * [T, (qHeads + 2 * kvHeads) * headDim] holds the shard's q, k and v rows side by side.
+ */
+export function buildAttentionIn(
+  b: GraphBuilder,
+  spec: ModelSpec,
+  names: LayerWeightNames,
+  read: ReadWeight,
+  opts: LinearOptions,
+  [kvStart, kvEnd]: [number, number],
+): void {
+  const { hiddenSize: h, numHeads, numKvHeads, headDim: d } = spec;
+  const group = numHeads / numKvHeads;
+  const [qStart, qEnd] = [kvStart * group, kvEnd * group];
+  const numQ = qEnd - qStart;
+  const numKv = kvEnd - kvStart;
   const hidden = b.input('hidden', 'float32', ['T', h]);
-  const cos = b.input('cos', 'float32', ['T', headDim / 2]);
-  const sin = b.input('sin', 'float32', ['T', headDim / 2]);
+  const cos = b.input('cos', 'float32', ['T', d / 2]);
+  const sin = b.input('sin', 'float32', ['T', d / 2]);
   const x = rmsNorm(b, hidden, read(names.inputNorm, [h]), spec.rmsNormEps, 'input_norm');
   const a = names.attention;
+  const slice = (w: LinearWeight, start: number, end: number): LinearWeight => ({
+    ...rows(w, start * d, end * d),
+    bias: w.bias?.subarray(start * d, end * d),
+  });
   const qkv = concatLinear([
-    readLinear(read, a.q, numHeads * headDim, h, a.qBias),
-    readLinear(read, a.k, numKvHeads * headDim, h, a.kBias),
-    readLinear(read, a.v, numKvHeads * headDim, h, a.vBias),
+    slice(readLinear(read, a.q, numHeads * d, h, a.qBias), qStart, qEnd),
+    slice(readLinear(read, a.k, numKvHeads * d, h, a.kBias), kvStart, kvEnd),
+    slice(readLinear(read, a.v, numKvHeads * d, h, a.vBias), kvStart, kvEnd),
   ]);
   const projected = linear(b, x, qkv, 'qkv', opts);
-  const widths = [numHeads * headDim, numKvHeads * headDim, numKvHeads * headDim];
-  const [q, k, v] = b.node('Split', [projected, b.constInt64(widths)], 3, { axis: -1 });
+  const [q, k, v] = b.node('Split', [projected, b.constInt64([numQ * d, numKv * d, numKv * d])], 3, { axis: -1 });
   const cos3 = b.op('Unsqueeze', [cos, b.constInt64([1])]);
   const sin3 = b.op('Unsqueeze', [sin, b.constInt64([1])]);
-  const heads = (value: string, n: number) => b.op('Reshape', [value, b.constInt64([0, n, headDim])]);
-  b.output(applyRope(b, heads(q, numHeads), cos3, sin3, headDim), 'q', 'float32', ['T', numHeads, headDim]);
-  b.output(applyRope(b, heads(k, numKvHeads), cos3, sin3, headDim), 'k', 'float32', ['T', numKvHeads, headDim]);
-  b.output(heads(v, numKvHeads), 'v', 'float32', ['T', numKvHeads, headDim]);
+  const roped = (value: string, n: number): string => {
+    const heads = b.op('Reshape', [value, b.constInt64([0, n, d])]);
+    return b.op('Reshape', [applyRope(b, heads, cos3, sin3, d), b.constInt64([0, n * d])]);
+  };
+  const packed = b.op('Concat', [roped(q, numQ), roped(k, numKv), v], { axis: -1 });
+  b.output(packed, 'qkv', 'float32', ['T', (numQ + 2 * numKv) * d]);
 }
 
 /**
@@ -92,7 +113,7 @@ export function shardRanges(width: number, shards: number): Array<[number, numbe
   return Array.from({ length: shards }, (_, r): [number, number] => [Math.min(width, r * chunk), Math.min(width, (r + 1) * chunk)]);
 }
 
-function rows(w: LinearWeight, start: number, end: number): LinearWeight {
+export function rows(w: LinearWeight, start: number, end: number): LinearWeight {
   return { data: w.data.subarray(start * w.inFeatures, end * w.inFeatures), outFeatures: end - start, inFeatures: w.inFeatures };
 }
 

@@ -67,12 +67,10 @@ export class ModelRunner {
       const positions = Array.from({ length: s.numTokens }, (_, i) => s.start + i);
       fillRopeTables(this.spec.rope, positions, s.start + s.numTokens, cos, sin, s.row);
     }
-    const cosT = new ort.Tensor('float32', cos, [numTokens, headDim / 2]);
-    const sinT = new ort.Tensor('float32', sin, [numTokens, headDim / 2]);
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      const attn = this.attention(layer, slots, hidden, numTokens, cosT, sinT);
+      const attn = this.attention(layer, slots, hidden, numTokens, cos, sin);
       const out = this.sessions.layers[layer].attnOut.run({
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
@@ -121,19 +119,9 @@ export class ModelRunner {
     return hidden;
   }
 
-  private attention(
-    layer: number,
-    slots: SequenceSlot[],
-    hidden: Float32Array,
-    numTokens: number,
-    cos: ort.Tensor,
-    sin: ort.Tensor,
-  ): Float32Array {
-    const { hiddenSize: h, numHeads, numKvHeads, headDim } = this.spec;
-    const qkv = this.sessions.layers[layer].attnIn.run({ hidden: new ort.Tensor('float32', hidden, [numTokens, h]), cos, sin });
-    const q = qkv.q.data as Float32Array;
-    const k = qkv.k.data as Float32Array;
-    const v = qkv.v.data as Float32Array;
+  private attention(layer: number, slots: SequenceSlot[], hidden: Float32Array, numTokens: number, cos: Float32Array, sin: Float32Array): Float32Array {
+    const { numHeads, numKvHeads, headDim } = this.spec;
+    const { q, k, v } = this.sessions.shards.attentionIn(layer, hidden, cos, sin, numTokens);
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
     const attn = new Float32Array(numTokens * qWidth);

@@ -1,5 +1,6 @@
-// Opens a compiled model: attention graphs as ONNX Runtime sessions on this thread, the
-// MLPs and LM head as tensor-parallel shards (this thread is rank 0), and the embeddings.
+// Opens a compiled model: the attention core and attn-out graphs as ONNX Runtime sessions on
+// this thread; q/k/v projections, MLPs and the LM head as tensor-parallel shards (this thread
+// is rank 0); and the embeddings.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,6 @@ import type { CompiledModel, Manifest } from '../../models/compile.ts';
 import { ShardGroup } from './shard-group.ts';
 
 export interface LayerSessions {
-  attnIn: GraphSession;
   attnOut: GraphSession;
 }
 
@@ -38,7 +38,7 @@ export async function openModelSessions(
   onProgress?: (done: number, total: number) => void,
 ): Promise<ModelSessions> {
   const { dir, manifest } = compiled;
-  const total = 2 + 2 * manifest.layers.length;
+  const total = 2 + manifest.layers.length;
   let done = 0;
   const open = async (file: string): Promise<GraphSession> => {
     const session = new GraphSession(join(dir, file), settings);
@@ -49,13 +49,13 @@ export async function openModelSessions(
   };
   const attentionCore = await open(manifest.attentionCore);
   const layers: LayerSessions[] = [];
-  for (const layer of manifest.layers) layers.push({ attnIn: await open(layer.attnIn), attnOut: await open(layer.attnOut) });
+  for (const layer of manifest.layers) layers.push({ attnOut: await open(layer.attnOut) });
   const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
   onProgress?.(++done, total);
   const raw = readFileSync(join(dir, manifest.embeddings));
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const release = async (): Promise<void> => {
-    for (const session of [attentionCore, ...layers.flatMap((l) => [l.attnIn, l.attnOut])]) session.release();
+    for (const session of [attentionCore, ...layers.map((l) => l.attnOut)]) session.release();
     shards.release();
   };
   return { manifest, attentionCore, layers, shards, embeddings, release };

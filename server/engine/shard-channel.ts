@@ -3,7 +3,7 @@
 // larger than a chunk are cut into chunks by rank 0, so the buffers never need to grow.
 
 export const SLOT = { seq: 0, done: 1, kind: 2, layer: 3, rows: 4, routed: 5, status: 6, errorBytes: 7 } as const;
-export const JOB = { mlp: 1, lmHead: 2, stop: 3 } as const;
+export const JOB = { mlp: 1, lmHead: 2, stop: 3, attnIn: 4 } as const;
 
 /** Rows per chunk of an MLP job. */
 export const CHUNK_ROWS = 512;
@@ -11,6 +11,7 @@ const ERROR_BYTES = 2048;
 
 export interface ChannelShape {
   hiddenSize: number;
+  headDim: number;
   maxTopK: number;
   /** Widest vocabulary slice of any shard. */
   maxVocabSlice: number;
@@ -20,6 +21,8 @@ export interface ChannelBuffers {
   shape: ChannelShape;
   ctrl: SharedArrayBuffer;
   x: SharedArrayBuffer;
+  /** RoPE cos then sin rows for an attention-input job, [rows, headDim / 2] each. */
+  rope: SharedArrayBuffer;
   ids: SharedArrayBuffer;
   weights: SharedArrayBuffer;
   out: SharedArrayBuffer;
@@ -29,6 +32,7 @@ export interface ChannelBuffers {
 export class ShardChannel {
   readonly ctrl: Int32Array;
   readonly x: Float32Array;
+  readonly rope: Float32Array;
   readonly ids: Int32Array;
   readonly weights: Float32Array;
   readonly out: Float32Array;
@@ -39,6 +43,7 @@ export class ShardChannel {
   constructor(readonly buffers: ChannelBuffers) {
     this.ctrl = new Int32Array(buffers.ctrl);
     this.x = new Float32Array(buffers.x);
+    this.rope = new Float32Array(buffers.rope);
     this.ids = new Int32Array(buffers.ids);
     this.weights = new Float32Array(buffers.weights);
     this.out = new Float32Array(buffers.out);
@@ -53,6 +58,7 @@ export class ShardChannel {
       shape,
       ctrl: floats(16),
       x: floats(CHUNK_ROWS * shape.hiddenSize),
+      rope: floats(CHUNK_ROWS * shape.headDim),
       ids: floats(CHUNK_ROWS * shape.maxTopK),
       weights: floats(CHUNK_ROWS * shape.maxTopK),
       out: floats(outFloats),

@@ -8,7 +8,8 @@ import { Worker } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
 import { isMoe } from '../../models/spec.ts';
-import { type MlpJob, openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import { type MlpJob, openShardSessions, runAttentionInShard, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import type { ModelSpec } from '../../models/spec.ts';
 import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 import type { ShardWorkerData } from './shard-worker.ts';
 
@@ -17,6 +18,12 @@ const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
 const SHARD_TIMEOUT_MS = 120_000;
 /** How long rank 0 polls for a shard's answer before blocking. */
 const SPIN_MS = 5;
+
+export interface AttentionInputs {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+}
 
 export class ShardFailedError extends Error {
   override name = 'ShardFailedError';
@@ -38,18 +45,56 @@ export class ShardGroup {
     private readonly local: ShardSessions,
     private readonly remotes: Remote[],
     private readonly vocabSize: number,
+    private readonly manifest: Manifest,
   ) {}
 
   static async open(dir: string, manifest: Manifest, settings: SessionSettings): Promise<ShardGroup> {
     const { spec } = manifest;
     const shape = {
       hiddenSize: spec.hiddenSize,
+      headDim: spec.headDim,
       maxTopK: Math.max(1, ...spec.mlp.map((m) => (isMoe(m) ? m.numExpertsPerToken : 1))),
       maxVocabSlice: Math.max(...manifest.lmHead.map((s) => s.end - s.start)),
     };
     const ranks = Array.from({ length: manifest.tensorParallel - 1 }, (_, i) => i + 1);
     const remotes = await Promise.all(ranks.map((rank) => startRemote(dir, manifest, rank, settings, ShardChannel.create(shape))));
-    return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, spec.vocabSize);
+    return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, spec.vocabSize, manifest);
+  }
+
+  /**
+   * q [T, heads * headDim], k and v [T, kvHeads * headDim] of one layer, after RoPE: each
+   * shard projects its own heads, rank 0 puts the heads back in order.
+   */
+  attentionIn(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): AttentionInputs {
+    const { hiddenSize: h, numHeads, numKvHeads, headDim: d } = this.manifest.spec;
+    const out: AttentionInputs = {
+      q: new Float32Array(numTokens * numHeads * d),
+      k: new Float32Array(numTokens * numKvHeads * d),
+      v: new Float32Array(numTokens * numKvHeads * d),
+    };
+    const shards = this.manifest.layers[layer].shards;
+    const widest = Math.max(...shards.map(({ kvHeads: [s, e] }) => (e - s) * (numHeads / numKvHeads + 2) * d));
+    const step = Math.min(CHUNK_ROWS, ...this.remotes.map((r) => Math.floor(r.channel.out.length / widest)));
+    const half = d / 2;
+    for (let start = 0; start < numTokens; start += step) {
+      const rows = Math.min(step, numTokens - start);
+      const x = hidden.subarray(start * h, (start + rows) * h);
+      const c = cos.subarray(start * half, (start + rows) * half);
+      const s = sin.subarray(start * half, (start + rows) * half);
+      for (const remote of this.remotes) {
+        remote.channel.x.set(x);
+        remote.channel.rope.set(c);
+        remote.channel.rope.set(s, rows * half);
+        post(remote, JOB.attnIn, rows, layer, 0);
+      }
+      const local = runAttentionInShard(this.local, layer, x, c, s, rows);
+      if (local) placeHeads(out, this.manifest.spec, shards[0].kvHeads, local, start, rows);
+      for (const remote of this.remotes) {
+        waitFor(remote);
+        placeHeads(out, this.manifest.spec, shards[remote.rank].kvHeads, remote.channel.out, start, rows);
+      }
+    }
+    return out;
   }
 
   /** Adds the layer's whole MLP output (every shard's slice) into `out` [numTokens, hidden]. */
@@ -152,6 +197,23 @@ function waitFor(remote: Remote): void {
     const message = remote.channel.readError();
     ctrl[SLOT.status] = 0;
     throw new ShardFailedError(`shard ${remote.rank} failed: ${message}`);
+  }
+}
+
+/** Copies one shard's packed [rows, q | k | v] output into the full q, k and v rows. */
+function placeHeads(out: AttentionInputs, spec: ModelSpec, [kvStart, kvEnd]: [number, number], packed: Float32Array, firstRow: number, rows: number): void {
+  if (kvEnd <= kvStart) return;
+  const { numHeads, numKvHeads, headDim: d } = spec;
+  const group = numHeads / numKvHeads;
+  const qWidth = (kvEnd - kvStart) * group * d;
+  const kvWidth = (kvEnd - kvStart) * d;
+  const width = qWidth + 2 * kvWidth;
+  for (let r = 0; r < rows; r++) {
+    const src = r * width;
+    const row = firstRow + r;
+    out.q.set(packed.subarray(src, src + qWidth), row * numHeads * d + kvStart * group * d);
+    out.k.set(packed.subarray(src + qWidth, src + qWidth + kvWidth), row * numKvHeads * d + kvStart * d);
+    out.v.set(packed.subarray(src + qWidth + kvWidth, src + width), row * numKvHeads * d + kvStart * d);
   }
 }
 

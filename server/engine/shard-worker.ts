@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
-import { openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import { openShardSessions, runAttentionInShard, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
 import { type ChannelBuffers, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 
 export interface ShardWorkerData {
@@ -23,6 +23,14 @@ function runJob(sessions: ShardSessions, channel: ShardChannel): void {
   const x = channel.x.slice(0, rows * h);
   if (ctrl[SLOT.kind] === JOB.lmHead) {
     channel.out.set(runLmHeadShard(sessions, x, rows));
+    return;
+  }
+  if (ctrl[SLOT.kind] === JOB.attnIn) {
+    const half = channel.buffers.shape.headDim / 2;
+    const cos = channel.rope.slice(0, rows * half);
+    const sin = channel.rope.slice(rows * half, 2 * rows * half);
+    const qkv = runAttentionInShard(sessions, ctrl[SLOT.layer], x, cos, sin, rows);
+    if (qkv) channel.out.set(qkv);
     return;
   }
   const topK = ctrl[SLOT.routed];
