@@ -38,6 +38,8 @@ interface Remote {
   /** Vocabulary columns [vocabStart, vocabEnd) of its logits. */
   vocabStart: number;
   vocabEnd: number;
+  /** Set when the worker exited or stopped answering: later steps fail at once instead of waiting. */
+  failure: string | null;
 }
 
 export class ShardGroup {
@@ -170,10 +172,14 @@ async function startRemote(dir: string, manifest: Manifest, rank: number, settin
     );
     worker.once('error', (err) => reject(new ShardFailedError(`shard ${rank} failed to start: ${err.message}`)));
   });
-  return { rank, worker, channel, seq: 0, vocabStart: manifest.lmHead[rank].start, vocabEnd: manifest.lmHead[rank].end };
+  const remote: Remote = { rank, worker, channel, seq: 0, vocabStart: manifest.lmHead[rank].start, vocabEnd: manifest.lmHead[rank].end, failure: null };
+  worker.on('exit', (code) => (remote.failure ??= `shard ${rank} exited (code ${code})`));
+  worker.on('error', (err) => (remote.failure ??= `shard ${rank} crashed: ${err.message}`));
+  return remote;
 }
 
 function post(remote: Remote, kind: number, rows: number, layer: number, routedTopK: number): void {
+  if (remote.failure !== null && kind !== JOB.stop) throw new ShardFailedError(remote.failure);
   const { ctrl } = remote.channel;
   ctrl[SLOT.kind] = kind;
   ctrl[SLOT.rows] = rows;
@@ -189,7 +195,10 @@ function waitFor(remote: Remote): void {
   const started = performance.now();
   while (Atomics.load(ctrl, SLOT.done) !== remote.seq) {
     const waited = performance.now() - started;
-    if (waited > SHARD_TIMEOUT_MS) throw new ShardFailedError(`shard ${remote.rank} did not answer within ${SHARD_TIMEOUT_MS} ms`);
+    if (waited > SHARD_TIMEOUT_MS) {
+      remote.failure = `shard ${remote.rank} did not answer within ${SHARD_TIMEOUT_MS} ms`;
+      throw new ShardFailedError(remote.failure);
+    }
     // The shard is usually a fraction of a millisecond behind: poll rather than pay a wake-up.
     if (waited > SPIN_MS) Atomics.wait(ctrl, SLOT.done, remote.seq - 1, 1000);
   }

@@ -1,0 +1,34 @@
+// A tensor-parallel shard worker that dies must fail the steps that need it at once, with an
+// error naming the shard, never leave the engine waiting on shared memory.
+import type { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShardFailedError } from '../../server/engine/shard-group.ts';
+import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
+
+describe('shard group', () => {
+  let model: TinyModel;
+  let opened: OpenedRunner;
+
+  beforeAll(async () => {
+    model = writeTinyModel({}, 23);
+    opened = await openRunner(model, 'fp32', 4, 2);
+  });
+  afterAll(async () => {
+    await opened?.release();
+    model?.remove();
+  });
+
+  it('fails fast, naming the shard, once a shard worker has exited', async () => {
+    const cache = opened.newCache();
+    expect(() => opened.runner.step([{ tokens: testTokens(4, 1), cache, logits: 'last' }])).not.toThrow();
+    // The shard's worker is private to the group; reach it to kill it as a crash would.
+    const { remotes } = opened.runner.sessions.shards as unknown as { remotes: Array<{ worker: Worker }> };
+    const exited = new Promise((resolve) => remotes[0].worker.once('exit', resolve));
+    await remotes[0].worker.terminate();
+    await exited;
+    const started = performance.now();
+    expect(() => opened.runner.step([{ tokens: [5], cache, logits: 'last' }])).toThrow(ShardFailedError);
+    expect(() => opened.runner.step([{ tokens: [5], cache, logits: 'last' }])).toThrow(/shard 1 exited/);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
