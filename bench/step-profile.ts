@@ -1,0 +1,83 @@
+// `npm run bench:profile`: where one decode step's time goes, per stage, for the bench model
+// (or --model), after a 512-token prompt. Stages are timed by wrapping the runner's own calls,
+// so the numbers are the engine's, not a re-implementation's. Prints a table.
+import { parseArgs } from 'node:util';
+import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
+import { SequenceKvCache } from '../server/engine/kv-cache.ts';
+import { ModelRunner } from '../server/engine/model-runner.ts';
+import { openModelSessions, type ModelSessions } from '../server/engine/model-sessions.ts';
+import { progressPrinter } from '../server/progress.ts';
+import { ensureBenchModel } from './bench-model.ts';
+import { printTable } from './table.ts';
+
+type Totals = Map<string, number>;
+
+/** Replaces obj[method] with a version that adds its wall time to totals[label]. */
+function timeCalls<T extends object, K extends keyof T>(obj: T, method: K, label: string, totals: Totals): void {
+  const original = obj[method];
+  if (typeof original !== 'function') throw new Error(`${String(method)} is not a method`);
+  const wrapped = (...args: unknown[]): unknown => {
+    const started = performance.now();
+    try {
+      return original.apply(obj, args);
+    } finally {
+      totals.set(label, (totals.get(label) ?? 0) + performance.now() - started);
+    }
+  };
+  obj[method] = wrapped as T[K];
+}
+
+function instrument(sessions: ModelSessions, totals: Totals): void {
+  timeCalls(sessions.shards, 'attentionIn', 'q/k/v projections (all shards)', totals);
+  timeCalls(sessions.attentionCore, 'run', 'attention core (shard 0)', totals);
+  for (const layer of sessions.layers) timeCalls(layer.attnOut, 'run', 'o_proj, norm, router (shard 0)', totals);
+  timeCalls(sessions.shards, 'runMlp', 'MLPs and experts (all shards)', totals);
+  timeCalls(sessions.shards, 'lmHead', 'LM head (all shards)', totals);
+}
+
+async function profile(modelDir: string, weights: WeightPrecision, promptTokens: number, steps: number): Promise<string[][]> {
+  const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0, disablePrepacking: false });
+  try {
+    const runner = new ModelRunner(sessions);
+    const { numLayers, numKvHeads, headDim } = runner.spec;
+    const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, promptTokens + steps + 1);
+    runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + i), cache, logits: 'last' }]);
+    const totals: Totals = new Map();
+    instrument(sessions, totals);
+    const started = performance.now();
+    for (let i = 0; i < steps; i++) runner.step([{ tokens: [3 + ((i * 7919) % 30000)], cache, logits: 'last' }]);
+    const perStep = (performance.now() - started) / steps;
+    const timed = [...totals.values()].reduce((a, b) => a + b, 0) / steps;
+    return [
+      ...[...totals].map(([label, ms]) => [weights, label, (ms / steps).toFixed(2), ((100 * ms) / steps / perStep).toFixed(0)]),
+      [weights, 'everything else (embedding, gating, JavaScript)', (perStep - timed).toFixed(2), ((100 * (perStep - timed)) / perStep).toFixed(0)],
+      [weights, 'whole decode step (mean)', perStep.toFixed(2), '100'],
+    ];
+  } finally {
+    await sessions.release();
+  }
+}
+
+export async function runStepProfile(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      weights: { type: 'string', default: 'fp32,int4' },
+      'prompt-tokens': { type: 'string', default: '512' },
+      steps: { type: 'string', default: '32' },
+    },
+  });
+  const modelDir = values.model ?? ensureBenchModel(defaultCacheDir(), progressPrinter('writing bench model'));
+  const rows: string[][] = [];
+  for (const weights of String(values.weights).split(',')) {
+    if (weights !== 'fp32' && weights !== 'int4') throw new Error(`--weights takes fp32 and/or int4, got "${weights}"`);
+    rows.push(...(await profile(modelDir, weights, Number(values['prompt-tokens']), Number(values.steps))));
+  }
+  printTable(['weights', 'stage', 'ms/step', '%'], rows);
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await runStepProfile(process.argv.slice(2));
