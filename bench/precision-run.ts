@@ -21,7 +21,7 @@ export interface PrecisionTimings {
 }
 
 async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
-  const sessions = await openModelSessions(req.compiled, { provider: 'cpu', intraOpThreads: req.threads, disablePrepacking: false });
+  const sessions = await openModelSessions(req.compiled, { provider: 'cpu', intraOpThreads: req.threads });
   try {
     const runner = new ModelRunner(sessions);
     const { numLayers, numKvHeads, headDim, vocabSize } = runner.spec;

@@ -38,7 +38,7 @@ function instrument(sessions: ModelSessions, totals: Totals): void {
 
 async function profile(modelDir: string, weights: WeightPrecision, promptTokens: number, steps: number): Promise<string[][]> {
   const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
-  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0, disablePrepacking: false });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0 });
   try {
     const runner = new ModelRunner(sessions);
     const { numLayers, numKvHeads, headDim } = runner.spec;

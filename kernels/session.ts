@@ -21,11 +21,6 @@ export interface SessionSettings {
   provider: ExecutionProvider;
   /** Intra-op threads per session; 0 lets ONNX Runtime pick (one per core). */
   intraOpThreads: number;
-  /**
-   * Keep weights memory-mapped instead of repacking them into private memory. Cheap to
-   * load, but MatMulNBits is far slower unpacked, so only graphs without it may use this.
-   */
-  disablePrepacking: boolean;
 }
 
 export class SessionLoadError extends Error {
@@ -86,7 +81,6 @@ function sessionOptions(settings: SessionSettings): ort.InferenceSession.Session
         // Many sessions take turns on the same cores: spinning threads would steal them.
         intra_op: { allow_spinning: '0' },
         inter_op: { allow_spinning: '0' },
-        disable_prepacking: settings.disablePrepacking ? '1' : '0',
       },
     },
   };

@@ -31,7 +31,7 @@ export async function runGenerate(opts: GenerateOptions): Promise<number> {
       modelDir: opts.modelDir,
       weights: opts.weights,
       cacheDir: opts.cacheDir,
-      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), disablePrepacking: false },
+      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism() },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },
     (stage, done, total) => (stage === 'compile' ? compileProgress : loadProgress)(done, total),

@@ -49,7 +49,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       weights: opts.weights,
       cacheDir: opts.cacheDir,
       maxModelLen: opts.maxModelLen,
-      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), disablePrepacking: false },
+      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism() },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },
     opts.onProgress,

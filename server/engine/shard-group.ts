@@ -25,6 +25,13 @@ export interface AttentionInputs {
   v: Float32Array;
 }
 
+/** One chunk's three moves in ShardGroup.fanOut. */
+interface FanOutJob {
+  send(remote: Remote, start: number, rows: number): void;
+  runLocal(start: number, rows: number): void;
+  collect(remote: Remote, start: number, rows: number): void;
+}
+
 export class ShardFailedError extends Error {
   override name = 'ShardFailedError';
 }
@@ -46,7 +53,6 @@ export class ShardGroup {
   private constructor(
     private readonly local: ShardSessions,
     private readonly remotes: Remote[],
-    private readonly vocabSize: number,
     private readonly manifest: Manifest,
   ) {}
 
@@ -60,7 +66,7 @@ export class ShardGroup {
     };
     const ranks = Array.from({ length: manifest.tensorParallel - 1 }, (_, i) => i + 1);
     const remotes = await Promise.all(ranks.map((rank) => startRemote(dir, manifest, rank, settings, ShardChannel.create(shape))));
-    return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, spec.vocabSize, manifest);
+    return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, manifest);
   }
 
   /**
@@ -68,7 +74,8 @@ export class ShardGroup {
    * shard projects its own heads, rank 0 puts the heads back in order.
    */
   attentionIn(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): AttentionInputs {
-    const { hiddenSize: h, numHeads, numKvHeads, headDim: d } = this.manifest.spec;
+    const { spec } = this.manifest;
+    const { hiddenSize: h, numHeads, numKvHeads, headDim: d } = spec;
     const out: AttentionInputs = {
       q: new Float32Array(numTokens * numHeads * d),
       k: new Float32Array(numTokens * numKvHeads * d),
@@ -76,81 +83,89 @@ export class ShardGroup {
     };
     const shards = this.manifest.layers[layer].shards;
     const widest = Math.max(...shards.map(({ kvHeads: [s, e] }) => (e - s) * (numHeads / numKvHeads + 2) * d));
-    const step = Math.min(CHUNK_ROWS, ...this.remotes.map((r) => Math.floor(r.channel.out.length / widest)));
     const half = d / 2;
-    for (let start = 0; start < numTokens; start += step) {
-      const rows = Math.min(step, numTokens - start);
-      const x = hidden.subarray(start * h, (start + rows) * h);
-      const c = cos.subarray(start * half, (start + rows) * half);
-      const s = sin.subarray(start * half, (start + rows) * half);
-      for (const remote of this.remotes) {
-        remote.channel.x.set(x);
-        remote.channel.rope.set(c);
-        remote.channel.rope.set(s, rows * half);
+    const rowsOf = (data: Float32Array, width: number, start: number, rows: number) => data.subarray(start * width, (start + rows) * width);
+    this.fanOut(numTokens, Math.min(CHUNK_ROWS, ...this.remotes.map((r) => Math.floor(r.channel.out.length / widest))), {
+      send: (remote, start, rows) => {
+        remote.channel.x.set(rowsOf(hidden, h, start, rows));
+        remote.channel.rope.set(rowsOf(cos, half, start, rows));
+        remote.channel.rope.set(rowsOf(sin, half, start, rows), rows * half);
         post(remote, JOB.attnIn, rows, layer, 0);
-      }
-      const local = runAttentionInShard(this.local, layer, x, c, s, rows);
-      if (local) placeHeads(out, this.manifest.spec, shards[0].kvHeads, local, start, rows);
-      for (const remote of this.remotes) {
-        waitFor(remote);
-        placeHeads(out, this.manifest.spec, shards[remote.rank].kvHeads, remote.channel.out, start, rows);
-      }
-    }
+      },
+      runLocal: (start, rows) => {
+        const x = rowsOf(hidden, h, start, rows);
+        const local = runAttentionInShard(this.local, layer, x, rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows), rows);
+        if (local) placeHeads(out, spec, shards[0].kvHeads, local, start, rows);
+      },
+      collect: (remote, start, rows) => placeHeads(out, spec, shards[remote.rank].kvHeads, remote.channel.out, start, rows),
+    });
     return out;
   }
 
   /** Adds the layer's whole MLP output (every shard's slice) into `out` [numTokens, hidden]. */
   runMlp(job: MlpJob, out: Float32Array): void {
     const h = this.local.hiddenSize;
-    for (let start = 0; start < job.numTokens; start += CHUNK_ROWS) {
-      const rows = Math.min(CHUNK_ROWS, job.numTokens - start);
-      const k = job.route ? job.topK : 0;
-      const chunk: MlpJob = {
-        ...job,
-        x: job.x.subarray(start * h, (start + rows) * h),
-        numTokens: rows,
-        route: job.route && {
-          expertIds: job.route.expertIds.subarray(start * k, (start + rows) * k),
-          weights: job.route.weights.subarray(start * k, (start + rows) * k),
-        },
-      };
-      for (const remote of this.remotes) {
+    const k = job.route ? job.topK : 0;
+    const chunkOf = (start: number, rows: number): MlpJob => ({
+      ...job,
+      x: job.x.subarray(start * h, (start + rows) * h),
+      numTokens: rows,
+      route: job.route && {
+        expertIds: job.route.expertIds.subarray(start * k, (start + rows) * k),
+        weights: job.route.weights.subarray(start * k, (start + rows) * k),
+      },
+    });
+    this.fanOut(job.numTokens, CHUNK_ROWS, {
+      send: (remote, start, rows) => {
+        const chunk = chunkOf(start, rows);
         remote.channel.x.set(chunk.x);
         if (chunk.route) {
           remote.channel.ids.set(chunk.route.expertIds);
           remote.channel.weights.set(chunk.route.weights);
         }
         post(remote, JOB.mlp, rows, job.layer, k);
-      }
-      const outChunk = out.subarray(start * h, (start + rows) * h);
-      runMlpShard(this.local, chunk, outChunk);
-      for (const remote of this.remotes) {
-        waitFor(remote);
+      },
+      runLocal: (start, rows) => runMlpShard(this.local, chunkOf(start, rows), out.subarray(start * h, (start + rows) * h)),
+      collect: (remote, start, rows) => {
         const partial = remote.channel.out;
-        for (let i = 0; i < outChunk.length; i++) outChunk[i] += partial[i];
-      }
-    }
+        const offset = start * h;
+        for (let i = 0; i < rows * h; i++) out[offset + i] += partial[i];
+      },
+    });
   }
 
   /** Logits [numRows, vocabSize] for final hidden rows, each shard filling its columns. */
   lmHead(hidden: Float32Array, numRows: number): Float32Array {
     const h = this.local.hiddenSize;
-    const logits = new Float32Array(numRows * this.vocabSize);
-    const step = Math.min(...this.remotes.map((r) => r.channel.lmHeadRows), numRows);
-    for (let start = 0; start < numRows; start += step) {
-      const rows = Math.min(step, numRows - start);
-      const x = hidden.subarray(start * h, (start + rows) * h);
-      for (const remote of this.remotes) {
-        remote.channel.x.set(x);
+    const vocab = this.manifest.spec.vocabSize;
+    const logits = new Float32Array(numRows * vocab);
+    const x = (start: number, rows: number) => hidden.subarray(start * h, (start + rows) * h);
+    this.fanOut(numRows, Math.min(...this.remotes.map((r) => r.channel.lmHeadRows), numRows), {
+      send: (remote, start, rows) => {
+        remote.channel.x.set(x(start, rows));
         post(remote, JOB.lmHead, rows, 0, 0);
-      }
-      placeColumns(logits, this.vocabSize, start, rows, runLmHeadShard(this.local, x, rows), this.local.vocabStart, this.local.vocabEnd);
+      },
+      runLocal: (start, rows) =>
+        placeColumns(logits, vocab, start, rows, runLmHeadShard(this.local, x(start, rows), rows), this.local.vocabStart, this.local.vocabEnd),
+      collect: (remote, start, rows) => placeColumns(logits, vocab, start, rows, remote.channel.out, remote.vocabStart, remote.vocabEnd),
+    });
+    return logits;
+  }
+
+  /**
+   * Runs one job on every shard, chunk by chunk: hand each remote its chunk, do rank 0's part
+   * while they work, then take each remote's answer.
+   */
+  private fanOut(numRows: number, rowsPerChunk: number, job: FanOutJob): void {
+    for (let start = 0; start < numRows; start += rowsPerChunk) {
+      const rows = Math.min(rowsPerChunk, numRows - start);
+      for (const remote of this.remotes) job.send(remote, start, rows);
+      job.runLocal(start, rows);
       for (const remote of this.remotes) {
         waitFor(remote);
-        placeColumns(logits, this.vocabSize, start, rows, remote.channel.out, remote.vocabStart, remote.vocabEnd);
+        job.collect(remote, start, rows);
       }
     }
-    return logits;
   }
 
   release(): void {
@@ -160,7 +175,6 @@ export class ShardGroup {
       void remote.worker.terminate();
     }
   }
-
 }
 
 async function startRemote(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, channel: ShardChannel): Promise<Remote> {

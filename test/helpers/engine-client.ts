@@ -17,7 +17,7 @@ export function startTinyEngine(model: TinyModel, maxModelLen?: number): Promise
     modelDir: model.dir,
     weights: 'fp32',
     cacheDir: model.cacheDir,
-    session: { provider: 'cpu', intraOpThreads: 1, disablePrepacking: false },
+    session: { provider: 'cpu', intraOpThreads: 1 },
     tensorParallel: 2,
     maxModelLen,
   });

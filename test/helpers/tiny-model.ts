@@ -37,7 +37,7 @@ export async function openRunner(
   tensorParallel = 1,
 ): Promise<OpenedRunner> {
   const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
-  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1, disablePrepacking: false });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1 });
   const runner = new ModelRunner(sessions);
   const { numLayers, numKvHeads, headDim, maxPositions } = runner.spec;
   return {
