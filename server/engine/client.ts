@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { EngineEvent } from './engine.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest } from './protocol.ts';
+import type { SchedulerStats, StepReport } from './step-stats.ts';
 
 export type GenerationEvent =
   | { type: 'accepted'; promptTokens: number }
@@ -19,11 +20,18 @@ type Listener = (event: GenerationEvent) => void;
 /** Sees every request's events (metrics, tests); `requestId` is the client's id for the request. */
 export type EngineObserver = (requestId: string, event: GenerationEvent) => void;
 
+/** Sees every model step (routing included) and the scheduler's state after it: metrics, tests. */
+export interface StepObserver {
+  onStep?(report: StepReport): void;
+  onScheduler?(stats: SchedulerStats): void;
+}
+
 const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
 
 export class EngineClient {
   private readonly listeners = new Map<string, Listener>();
   private readonly observers = new Set<EngineObserver>();
+  private readonly stepObservers = new Set<StepObserver>();
   /** Why the worker stopped; null while it runs. */
   private stoppedBecause: string | null = null;
 
@@ -49,6 +57,11 @@ export class EngineClient {
   observe(observer: EngineObserver): () => void {
     this.observers.add(observer);
     return () => this.observers.delete(observer);
+  }
+
+  observeSteps(observer: StepObserver): () => void {
+    this.stepObservers.add(observer);
+    return () => this.stepObservers.delete(observer);
   }
 
   static start(options: EngineOptions, onProgress?: (stage: string, done: number, total: number) => void): Promise<EngineClient> {
@@ -124,6 +137,8 @@ export class EngineClient {
   private dispatch(message: FromWorker): void {
     if (message.type === 'accepted') this.deliver(message.id, { type: 'accepted', promptTokens: message.promptTokens });
     if (message.type === 'rejected') this.deliver(message.id, { type: 'error', message: message.message, kind: 'invalid_request' });
+    if (message.type === 'step') for (const observer of this.stepObservers) observer.onStep?.(message.report);
+    if (message.type === 'scheduler') for (const observer of this.stepObservers) observer.onScheduler?.(message.stats);
     if (message.type !== 'events') return;
     for (const event of message.events) {
       this.deliver(event.seqId, event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);

@@ -3,6 +3,7 @@
 import type { ModelRunner, StepSequence } from './model-runner.ts';
 import { applyPenalties, createSamplerScratch, logSoftmax, type SamplerScratch, sampleToken, topLogprobs } from './sampler.ts';
 import type { FinishReason, Sequence } from './sequence.ts';
+import { buildStepReport, type StepReport } from './step-stats.ts';
 
 export interface TokenLogprob {
   token: number;
@@ -29,6 +30,8 @@ export type EngineEvent =
 export class Engine {
   private readonly running: Sequence[] = [];
   private readonly samplerScratch: SamplerScratch;
+  /** Sees every model step's report (metrics, the routing debug hook); set by the worker. */
+  onStep: ((report: StepReport) => void) | null = null;
 
   constructor(readonly runner: ModelRunner) {
     this.samplerScratch = createSamplerScratch(runner.spec.vocabSize);
@@ -72,6 +75,7 @@ export class Engine {
     for (const seq of batch) seq.timings.scheduledAt ??= started;
     const result = await this.runner.step(inputs);
     const elapsed = performance.now() - started;
+    this.onStep?.(buildStepReport(batch.map((seq) => seq.id), inputs, result, elapsed));
     const vocab = this.runner.spec.vocabSize;
     batch.forEach((seq, i) => {
       if (isPrefill[i]) seq.timings.prefillMs += elapsed;

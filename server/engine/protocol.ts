@@ -4,6 +4,7 @@ import type { SessionSettings } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { EngineEvent } from './engine.ts';
 import type { GenerationParams } from './sequence.ts';
+import type { SchedulerStats, StepReport } from './step-stats.ts';
 
 export interface EngineOptions {
   modelDir: string;
@@ -40,4 +41,6 @@ export type FromWorker =
   | { type: 'fatal'; message: string }
   | { type: 'rejected'; id: string; message: string }
   | { type: 'accepted'; id: string; promptTokens: number }
-  | { type: 'events'; events: EngineEvent[] };
+  | { type: 'events'; events: EngineEvent[] }
+  | { type: 'step'; report: StepReport }
+  | { type: 'scheduler'; stats: SchedulerStats };

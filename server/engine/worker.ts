@@ -5,13 +5,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { compileModel } from '../../models/compile.ts';
 import { TextTokenizer } from '../tokenizer/tokenizer.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
-import { Engine } from './engine.ts';
+import { Engine, type EngineEvent } from './engine.ts';
 import { SequenceKvCache } from './kv-cache.ts';
 import { ModelRunner } from './model-runner.ts';
 import { openModelSessions } from './model-sessions.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest, ToWorker } from './protocol.ts';
 import { validateSamplingParams } from './sampler.ts';
 import { Sequence } from './sequence.ts';
+import { currentSchedulerStats } from './step-stats.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker thread');
@@ -56,18 +57,23 @@ function createSequence(id: string, request: SubmitRequest, tokenizer: TextToken
 
 async function serve(options: EngineOptions): Promise<void> {
   const { engine, tokenizer, info } = await load(options);
+  engine.onStep = (report) => post({ type: 'step', report });
   let looping = false;
   const loop = async (): Promise<void> => {
     if (looping) return;
     looping = true;
     try {
       while (engine.hasWork) {
+        let events: EngineEvent[];
         try {
-          post({ type: 'events', events: await engine.step() });
+          events = await engine.step();
         } catch (err) {
           console.error('engine step failed:', err);
-          post({ type: 'events', events: engine.failAll('internal error while generating') });
+          events = engine.failAll('internal error while generating');
         }
+        // Before the events: a client that sees its request finish then sees the state after it.
+        post({ type: 'scheduler', stats: currentSchedulerStats(engine.numRunning) });
+        post({ type: 'events', events });
         // Let queued messages (new requests, cancels) in before the next step.
         await new Promise((resolve) => setImmediate(resolve));
       }
