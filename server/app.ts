@@ -5,12 +5,14 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { LogLevel } from './config.ts';
+import { ServerMetrics } from './metrics/server-metrics.ts';
 import { ApiError, fromFrameworkError, internalError, invalidApiKey } from './openai/errors.ts';
 import { AdmissionGate } from './openai/generation.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import type { ServerContext } from './routes/context.ts';
 import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
 import { tokenizeRoutes } from './routes/tokenize.ts';
 import { wsRoutes } from './routes/ws.ts';
@@ -26,16 +28,23 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Request and error logging (pino); none when left out. */
   logLevel?: LogLevel;
+  /** Tokens per layer in the expert-load window (default 1024). */
+  expertLoadWindow?: number;
+  /** Per-(layer, expert) counters in /metrics (default true). */
+  perExpertMetrics?: boolean;
 }
 
 export interface App {
   app: FastifyInstance;
   slot: ModelSlot;
   gate: AdmissionGate;
+  metrics: ServerMetrics;
 }
 
 /** Paths anyone may call (load balancers' health checks). */
 const PUBLIC_PATHS = new Set(['/health']);
+/** Paths browsers open directly (no headers): the WebSocket and the dashboard page. */
+const QUERY_KEY_PATHS = new Set(['/v1/ws', '/dashboard']);
 
 const digest = (key: string): Buffer => createHash('sha256').update(key).digest();
 
@@ -49,12 +58,12 @@ function keyChecker(apiKeys: readonly string[]): (offered: string | null) => boo
   };
 }
 
-/** "Authorization: Bearer KEY"; WebSocket clients in browsers cannot set headers, so /v1/ws also takes ?api_key=KEY. */
+/** "Authorization: Bearer KEY"; browsers cannot set headers on a WebSocket or a page, so those also take ?api_key=KEY. */
 function offeredKey(request: FastifyRequest): string | null {
   const header = request.headers.authorization;
   const bearer = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
   if (bearer) return bearer;
-  if (request.routeOptions.url !== '/v1/ws') return null;
+  if (!QUERY_KEY_PATHS.has(request.routeOptions.url ?? '')) return null;
   const query = request.query as Record<string, unknown> | undefined;
   return typeof query?.api_key === 'string' ? query.api_key : null;
 }
@@ -93,7 +102,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const app = Fastify({ logger: loggerOptions(options.logLevel), bodyLimit: maxBodyBytes });
   const slot = new ModelSlot(Promise.resolve(options.model));
   const gate = new AdmissionGate(options.maxQueue ?? 64);
-  const ctx: ServerContext = { slot, gate };
+  const metrics = new ServerMetrics({ expertLoadWindow: options.expertLoadWindow ?? 1024, perExpertSeries: options.perExpertMetrics ?? true });
+  // After the slot's own handler (registered first), so routes see the model and its metrics together.
+  Promise.resolve(options.model).then((model) => metrics.attach(model), () => {});
+  const ctx: ServerContext = { slot, gate, metrics };
 
   // First: its onRequest hook marks upgrade requests, so a refused upgrade's socket is closed.
   await app.register(websocket, { options: { maxPayload: maxBodyBytes } });
@@ -112,8 +124,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
       if (!PUBLIC_PATHS.has(request.routeOptions.url ?? '') && !isValid(offeredKey(request))) throw invalidApiKey();
     });
   }
-  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, wsRoutes]) {
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, not the URL: bounded label values.
+    metrics.onHttpResponse(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
+  });
+  app.addHook('onClose', async () => metrics.detach());
+  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, wsRoutes, metricsRoutes]) {
     routes(app, ctx);
   }
-  return { app, slot, gate };
+  return { app, slot, gate, metrics };
 }

@@ -6,6 +6,9 @@ import type { WeightPrecision } from '../kernels/ops/linear.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const EXPERT_METRICS = ['all', 'layer'] as const;
+/** `all`: per-(layer, expert) counters and per-layer summaries; `layer`: per-layer summaries only. */
+export type ExpertMetricsLevel = (typeof EXPERT_METRICS)[number];
 
 export interface ServerConfig {
   /** Hugging Face checkpoint directory; null serves the random-weight demo model. */
@@ -28,6 +31,9 @@ export interface ServerConfig {
   cacheDir: string | null;
   /** Longest prompt + completion served; null = the model's max_position_embeddings. */
   maxModelLen: number | null;
+  /** Tokens per MoE layer in the sliding window of the expert-load statistics. */
+  expertLoadWindow: number;
+  expertMetrics: ExpertMetricsLevel;
   logLevel: LogLevel;
 }
 
@@ -123,6 +129,14 @@ export const SETTINGS: Settings = {
     flag: 'max-model-len', env: 'MOE_SERVER_MAX_MODEL_LEN', metavar: 'N', defaultValue: null, parse: integerIn(2, 10_000_000),
     defaultText: "the model's max_position_embeddings",
     help: 'Longest prompt + completion in tokens (capped at the model\'s own limit).',
+  },
+  expertLoadWindow: {
+    flag: 'expert-load-window', env: 'MOE_SERVER_EXPERT_LOAD_WINDOW', metavar: 'N', defaultValue: 1024, parse: integerIn(1, 10_000_000),
+    help: 'Most recent routed tokens per MoE layer over which /metrics, /v1/experts/stats and /dashboard compute expert-load balance.',
+  },
+  expertMetrics: {
+    flag: 'expert-metrics', env: 'MOE_SERVER_EXPERT_METRICS', metavar: 'all|layer', defaultValue: 'all', parse: oneOf(EXPERT_METRICS),
+    help: 'all: per-(layer, expert) routed-token counters in /metrics (MoE layers x experts series) plus per-layer summaries; layer: per-layer summaries only (for very large models).',
   },
   logLevel: { flag: 'log-level', env: 'MOE_SERVER_LOG_LEVEL', metavar: 'LEVEL', defaultValue: 'info', parse: oneOf(LOG_LEVELS), help: `Log level: ${LOG_LEVELS.join(', ')}.` },
 };

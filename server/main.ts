@@ -40,6 +40,8 @@ export async function runServer(config: ServerConfig): Promise<number> {
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,
+    expertLoadWindow: config.expertLoadWindow,
+    perExpertMetrics: config.expertMetrics === 'all',
   });
   const address = await app.listen({ host: config.host, port: config.port });
   console.error(`moe-server listening on ${address} (loading the model; /health answers 503 until it is ready)`);

@@ -19,6 +19,8 @@ describe('server configuration', () => {
       tensorParallel: 0,
       cacheDir: null,
       maxModelLen: null,
+      expertLoadWindow: 1024,
+      expertMetrics: 'all',
       logLevel: 'info',
     });
   });
@@ -27,6 +29,9 @@ describe('server configuration', () => {
     const env = { MOE_SERVER_PORT: '9000', MOE_SERVER_MODEL: '/models/a', MOE_SERVER_API_KEYS: 'k1, k2', MOE_SERVER_MAX_QUEUE: '3', MOE_SERVER_HOST: '' };
     const fromEnv = resolveConfig({}, env);
     expect(fromEnv).toMatchObject({ port: 9000, model: '/models/a', apiKeys: ['k1', 'k2'], maxQueue: 3, host: '127.0.0.1' });
+    const metricsEnv = { MOE_SERVER_EXPERT_LOAD_WINDOW: '4096', MOE_SERVER_EXPERT_METRICS: 'layer' };
+    expect(resolveConfig({}, metricsEnv)).toMatchObject({ expertLoadWindow: 4096, expertMetrics: 'layer' });
+    expect(resolveConfig({ 'expert-metrics': 'all' }, metricsEnv)).toMatchObject({ expertMetrics: 'all' });
     const flagged = resolveConfig({ port: '9100', 'api-key': ['a', 'b'], 'served-model-name': 'moe' }, env);
     expect(flagged).toMatchObject({ port: 9100, apiKeys: ['a', 'b'], servedModelName: 'moe', model: '/models/a' });
   });
@@ -37,6 +42,8 @@ describe('server configuration', () => {
     expect(() => resolveConfig({}, { MOE_SERVER_WEIGHTS: 'fp8' })).toThrow(/MOE_SERVER_WEIGHTS must be one of fp32, int4/);
     expect(() => resolveConfig({ 'max-queue': '0' }, {})).toThrow(/--max-queue/);
     expect(() => resolveConfig({}, { MOE_SERVER_API_KEYS: 'a,,b' })).toThrow(/empty API key/);
+    expect(() => resolveConfig({ 'expert-load-window': '0' }, {})).toThrow(/--expert-load-window/);
+    expect(() => resolveConfig({}, { MOE_SERVER_EXPERT_METRICS: 'none' })).toThrow(/MOE_SERVER_EXPERT_METRICS must be one of all, layer/);
   });
 
   it('serve --help lists every flag with its variable and default', async () => {

@@ -1,0 +1,153 @@
+// /metrics and /v1/experts/stats against what the engine really did: the per-expert counters
+// equal the routing of every step the engine reported (the step observer, our debug hook),
+// equal an independent float64 reference forward pass of the same tokens, and sum to
+// routed tokens x top-k, where routed tokens come from the responses' usage.
+import { describe, expect, it } from 'vitest';
+import type { MoeMlpSpec } from '../../models/spec.ts';
+import { buildApp } from '../../server/app.ts';
+import type { StepReport } from '../../server/engine/step-stats.ts';
+import { summarizeLoad } from '../../server/metrics/load-stats.ts';
+import type { ExpertStatsBody } from '../../server/metrics/server-metrics.ts';
+import { testTokens } from '../helpers/tiny-model.ts';
+import { parseSamples, select, value, type Sample } from '../helpers/prometheus-text.ts';
+import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
+import { MODEL, serveTinyModel } from './helpers.ts';
+
+const served = serveTinyModel({ expertLoadWindow: 100_000 });
+const PROMPT_LENGTHS = [7, 12, 19];
+const MAX_TOKENS = 5;
+
+/** Per (MoE layer ordinal, expert): counts from routing rows. */
+function countRows(expertIds: Int32Array[], numExperts: number, into: number[][] = []): number[][] {
+  expertIds.forEach((ids, i) => {
+    into[i] ??= new Array<number>(numExperts).fill(0);
+    for (const e of ids) into[i][e]++;
+  });
+  return into;
+}
+
+async function scrape(): Promise<Sample[]> {
+  const response = await fetch(`${served.server.url}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parseSamples(await response.text());
+}
+
+/** Sends three greedy completions at once; returns their prompts, generated tokens and the step reports. */
+async function sendKnownTraffic() {
+  const reports: StepReport[] = [];
+  const outputs = new Map<number, number[]>(); // prompt length -> generated token ids
+  const promptLengthOf = new Map<string, number>();
+  const stopSteps = served.test.model.engine.observeSteps({ onStep: (report) => reports.push(report) });
+  const stopEvents = served.test.model.engine.observe((seqId, event) => {
+    if (event.type === 'accepted') promptLengthOf.set(seqId, event.promptTokens);
+    if (event.type === 'token') outputs.get(promptLengthOf.get(seqId)!)?.push(event.token) ?? outputs.set(promptLengthOf.get(seqId)!, [event.token]);
+  });
+  const prompts = PROMPT_LENGTHS.map((length, i) => testTokens(length, 100 + i));
+  const responses = await Promise.all(
+    prompts.map((prompt) => served.client.completions.create({ model: MODEL, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true } as never)),
+  );
+  stopSteps();
+  stopEvents();
+  return { prompts, responses, reports, outputs };
+}
+
+describe('metrics of known requests', () => {
+  it('counts every routing decision exactly, per layer and expert', async () => {
+    const spec = served.test.model.engine.info.spec;
+    const moe = spec.mlp.flatMap((mlp, layer) => (mlp.kind === 'moe' ? [{ layer, mlp: mlp as MoeMlpSpec }] : []));
+    const { numRoutedExperts: numExperts, numExpertsPerToken: topK } = moe[0].mlp;
+    const { prompts, responses, reports, outputs } = await sendKnownTraffic();
+    const samples = await scrape();
+
+    // Routed tokens from the responses alone: every prompt token and every generated token but the last.
+    const routedTokens = responses.reduce((n, r) => n + r.usage!.prompt_tokens + r.usage!.completion_tokens - 1, 0);
+    expect(routedTokens).toBe(PROMPT_LENGTHS.reduce((a, b) => a + b, 0) + prompts.length * (MAX_TOKENS - 1));
+    const fromHook = countRows([], numExperts);
+    for (const report of reports) countRows(report.expertIds, numExperts, fromHook);
+
+    // The reference: each prompt, then each generated token (but the last) fed back, in float64.
+    const reference = ReferenceDeepseek.load(served.test.tiny.dir);
+    expect(reference.moeLayers).toEqual(moe.map((m) => m.layer));
+    const fromReference = moe.map(() => new Array<number>(numExperts).fill(0));
+    prompts.forEach((prompt) => {
+      const seq = reference.newSequence();
+      const generated = outputs.get(prompt.length)!;
+      expect(generated).toHaveLength(MAX_TOKENS);
+      const steps = [prompt, ...generated.slice(0, -1).map((t) => [t])];
+      for (const tokens of steps) {
+        for (const token of seq.forward(tokens).experts) token.forEach((ids, i) => ids.forEach((e) => fromReference[i][e]++));
+      }
+    });
+
+    moe.forEach(({ layer }, i) => {
+      const labels = { model_name: MODEL, layer: String(layer) };
+      const counters = Array.from({ length: numExperts }, (_, e) => value(samples, 'moe_expert_routed_tokens_total', { ...labels, expert: String(e) }));
+      expect(counters).toEqual(fromHook[i]);
+      expect(counters).toEqual(fromReference[i]);
+      expect(counters.reduce((a, b) => a + b, 0)).toBe(routedTokens * topK);
+      expect(value(samples, 'moe_layer_routed_tokens_total', labels)).toBe(routedTokens);
+      expect(value(samples, 'moe_shared_expert_tokens_total', labels)).toBe(routedTokens);
+      // The window holds everything (100,000 tokens): its statistics are those of the counters.
+      const summary = summarizeLoad(counters);
+      expect(value(samples, 'moe_expert_load_window_tokens', labels)).toBe(routedTokens);
+      expect(value(samples, 'moe_expert_load_max_mean_ratio', labels)).toBeCloseTo(summary.maxMeanRatio, 9);
+      expect(value(samples, 'moe_expert_load_cv', labels)).toBeCloseTo(summary.coefficientOfVariation, 9);
+      expect(value(samples, 'moe_router_entropy_normalized', labels)).toBeCloseTo(summary.normalizedEntropy, 9);
+      expect(value(samples, 'moe_expert_active_fraction', labels)).toBe(summary.activeFraction);
+    });
+    expect(select(samples, 'moe_expert_routed_tokens_total')).toHaveLength(moe.length * numExperts);
+  });
+
+  it('counts requests, tokens, latencies and steps', async () => {
+    const before = await scrape();
+    const { responses, reports } = await sendKnownTraffic();
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
+    const promptTokens = responses.reduce((n, r) => n + r.usage!.prompt_tokens, 0);
+    const completionTokens = responses.reduce((n, r) => n + r.usage!.completion_tokens, 0);
+    expect(delta('moe_prompt_tokens_total')).toBe(promptTokens);
+    expect(delta('moe_generation_tokens_total')).toBe(completionTokens);
+    expect(delta('moe_request_finished_total', { finished_reason: 'length' })).toBe(3);
+    expect(delta('moe_time_to_first_token_seconds_count')).toBe(3);
+    expect(delta('moe_inter_token_latency_seconds_count')).toBe(completionTokens - 3);
+    expect(delta('moe_e2e_request_latency_seconds_count')).toBe(3);
+    expect(delta('moe_request_queue_time_seconds_count')).toBe(3);
+    expect(delta('moe_model_step_duration_seconds_count')).toBe(reports.length);
+    expect(delta('moe_step_tokens_sum')).toBe(reports.reduce((n, r) => n + r.numTokens, 0));
+    expect(delta('moe_http_requests_total', { method: 'POST', route: '/v1/completions', status: '200' })).toBe(3);
+    expect(value(after, 'moe_num_requests_running')).toBe(0);
+    expect(value(after, 'moe_num_requests_waiting')).toBe(0);
+    expect(value(after, 'moe_kv_cache_usage_ratio')).toBe(0);
+    for (const sample of after.filter((s) => s.name.startsWith('moe_'))) expect(sample.labels.model_name).toBe(MODEL);
+  });
+
+  it('serves the windows as JSON, matching the counters', async () => {
+    const response = await fetch(`${served.server.url}/v1/experts/stats`);
+    expect(response.status).toBe(200);
+    const stats = (await response.json()) as ExpertStatsBody;
+    const samples = await scrape();
+    expect(stats).toMatchObject({ object: 'expert_load', model: MODEL, window_tokens: 100_000 });
+    expect(stats.layers.map((l) => l.layer)).toEqual([1, 2]);
+    for (const layer of stats.layers) {
+      const counters = layer.loads.map((_, e) => value(samples, 'moe_expert_routed_tokens_total', { layer: String(layer.layer), expert: String(e) }));
+      expect(layer.loads).toEqual(counters);
+      expect(layer.expert_routed_tokens_total).toEqual(counters);
+      expect(layer.num_tokens).toBe(value(samples, 'moe_layer_routed_tokens_total', { layer: String(layer.layer) }));
+      expect(layer.imbalance).toBeCloseTo(layer.max_mean_ratio - 1, 12);
+    }
+  });
+
+  it('leaves the per-expert series out with --expert-metrics layer, keeping the layer summaries', async () => {
+    const { app } = await buildApp({ model: served.test.model, perExpertMetrics: false });
+    try {
+      await served.client.completions.create({ model: MODEL, prompt: 'Hello', max_tokens: 2 });
+      const samples = parseSamples((await app.inject({ method: 'GET', url: '/metrics' })).body);
+      expect(select(samples, 'moe_expert_routed_tokens_total')).toHaveLength(0);
+      expect(select(samples, 'moe_expert_load_max_mean_ratio')).toHaveLength(2);
+      expect(value(samples, 'moe_layer_routed_tokens_total', { layer: '1' })).toBeGreaterThan(0);
+    } finally {
+      await app.close();
+    }
+  });
+});
