@@ -1,6 +1,6 @@
 // The server's metrics registry: serving metrics and expert load, fed by the engine client's
 // observers once the model is ready. One registry per app (tests build several per process).
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { ServedModel } from '../served-model.ts';
 import { ExpertLoadTracker } from './expert-load.ts';
 import { ExpertMetrics } from './expert-metrics.ts';
@@ -44,7 +44,7 @@ export class ServerMetrics {
   private attached: { model: ServedModel; tracker: ExpertLoadTracker; detach: () => void } | null = null;
 
   constructor(readonly options: MetricsOptions) {
-    collectDefaultMetrics({ register: this.registry });
+    // No prom-client default (process, nodejs_*) metrics: three of them fail promtool's lint.
     this.serving = new ServingMetrics(this.registry);
     this.experts = new ExpertMetrics(this.registry, options.perExpertSeries);
   }
