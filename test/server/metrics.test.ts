@@ -150,4 +150,34 @@ describe('metrics of known requests', () => {
       await app.close();
     }
   });
+
+  it('asks for the API key on /metrics, /v1/experts/stats and /dashboard, which also takes ?api_key', async () => {
+    const { app } = await buildApp({ model: served.test.model, apiKeys: ['secret'] });
+    try {
+      for (const url of ['/metrics', '/v1/experts/stats', '/dashboard']) {
+        expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
+        expect((await app.inject({ method: 'GET', url, headers: { authorization: 'Bearer secret' } })).statusCode, url).toBe(200);
+      }
+      const page = await app.inject({ method: 'GET', url: '/dashboard?api_key=secret' });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect((await app.inject({ method: 'GET', url: '/metrics?api_key=secret' })).statusCode).toBe(401);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('serves /metrics while the model loads; /v1/experts/stats answers 503 until it is ready', async () => {
+    const { app } = await buildApp({ model: new Promise<never>(() => {}) });
+    try {
+      const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(metrics.statusCode).toBe(200);
+      expect(metrics.body).toContain('# TYPE moe_num_requests_running gauge');
+      const stats = await app.inject({ method: 'GET', url: '/v1/experts/stats' });
+      expect(stats.statusCode).toBe(503);
+      expect(stats.json()).toMatchObject({ error: { code: 'model_loading' } });
+    } finally {
+      await app.close();
+    }
+  });
 });
