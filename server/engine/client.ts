@@ -9,6 +9,8 @@ import type { SchedulerStats, StepReport } from './step-stats.ts';
 export type GenerationEvent =
   | { type: 'accepted'; promptTokens: number }
   | Exclude<EngineEvent, { type: 'failed' }>
+  /** The sequence's tokens in one step; per MoE layer [numTokens * topK] expert ids (requests with routedExperts). */
+  | { type: 'routed'; numTokens: number; expertIds: Int32Array[] }
   | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' };
 
 export class EngineStartError extends Error {
@@ -32,6 +34,8 @@ export class EngineClient {
   private readonly listeners = new Map<string, Listener>();
   private readonly observers = new Set<EngineObserver>();
   private readonly stepObservers = new Set<StepObserver>();
+  /** Requests that asked for their routing (SubmitRequest.routedExperts). */
+  private readonly routingWanted = new Set<string>();
   /** Why the worker stopped; null while it runs. */
   private stoppedBecause: string | null = null;
 
@@ -99,6 +103,7 @@ export class EngineClient {
       return;
     }
     const id = randomUUID();
+    if (request.routedExperts === true) this.routingWanted.add(id);
     const queue: GenerationEvent[] = [];
     let wake: (() => void) | null = null;
     this.listeners.set(id, (event) => {
@@ -122,6 +127,7 @@ export class EngineClient {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       this.listeners.delete(id);
+      this.routingWanted.delete(id);
       // A consumer that stops early (break, throw) must not leave the sequence running.
       if (!ended && !signal?.aborted) this.worker.postMessage({ type: 'cancel', id });
     }
@@ -137,11 +143,30 @@ export class EngineClient {
   private dispatch(message: FromWorker): void {
     if (message.type === 'accepted') this.deliver(message.id, { type: 'accepted', promptTokens: message.promptTokens });
     if (message.type === 'rejected') this.deliver(message.id, { type: 'error', message: message.message, kind: 'invalid_request' });
-    if (message.type === 'step') for (const observer of this.stepObservers) observer.onStep?.(message.report);
+    if (message.type === 'step') {
+      for (const observer of this.stepObservers) observer.onStep?.(message.report);
+      this.deliverRouting(message.report);
+    }
     if (message.type === 'scheduler') for (const observer of this.stepObservers) observer.onScheduler?.(message.stats);
     if (message.type !== 'events') return;
     for (const event of message.events) {
       this.deliver(event.seqId, event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);
+    }
+  }
+
+  /** Each sequence that asked for it gets its own rows of the step's routing, before its token events. */
+  private deliverRouting(report: StepReport): void {
+    if (this.routingWanted.size === 0) return;
+    let row = 0;
+    for (const { seqId, numTokens } of report.sequences) {
+      if (this.routingWanted.has(seqId)) {
+        const expertIds = report.expertIds.map((ids) => {
+          const topK = ids.length / report.numTokens;
+          return ids.slice(row * topK, (row + numTokens) * topK);
+        });
+        this.deliver(seqId, { type: 'routed', numTokens, expertIds });
+      }
+      row += numTokens;
     }
   }
 

@@ -20,6 +20,8 @@ export interface EngineOptions {
 export interface SubmitRequest extends GenerationParams {
   /** Text is tokenised with the tokenizer's special tokens (BOS); ids are used as given. */
   prompt: string | number[];
+  /** Main thread only: EngineClient.generate also yields this sequence's rows of each step's routing. */
+  routedExperts?: boolean;
 }
 
 export interface ModelInfo {

@@ -37,6 +37,8 @@ export interface FormatOptions {
   withLogprobs: boolean;
   /** With include_usage every chunk carries "usage": null until the usage chunk. */
   includeUsage: boolean;
+  /** Add `routed_experts` to each choice of the response, or of its last chunk when streaming (extension). */
+  withRoutedExperts?: boolean;
 }
 
 /** Chunk framing shared by chat and completions; subclasses shape the choices. */
@@ -45,6 +47,7 @@ export abstract class ChunkFormat implements EndpointFormat {
   protected readonly texts: TokenTexts;
   protected readonly withLogprobs: boolean;
   private readonly includeUsage: boolean;
+  private readonly withRoutedExperts: boolean;
 
   constructor(
     options: FormatOptions,
@@ -56,6 +59,7 @@ export abstract class ChunkFormat implements EndpointFormat {
     this.texts = options.texts;
     this.withLogprobs = options.withLogprobs;
     this.includeUsage = options.includeUsage;
+    this.withRoutedExperts = options.withRoutedExperts === true;
   }
 
   /** A choice of a chunk carrying the update's text and logprobs. */
@@ -74,7 +78,7 @@ export abstract class ChunkFormat implements EndpointFormat {
     const chunks: object[] = [];
     if (update.text !== '' || update.logprobs.length > 0) chunks.push(this.chunk([this.textChoice(update)]));
     const finishReason = openaiFinishReason(update.finishReason);
-    if (finishReason !== null) chunks.push(this.chunk([this.finishChoice(update.index, finishReason)]));
+    if (finishReason !== null) chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
     return chunks;
   }
 
@@ -83,7 +87,12 @@ export abstract class ChunkFormat implements EndpointFormat {
   }
 
   response(generation: Generation): object {
-    return { ...this.header(this.object), choices: generation.choices.map((c) => this.responseChoice(c)), usage: generation.usage };
+    const choices = generation.choices.map((c) => ({ ...this.responseChoice(c), ...this.routed(c.routedExperts) }));
+    return { ...this.header(this.object), choices, usage: generation.usage };
+  }
+
+  private routed(routedExperts: number[][][] | undefined): object {
+    return this.withRoutedExperts ? { routed_experts: routedExperts ?? [] } : {};
   }
 
   protected chunk(choices: object[], usage?: Usage): object {

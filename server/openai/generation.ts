@@ -17,6 +17,8 @@ export interface ChoiceUpdate {
   logprobs: TokenLogprob[];
   /** Set on a choice's last update. */
   finishReason: FinishReason | null;
+  /** On a choice's last update, when requested: see ChoiceState.routedExperts. */
+  routedExperts?: number[][][];
 }
 
 export interface ChoiceState {
@@ -26,6 +28,11 @@ export interface ChoiceState {
   finishReason: FinishReason | null;
   promptTokens: number;
   completionTokens: number;
+  /**
+   * [token][MoE layer][k] expert ids of every token the model ran for this choice: the prompt,
+   * then each generated token but the last (which is sampled, never fed back). Empty unless requested.
+   */
+  routedExperts: number[][][];
 }
 
 export interface Usage {
@@ -93,7 +100,7 @@ export class Generation {
     private readonly log: Logger,
     release: () => void,
   ) {
-    this.choices = requests.map((_, index) => ({ index, text: '', logprobs: [], finishReason: null, promptTokens: 0, completionTokens: 0 }));
+    this.choices = requests.map((_, index) => ({ index, text: '', logprobs: [], finishReason: null, promptTokens: 0, completionTokens: 0, routedExperts: [] }));
     this.numPumping = requests.length;
     if (signal.aborted) this.stop.abort();
     else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
@@ -170,6 +177,10 @@ export class Generation {
   private apply({ index, event }: ChoiceEvent): ChoiceUpdate | null {
     const choice = this.choices[index];
     if (event.type === 'error') throw engineError(event, this.log);
+    if (event.type === 'routed') {
+      appendRouting(choice.routedExperts, event);
+      return null;
+    }
     if (event.type === 'token') {
       if (event.logprob !== null) choice.logprobs.push(event.logprob);
       choice.completionTokens++;
@@ -181,7 +192,7 @@ export class Generation {
       choice.text += event.text;
       choice.finishReason = event.finishReason;
       choice.completionTokens = event.completionTokens;
-      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: event.finishReason };
+      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: event.finishReason, routedExperts: choice.routedExperts };
     }
     return null;
   }
@@ -216,6 +227,15 @@ export class Generation {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
     return this.queue.shift() ?? null;
+  }
+}
+
+function appendRouting(into: number[][][], event: Extract<GenerationEvent, { type: 'routed' }>): void {
+  for (let t = 0; t < event.numTokens; t++) {
+    into.push(event.expertIds.map((ids) => {
+      const topK = ids.length / event.numTokens;
+      return Array.from(ids.subarray(t * topK, (t + 1) * topK));
+    }));
   }
 }
 

@@ -68,6 +68,7 @@ export function choiceRequests(body: SamplingFields, model: ServedModel, prompts
     ignoreEos: false,
     topLogprobs,
     stopStrings: stops,
+    routedExperts: body.routed_experts === true,
   };
   return prompts.flatMap((prompt) =>
     Array.from({ length: n }, (_, j) => ({ ...base, prompt, seed: body.seed === undefined ? null : body.seed + j })),

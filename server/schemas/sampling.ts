@@ -30,6 +30,7 @@ export const samplingFields = {
   ),
   stop_token_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 64 })),
   ignore_eos: Type.Optional(Type.Boolean()),
+  routed_experts: Type.Optional(Type.Boolean({ description: 'Return the experts each token was routed to, per MoE layer (extension).' })),
   n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CHOICES_PER_REQUEST })),
   stream: Type.Optional(Type.Boolean()),
   stream_options: Type.Optional(Type.Object({ include_usage: Type.Optional(Type.Boolean()) })),

@@ -1,7 +1,8 @@
 // /metrics and /v1/experts/stats against what the engine really did: the per-expert counters
-// equal the routing of every step the engine reported (the step observer, our debug hook),
-// equal an independent float64 reference forward pass of the same tokens, and sum to
-// routed tokens x top-k, where routed tokens come from the responses' usage.
+// equal the routing each request got back (`routed_experts: true`), the routing of every step
+// the engine reported (the step observer, a debug hook), an independent float64 reference
+// forward pass of the same tokens, and sum to routed tokens x top-k, where routed tokens
+// come from the responses' usage.
 import { describe, expect, it } from 'vitest';
 import type { MoeMlpSpec } from '../../models/spec.ts';
 import { buildApp } from '../../server/app.ts';
@@ -11,11 +12,16 @@ import type { ExpertStatsBody } from '../../server/metrics/server-metrics.ts';
 import { testTokens } from '../helpers/tiny-model.ts';
 import { parseSamples, select, value, type Sample } from '../helpers/prometheus-text.ts';
 import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
-import { MODEL, serveTinyModel } from './helpers.ts';
+import { MODEL, postJson, serveTinyModel, ssePayloads } from './helpers.ts';
 
 const served = serveTinyModel({ expertLoadWindow: 100_000 });
 const PROMPT_LENGTHS = [7, 12, 19];
 const MAX_TOKENS = 5;
+
+interface RoutedCompletion {
+  choices: Array<{ routed_experts: number[][][] }>;
+  usage: { prompt_tokens: number; completion_tokens: number };
+}
 
 /** Per (MoE layer ordinal, expert): counts from routing rows. */
 function countRows(expertIds: Int32Array[], numExperts: number, into: number[][] = []): number[][] {
@@ -45,7 +51,12 @@ async function sendKnownTraffic() {
   });
   const prompts = PROMPT_LENGTHS.map((length, i) => testTokens(length, 100 + i));
   const responses = await Promise.all(
-    prompts.map((prompt) => served.client.completions.create({ model: MODEL, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true } as never)),
+    prompts.map(async (prompt) => {
+      const body = { model: MODEL, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true, routed_experts: true };
+      const response = await postJson(served.server, '/v1/completions', body);
+      expect(response.status).toBe(200);
+      return (await response.json()) as RoutedCompletion;
+    }),
   );
   stopSteps();
   stopEvents();
@@ -61,8 +72,17 @@ describe('metrics of known requests', () => {
     const samples = await scrape();
 
     // Routed tokens from the responses alone: every prompt token and every generated token but the last.
-    const routedTokens = responses.reduce((n, r) => n + r.usage!.prompt_tokens + r.usage!.completion_tokens - 1, 0);
+    const routedTokens = responses.reduce((n, r) => n + r.usage.prompt_tokens + r.usage.completion_tokens - 1, 0);
     expect(routedTokens).toBe(PROMPT_LENGTHS.reduce((a, b) => a + b, 0) + prompts.length * (MAX_TOKENS - 1));
+    const fromResponses = moe.map(() => new Array<number>(numExperts).fill(0));
+    for (const r of responses) {
+      const routed = r.choices[0].routed_experts;
+      expect(routed).toHaveLength(r.usage.prompt_tokens + r.usage.completion_tokens - 1);
+      for (const token of routed) {
+        expect(token.map((ids) => ids.length)).toEqual(moe.map(() => topK));
+        token.forEach((ids, i) => ids.forEach((e) => fromResponses[i][e]++));
+      }
+    }
     const fromHook = countRows([], numExperts);
     for (const report of reports) countRows(report.expertIds, numExperts, fromHook);
 
@@ -70,19 +90,21 @@ describe('metrics of known requests', () => {
     const reference = ReferenceDeepseek.load(served.test.tiny.dir);
     expect(reference.moeLayers).toEqual(moe.map((m) => m.layer));
     const fromReference = moe.map(() => new Array<number>(numExperts).fill(0));
-    prompts.forEach((prompt) => {
+    prompts.forEach((prompt, p) => {
       const seq = reference.newSequence();
       const generated = outputs.get(prompt.length)!;
       expect(generated).toHaveLength(MAX_TOKENS);
       const steps = [prompt, ...generated.slice(0, -1).map((t) => [t])];
-      for (const tokens of steps) {
-        for (const token of seq.forward(tokens).experts) token.forEach((ids, i) => ids.forEach((e) => fromReference[i][e]++));
-      }
+      const perToken = steps.flatMap((tokens) => seq.forward(tokens).experts);
+      // Token by token, layer by layer, in the same order (descending score).
+      expect(responses[p].choices[0].routed_experts).toEqual(perToken);
+      for (const token of perToken) token.forEach((ids, i) => ids.forEach((e) => fromReference[i][e]++));
     });
 
     moe.forEach(({ layer }, i) => {
       const labels = { model_name: MODEL, layer: String(layer) };
       const counters = Array.from({ length: numExperts }, (_, e) => value(samples, 'moe_expert_routed_tokens_total', { ...labels, expert: String(e) }));
+      expect(counters).toEqual(fromResponses[i]);
       expect(counters).toEqual(fromHook[i]);
       expect(counters).toEqual(fromReference[i]);
       expect(counters.reduce((a, b) => a + b, 0)).toBe(routedTokens * topK);
@@ -104,8 +126,8 @@ describe('metrics of known requests', () => {
     const { responses, reports } = await sendKnownTraffic();
     const after = await scrape();
     const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
-    const promptTokens = responses.reduce((n, r) => n + r.usage!.prompt_tokens, 0);
-    const completionTokens = responses.reduce((n, r) => n + r.usage!.completion_tokens, 0);
+    const promptTokens = responses.reduce((n, r) => n + r.usage.prompt_tokens, 0);
+    const completionTokens = responses.reduce((n, r) => n + r.usage.completion_tokens, 0);
     expect(delta('moe_prompt_tokens_total')).toBe(promptTokens);
     expect(delta('moe_generation_tokens_total')).toBe(completionTokens);
     expect(delta('moe_request_finished_total', { finished_reason: 'length' })).toBe(3);
@@ -179,5 +201,16 @@ describe('metrics of known requests', () => {
     } finally {
       await app.close();
     }
+  });
+
+  it('streams routed_experts with each choice\'s last chunk, and leaves it out unless asked', async () => {
+    const body = { model: MODEL, prompt: [5, 6, 7, 8], max_tokens: 3, n: 2, ignore_eos: true, stream: true, routed_experts: true };
+    const chunks = (await ssePayloads(await postJson(served.server, '/v1/completions', body))).slice(0, -1).map((p) => JSON.parse(p) as { choices: Array<Record<string, unknown>> });
+    const finals = chunks.flatMap((c) => c.choices).filter((c) => c.finish_reason !== null);
+    expect(finals).toHaveLength(2);
+    for (const choice of finals) expect(choice.routed_experts).toHaveLength(4 + 3 - 1);
+    expect(chunks.flatMap((c) => c.choices).filter((c) => 'routed_experts' in c)).toHaveLength(2);
+    const plain = await served.client.completions.create({ model: MODEL, prompt: 'Hi', max_tokens: 2 });
+    expect('routed_experts' in plain.choices[0]).toBe(false);
   });
 });
