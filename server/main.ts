@@ -22,6 +22,8 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     tensorParallel: config.tensorParallel,
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
+    kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },
+    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens },
     servedModelName: config.servedModelName ?? undefined,
     onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
   });

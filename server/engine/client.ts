@@ -2,7 +2,7 @@
 // caller an async iterable of its own events. Routes and the CLI use only this.
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { EngineEvent } from './engine.ts';
+import type { EngineEvent, EngineStats } from './engine.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest } from './protocol.ts';
 
 export type GenerationEvent =
@@ -26,11 +26,23 @@ export class EngineClient {
   private readonly observers = new Set<EngineObserver>();
   /** Why the worker stopped; null while it runs. */
   private stoppedBecause: string | null = null;
+  private latestStats: EngineStats;
 
   private constructor(
     private readonly worker: Worker,
     readonly info: ModelInfo,
   ) {
+    const { numBlocks, blockSize } = info.kvCache;
+    this.latestStats = {
+      numRunning: 0,
+      numWaiting: 0,
+      kvBlocksUsed: 0,
+      kvBlocksTotal: numBlocks,
+      kvBlockSize: blockSize,
+      numPreemptions: 0,
+      prefixCacheQueryTokens: 0,
+      prefixCacheHitTokens: 0,
+    };
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
     worker.on('exit', () => this.failEveryone('engine worker exited'));
@@ -44,6 +56,11 @@ export class EngineClient {
   /** Requests whose events are still awaited. */
   get numInFlight(): number {
     return this.listeners.size;
+  }
+
+  /** The engine's queues and cache as of its last step. */
+  get stats(): EngineStats {
+    return this.latestStats;
   }
 
   observe(observer: EngineObserver): () => void {
@@ -125,6 +142,7 @@ export class EngineClient {
     if (message.type === 'accepted') this.deliver(message.id, { type: 'accepted', promptTokens: message.promptTokens });
     if (message.type === 'rejected') this.deliver(message.id, { type: 'error', message: message.message, kind: 'invalid_request' });
     if (message.type !== 'events') return;
+    this.latestStats = message.stats;
     for (const event of message.events) {
       this.deliver(event.seqId, event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);
     }
