@@ -1,11 +1,11 @@
 // One precision's timing run, in a child process of its own: each precision starts from a
 // clean process (heap, allocator, thread pools), so one run's leftovers cannot slow the next.
 // Receives a PrecisionRunRequest over IPC, answers with PrecisionTimings, exits.
-import { SequenceKvCache } from '../server/engine/kv-cache.ts';
 import { ModelRunner } from '../server/engine/model-runner.ts';
 import { openModelSessions } from '../server/engine/model-sessions.ts';
 import { argmax } from '../server/engine/sampler.ts';
 import type { CompiledModel } from '../models/compile.ts';
+import { soloCache } from './solo-cache.ts';
 
 export interface PrecisionRunRequest {
   compiled: CompiledModel;
@@ -23,12 +23,14 @@ export interface PrecisionTimings {
 async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
   const sessions = await openModelSessions(req.compiled, { provider: 'cpu', intraOpThreads: req.threads });
   try {
-    const runner = new ModelRunner(sessions);
-    const { numLayers, numKvHeads, headDim, vocabSize } = runner.spec;
+    const { spec } = req.compiled.manifest;
+    const { pool, newSequence } = soloCache(spec, req.promptTokens + req.decodeTokens + 1);
+    const runner = new ModelRunner(sessions, pool);
+    const { vocabSize } = spec;
     const prompt = Array.from({ length: req.promptTokens }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
     const timings: PrecisionTimings = { prefillMs: [], decodeStepMs: [] };
     for (let r = 0; r < req.runs; r++) {
-      const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, req.promptTokens + req.decodeTokens + 1);
+      const cache = newSequence();
       let started = performance.now();
       let result = runner.step([{ tokens: prompt, cache, logits: 'last' }]);
       timings.prefillMs.push(performance.now() - started);

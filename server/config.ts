@@ -3,6 +3,8 @@
 // prints this table, and the docs list the same rows.
 import type { ParseArgsConfig } from 'node:util';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import { DEFAULT_KV_CACHE } from './engine/kv-cache-plan.ts';
+import { DEFAULT_SCHEDULER_LIMITS } from './engine/scheduler.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -31,6 +33,16 @@ export interface ServerConfig {
   cacheDir: string | null;
   /** Longest prompt + completion served; null = the model's max_position_embeddings. */
   maxModelLen: number | null;
+  /** Sequences decoded together in one step (the running set). */
+  maxNumSeqs: number;
+  /** Tokens per model step: decodes plus chunks of prompts being read. */
+  maxBatchTokens: number;
+  /** Tokens the KV cache pool holds; null = as many as kvCacheMib allows. */
+  kvCacheTokens: number | null;
+  kvCacheMib: number;
+  kvBlockSize: number;
+  /** Seconds running requests get to finish after SIGTERM before they are cancelled. */
+  shutdownTimeout: number;
   /** Tokens per MoE layer in the sliding window of the expert-load statistics. */
   expertLoadWindow: number;
   expertMetrics: ExpertMetricsLevel;
@@ -102,8 +114,8 @@ export const SETTINGS: Settings = {
     help: 'Accepted API key (Authorization: Bearer KEY). Repeat the flag for several; the variable takes a comma-separated list.',
   },
   maxQueue: {
-    flag: 'max-queue', env: 'MOE_SERVER_MAX_QUEUE', metavar: 'N', defaultValue: 64, parse: integerIn(1, 1_000_000),
-    help: 'Generation requests admitted at once (running or waiting); beyond it requests get 429 with Retry-After.',
+    flag: 'max-queue', env: 'MOE_SERVER_MAX_QUEUE', metavar: 'N', defaultValue: 256, parse: integerIn(1, 1_000_000),
+    help: 'Generation requests admitted at once (running or waiting in the engine); beyond it requests get 429 with Retry-After.',
   },
   maxBodyBytes: {
     flag: 'max-body-bytes', env: 'MOE_SERVER_MAX_BODY_BYTES', metavar: 'N', defaultValue: 4 * 1024 * 1024, parse: integerIn(1024, 1024 ** 3),
@@ -129,6 +141,31 @@ export const SETTINGS: Settings = {
     flag: 'max-model-len', env: 'MOE_SERVER_MAX_MODEL_LEN', metavar: 'N', defaultValue: null, parse: integerIn(2, 10_000_000),
     defaultText: "the model's max_position_embeddings",
     help: 'Longest prompt + completion in tokens (capped at the model\'s own limit).',
+  },
+  maxNumSeqs: {
+    flag: 'max-num-seqs', env: 'MOE_SERVER_MAX_NUM_SEQS', metavar: 'N', defaultValue: DEFAULT_SCHEDULER_LIMITS.maxNumSeqs, parse: integerIn(1, 4096),
+    help: 'Most sequences in the running set: each step decodes all of them together; more requests wait their turn (first come, first served).',
+  },
+  maxBatchTokens: {
+    flag: 'max-batch-tokens', env: 'MOE_SERVER_MAX_BATCH_TOKENS', metavar: 'N', defaultValue: DEFAULT_SCHEDULER_LIMITS.maxBatchTokens, parse: integerIn(1, 1_000_000),
+    help: 'Token budget of one model step. Decodes come first; prompts are read in chunks in what is left, so a long prompt never stalls running streams for long.',
+  },
+  kvCacheTokens: {
+    flag: 'kv-cache-tokens', env: 'MOE_SERVER_KV_CACHE_TOKENS', metavar: 'N', defaultValue: null, parse: integerIn(1, 1_000_000_000),
+    defaultText: 'as many as --kv-cache-mib holds',
+    help: 'Tokens the KV cache holds across all sequences. When it is full the newest sequence is preempted and recomputed later; the context length is capped at it.',
+  },
+  kvCacheMib: {
+    flag: 'kv-cache-mib', env: 'MOE_SERVER_KV_CACHE_MIB', metavar: 'MIB', defaultValue: DEFAULT_KV_CACHE.memoryMib, parse: integerIn(1, 1_048_576),
+    help: 'Memory budget of the KV cache when --kv-cache-tokens is not given (never more than --max-num-seqs full contexts).',
+  },
+  kvBlockSize: {
+    flag: 'kv-block-size', env: 'MOE_SERVER_KV_BLOCK_SIZE', metavar: 'N', defaultValue: DEFAULT_KV_CACHE.blockSize, parse: integerIn(1, 4096),
+    help: 'Tokens per KV cache block: the unit of allocation and of prefix reuse.',
+  },
+  shutdownTimeout: {
+    flag: 'shutdown-timeout', env: 'MOE_SERVER_SHUTDOWN_TIMEOUT', metavar: 'SECONDS', defaultValue: 30, parse: integerIn(0, 86_400),
+    help: 'After SIGTERM or SIGINT, how long running requests may finish before they are cancelled and the server exits.',
   },
   expertLoadWindow: {
     flag: 'expert-load-window', env: 'MOE_SERVER_EXPERT_LOAD_WINDOW', metavar: 'N', defaultValue: 1024, parse: integerIn(1, 10_000_000),

@@ -1,14 +1,12 @@
 // `moe-server serve`: listen first (so /health answers 503 while loading), then write the demo
 // checkpoint if no --model was given, compile and load the model, and serve until SIGINT or
-// SIGTERM; then stop taking requests, let running ones finish briefly, and stop the engine.
+// SIGTERM; then stop taking requests, give running ones --shutdown-timeout seconds to finish,
+// cancel the rest by stopping the engine, and exit 0.
 import { buildApp } from './app.ts';
 import type { ServerConfig } from './config.ts';
 import { ensureDemoModel } from './demo-model.ts';
 import { progressPrinter } from './progress.ts';
 import { loadServedModel, type ServedModel } from './served-model.ts';
-
-/** How long running requests may take to finish after a shutdown signal. */
-const SHUTDOWN_GRACE_MS = 10_000;
 
 function loadModel(config: ServerConfig): Promise<ServedModel> {
   const cacheDir = config.cacheDir ?? undefined;
@@ -22,6 +20,8 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     tensorParallel: config.tensorParallel,
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
+    kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },
+    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens },
     servedModelName: config.servedModelName ?? undefined,
     onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
   });
@@ -63,14 +63,16 @@ export async function runServer(config: ServerConfig): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  console.error(`${signal}: shutting down (a second signal exits at once)`);
+  const running = model.engine.numInFlight;
+  console.error(`${signal}: shutting down; ${running} running request(s) get ${config.shutdownTimeout} s to finish (a second signal exits at once)`);
   process.once(signal, () => process.exit(1));
-  // After the grace period: requests still generating end when the engine stops, and
-  // connections still open (including clients' idle spares) are closed.
+  // After the grace period: requests still generating end (with an error event or chunk) when
+  // the engine stops, and connections still open (including clients' idle spares) are closed.
   const force = setTimeout(() => {
+    console.error(`shutdown: cancelling ${model.engine.numInFlight} request(s) still running`);
     void model.engine.close();
     app.server.closeAllConnections();
-  }, SHUTDOWN_GRACE_MS);
+  }, config.shutdownTimeout * 1000);
   await app.close();
   clearTimeout(force);
   await model.engine.close();

@@ -6,6 +6,8 @@ import { basename, resolve } from 'node:path';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
+import type { KvCacheSettings } from './engine/kv-cache-plan.ts';
+import type { SchedulerLimits } from './engine/scheduler.ts';
 import { unavailable } from './openai/errors.ts';
 import { TokenTexts } from './openai/logprobs.ts';
 import { ChatTemplate, ChatTemplateError } from './tokenizer/chat-template.ts';
@@ -37,6 +39,8 @@ export interface LoadModelOptions {
   tensorParallel: number;
   cacheDir?: string;
   maxModelLen?: number;
+  kvCache?: KvCacheSettings;
+  scheduler?: SchedulerLimits;
   /** Defaults to the model directory's name. */
   servedModelName?: string;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -49,6 +53,8 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       weights: opts.weights,
       cacheDir: opts.cacheDir,
       maxModelLen: opts.maxModelLen,
+      kvCache: opts.kvCache,
+      scheduler: opts.scheduler,
       session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism() },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },

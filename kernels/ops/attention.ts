@@ -1,7 +1,9 @@
 // Scaled dot-product attention of one sequence's new queries over its cached keys and
-// values. The cache lives in engine-owned memory, token-major [tokens, kvHeads, headDim];
-// the engine passes zero-copy views of the filled prefix. Grouped-query attention shares
-// each kv head among numHeads / numKvHeads query heads (query head h uses kv head h / group).
+// values. The cache is the engine's block pool, head-major [kvHeads, numBlocks, blockSize,
+// headDim] per layer, passed zero-copy; the graph gathers the sequence's blocks (its block
+// table) into [kvHeads, tokens, headDim]. Positions past the sequence's end in its last block
+// are masked. Grouped-query attention shares each kv head among numHeads / numKvHeads query
+// heads (query head h uses kv head h / group).
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
 
 export interface AttentionShape {
@@ -10,26 +12,31 @@ export interface AttentionShape {
   headDim: number;
 }
 
-/** Builds the attention-core graph: inputs q [t, H, d], k/v [L, Hkv, d], mask [t, L]; output [t, H*d]. */
+/**
+ * Builds the attention-core graph: inputs q [t, H, d], key_pool/value_pool [Hkv, N, B, d],
+ * block_ids int32 [n], mask [t, n*B]; output [t, H*d].
+ */
 export function buildAttentionCore(b: GraphBuilder, shape: AttentionShape): void {
   const { numHeads, numKvHeads, headDim } = shape;
   const group = numHeads / numKvHeads;
   const q = b.input('q', 'float32', ['t', numHeads, headDim]);
-  const k = b.input('k', 'float32', ['L', numKvHeads, headDim]);
-  const v = b.input('v', 'float32', ['L', numKvHeads, headDim]);
+  const keyPool = b.input('key_pool', 'float32', [numKvHeads, 'N', 'B', headDim]);
+  const valuePool = b.input('value_pool', 'float32', [numKvHeads, 'N', 'B', headDim]);
+  const blockIds = b.input('block_ids', 'int32', ['n']);
   const mask = b.input('mask', 'float32', ['t', 'L']);
+  const gather = (pool: string): string =>
+    b.op('Reshape', [b.op('Gather', [pool, blockIds], { axis: 1 }), b.constInt64([numKvHeads, -1, headDim])]); // [Hkv, L, d]
 
   const scaled = b.op('Mul', [q, b.constFloat(1 / Math.sqrt(headDim))]);
   const qGrouped = b.op('Reshape', [scaled, b.constInt64([0, numKvHeads, group, headDim])]);
   const qHeadsFirst = b.op('Transpose', [qGrouped], { perm: [1, 2, 0, 3] }); // [Hkv, g, t, d]
   const qFlat = b.op('Reshape', [qHeadsFirst, b.constInt64([numKvHeads, -1, headDim])]); // [Hkv, g*t, d]
-  const kT = b.op('Transpose', [k], { perm: [1, 2, 0] }); // [Hkv, d, L]
+  const kT = b.op('Transpose', [gather(keyPool)], { perm: [0, 2, 1] }); // [Hkv, d, L]
   const scores = b.op('MatMul', [qFlat, kT]); // [Hkv, g*t, L]
   // Rows of scores are (group member, token); the mask is per token, so repeat it per member.
   const groupMask = group === 1 ? mask : b.op('Tile', [mask, b.constInt64([group, 1])]); // [g*t, L]
   const probsFlat = b.op('Softmax', [b.op('Add', [scores, groupMask])], { axis: -1 });
-  const vHeadsFirst = b.op('Transpose', [v], { perm: [1, 0, 2] }); // [Hkv, L, d]
-  const context = b.op('MatMul', [probsFlat, vHeadsFirst]); // [Hkv, g*t, d]
+  const context = b.op('MatMul', [probsFlat, gather(valuePool)]); // [Hkv, g*t, d]
   const context4 = b.op('Reshape', [context, b.constInt64([numKvHeads, group, -1, headDim])]);
   const tokensFirst = b.op('Transpose', [context4], { perm: [2, 0, 1, 3] }); // [t, Hkv, g, d]
   const out = b.op('Reshape', [tokensFirst, b.constInt64([0, numHeads * headDim])]);

@@ -2,15 +2,18 @@
 // caller an async iterable of its own events. Routes and the CLI use only this.
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { EngineEvent } from './engine.ts';
+import type { EngineEvent, EngineStats } from './engine.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest } from './protocol.ts';
-import type { SchedulerStats, StepReport } from './step-stats.ts';
+import type { StepReport } from './step-stats.ts';
 
 export type GenerationEvent =
   | { type: 'accepted'; promptTokens: number }
   | Exclude<EngineEvent, { type: 'failed' }>
-  /** The sequence's tokens in one step; per MoE layer [numTokens * topK] expert ids (requests with routedExperts). */
-  | { type: 'routed'; numTokens: number; expertIds: Int32Array[] }
+  /**
+   * The sequence's tokens in one step, at positions start.. (a recomputed sequence runs some
+   * again); per MoE layer [numTokens * topK] expert ids. Only for requests with routedExperts.
+   */
+  | { type: 'routed'; start: number; numTokens: number; expertIds: Int32Array[] }
   | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' };
 
 export class EngineStartError extends Error {
@@ -22,11 +25,8 @@ type Listener = (event: GenerationEvent) => void;
 /** Sees every request's events (metrics, tests); `requestId` is the client's id for the request. */
 export type EngineObserver = (requestId: string, event: GenerationEvent) => void;
 
-/** Sees every model step (routing included) and the scheduler's state after it: metrics, tests. */
-export interface StepObserver {
-  onStep?(report: StepReport): void;
-  onScheduler?(stats: SchedulerStats): void;
-}
+/** Sees every model step, its routing included: metrics, tests. */
+export type StepObserver = (report: StepReport) => void;
 
 const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
 
@@ -38,11 +38,23 @@ export class EngineClient {
   private readonly routingWanted = new Set<string>();
   /** Why the worker stopped; null while it runs. */
   private stoppedBecause: string | null = null;
+  private latestStats: EngineStats;
 
   private constructor(
     private readonly worker: Worker,
     readonly info: ModelInfo,
   ) {
+    const { numBlocks, blockSize } = info.kvCache;
+    this.latestStats = {
+      numRunning: 0,
+      numWaiting: 0,
+      kvBlocksUsed: 0,
+      kvBlocksTotal: numBlocks,
+      kvBlockSize: blockSize,
+      numPreemptions: 0,
+      prefixCacheQueryTokens: 0,
+      prefixCacheHitTokens: 0,
+    };
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
     worker.on('exit', () => this.failEveryone('engine worker exited'));
@@ -56,6 +68,11 @@ export class EngineClient {
   /** Requests whose events are still awaited. */
   get numInFlight(): number {
     return this.listeners.size;
+  }
+
+  /** The engine's queues and cache as of its last step. */
+  get stats(): EngineStats {
+    return this.latestStats;
   }
 
   observe(observer: EngineObserver): () => void {
@@ -144,11 +161,11 @@ export class EngineClient {
     if (message.type === 'accepted') this.deliver(message.id, { type: 'accepted', promptTokens: message.promptTokens });
     if (message.type === 'rejected') this.deliver(message.id, { type: 'error', message: message.message, kind: 'invalid_request' });
     if (message.type === 'step') {
-      for (const observer of this.stepObservers) observer.onStep?.(message.report);
+      for (const observer of this.stepObservers) observer(message.report);
       this.deliverRouting(message.report);
     }
-    if (message.type === 'scheduler') for (const observer of this.stepObservers) observer.onScheduler?.(message.stats);
     if (message.type !== 'events') return;
+    this.latestStats = message.stats;
     for (const event of message.events) {
       this.deliver(event.seqId, event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);
     }
@@ -158,13 +175,13 @@ export class EngineClient {
   private deliverRouting(report: StepReport): void {
     if (this.routingWanted.size === 0) return;
     let row = 0;
-    for (const { seqId, numTokens } of report.sequences) {
+    for (const { seqId, start, numTokens } of report.sequences) {
       if (this.routingWanted.has(seqId)) {
         const expertIds = report.expertIds.map((ids) => {
           const topK = ids.length / report.numTokens;
           return ids.slice(row * topK, (row + numTokens) * topK);
         });
-        this.deliver(seqId, { type: 'routed', numTokens, expertIds });
+        this.deliver(seqId, { type: 'routed', start, numTokens, expertIds });
       }
       row += numTokens;
     }

@@ -1,6 +1,8 @@
 // The engine loop's body: schedule -> run one model step -> postprocess. It owns the
-// sequences; the worker feeds it requests and forwards its events.
+// sequences (through the scheduler's queues); the worker feeds it requests and forwards its
+// events.
 import type { ModelRunner, StepSequence } from './model-runner.ts';
+import type { Scheduler } from './scheduler.ts';
 import { applyPenalties, createSamplerScratch, logSoftmax, type SamplerScratch, sampleToken, topLogprobs } from './sampler.ts';
 import type { FinishReason, Sequence } from './sequence.ts';
 import { buildStepReport, type StepReport } from './step-stats.ts';
@@ -27,23 +29,38 @@ export type EngineEvent =
     }
   | { type: 'failed'; seqId: string; message: string };
 
+/** The engine's state after a step, for /health, metrics and the load benchmark. */
+export interface EngineStats {
+  numRunning: number;
+  numWaiting: number;
+  kvBlocksUsed: number;
+  kvBlocksTotal: number;
+  kvBlockSize: number;
+  /** Cumulative counts since start. */
+  numPreemptions: number;
+  prefixCacheQueryTokens: number;
+  prefixCacheHitTokens: number;
+}
+
 export class Engine {
-  private readonly running: Sequence[] = [];
   private readonly samplerScratch: SamplerScratch;
   /** Sees every model step's report (metrics, the routing debug hook); set by the worker. */
   onStep: ((report: StepReport) => void) | null = null;
 
-  constructor(readonly runner: ModelRunner) {
+  constructor(
+    readonly runner: ModelRunner,
+    readonly scheduler: Scheduler,
+  ) {
     this.samplerScratch = createSamplerScratch(runner.spec.vocabSize);
   }
 
   add(seq: Sequence): void {
-    this.running.push(seq);
+    this.scheduler.add(seq);
   }
 
   /** Marks a sequence aborted; it is dropped (and its cache freed) at the next step boundary. */
   cancel(seqId: string): boolean {
-    const seq = this.running.find((s) => s.id === seqId);
+    const seq = this.sequences().find((s) => s.id === seqId);
     if (!seq || seq.isFinished) return false;
     seq.finishReason = 'abort';
     return true;
@@ -51,40 +68,74 @@ export class Engine {
 
   /** Ends every sequence after a step failed; their clients get the message. */
   failAll(message: string): EngineEvent[] {
-    const events: EngineEvent[] = this.running.map((seq) => ({ type: 'failed', seqId: seq.id, message }));
-    this.running.length = 0;
+    const events: EngineEvent[] = [];
+    for (const seq of this.sequences()) {
+      this.scheduler.remove(seq);
+      events.push({ type: 'failed', seqId: seq.id, message });
+    }
     return events;
   }
 
   get hasWork(): boolean {
-    return this.running.length > 0;
+    return this.scheduler.hasWork;
   }
 
   get numRunning(): number {
-    return this.running.length;
+    return this.scheduler.running.length;
+  }
+
+  stats(): EngineStats {
+    const { scheduler } = this;
+    const { blocks } = scheduler;
+    return {
+      numRunning: scheduler.running.length,
+      numWaiting: scheduler.waiting.length,
+      kvBlocksUsed: blocks.numUsedBlocks,
+      kvBlocksTotal: blocks.numBlocks,
+      kvBlockSize: blocks.blockSize,
+      numPreemptions: scheduler.numPreemptions,
+      prefixCacheQueryTokens: blocks.numPrefixQueryTokens,
+      prefixCacheHitTokens: blocks.numPrefixHitTokens,
+    };
   }
 
   async step(): Promise<EngineEvent[]> {
     const events: EngineEvent[] = [];
     this.dropFinished(events);
-    const batch = this.running.slice();
-    if (batch.length === 0) return events;
+    const chunks = this.scheduler.schedule();
+    if (chunks.length === 0) return events;
     const started = performance.now();
-    const inputs: StepSequence[] = batch.map((seq) => ({ tokens: seq.pendingTokens(), cache: seq.cache, logits: 'last' }));
-    const isPrefill = batch.map((seq) => seq.cache.numCachedTokens < seq.promptTokens.length);
-    for (const seq of batch) seq.timings.scheduledAt ??= started;
+    const inputs: StepSequence[] = chunks.map(({ seq, numTokens, completes }) => ({
+      tokens: seq.uncachedTokens(numTokens),
+      cache: seq.blocks,
+      logits: completes ? 'last' : 'none',
+    }));
+    const isPrefill = chunks.map(({ seq }) => seq.isPrefilling);
+    for (const { seq } of chunks) seq.timings.scheduledAt ??= started;
     const result = await this.runner.step(inputs);
     const elapsed = performance.now() - started;
-    this.onStep?.(buildStepReport(batch.map((seq) => seq.id), inputs, result, elapsed));
-    const vocab = this.runner.spec.vocabSize;
-    batch.forEach((seq, i) => {
+    this.onStep?.(buildStepReport(chunks.map(({ seq }) => seq.id), inputs, result, elapsed));
+    let row = 0;
+    chunks.forEach((chunk, i) => {
+      const { seq } = chunk;
       if (isPrefill[i]) seq.timings.prefillMs += elapsed;
       else seq.timings.decodeMs += elapsed;
-      if (seq.isFinished) return; // cancelled while the step ran
-      events.push(this.postprocess(seq, result.logits.subarray(i * vocab, (i + 1) * vocab)));
+      this.scheduler.blocks.registerFullBlocks(seq.blocks, seq.allTokens());
+      if (!chunk.completes) return;
+      const logits = this.logitsRow(result.logits, row++);
+      if (!seq.isFinished) events.push(this.postprocess(seq, logits)); // else cancelled while the step ran
     });
     this.dropFinished(events);
     return events;
+  }
+
+  private logitsRow(logits: Float32Array, row: number): Float32Array {
+    const vocab = this.runner.spec.vocabSize;
+    return logits.subarray(row * vocab, (row + 1) * vocab);
+  }
+
+  private sequences(): Sequence[] {
+    return [...this.scheduler.running, ...this.scheduler.waiting];
   }
 
   private postprocess(seq: Sequence, logits: Float32Array): EngineEvent {
@@ -95,7 +146,7 @@ export class Engine {
     seq.timings.firstTokenAt ??= performance.now();
     const stopped = !seq.params.ignoreEos && seq.params.stopTokenIds.includes(token);
     if (stopped) seq.finishReason = 'stop';
-    else if (seq.outputTokens.length >= seq.params.maxTokens || seq.numTokens >= seq.cache.maxTokens) seq.finishReason = 'length';
+    else if (seq.outputTokens.length >= seq.params.maxTokens) seq.finishReason = 'length';
     // A stop token ends the text; it is not part of it. A stop string may end it here too.
     const text = stopped ? '' : seq.emitText(token);
     const logprob =
@@ -104,10 +155,9 @@ export class Engine {
   }
 
   private dropFinished(events: EngineEvent[]): void {
-    for (let i = this.running.length - 1; i >= 0; i--) {
-      const seq = this.running[i];
+    for (const seq of this.sequences()) {
       if (!seq.isFinished) continue;
-      this.running.splice(i, 1);
+      this.scheduler.remove(seq);
       seq.timings.finishedAt = performance.now();
       // First: the held-back text can still complete a stop string and turn 'length' into 'stop'.
       const text = seq.finalText();

@@ -1,6 +1,9 @@
-// Per-sequence key/value cache in engine-owned memory, token-major
-// [capacity, kvHeads, headDim] per layer, so the filled prefix is one contiguous view that
-// the attention graph reads without a copy. Capacity grows geometrically up to maxTokens.
+// The KV cache: one pool of fixed-size blocks, allocated once, that every sequence shares.
+// A sequence holds only the blocks its tokens fill (its BlockTable); block-manager.ts hands
+// them out. Per layer the pool is head-major, [kvHeads, numBlocks, blockSize, headDim], so the
+// attention graph gathers a sequence's blocks along axis 1 into [kvHeads, tokens, headDim]:
+// that gather is the one copy attention makes (it replaces the transpose a token-major
+// layout needs), and the pool itself is passed to ONNX Runtime zero-copy.
 
 export interface KvCacheShape {
   numLayers: number;
@@ -8,53 +11,58 @@ export interface KvCacheShape {
   headDim: number;
 }
 
-export class KvCacheFullError extends Error {
-  constructor(readonly requested: number, readonly maxTokens: number) {
-    super(`sequence needs ${requested} cached tokens but the limit is ${maxTokens}`);
-    this.name = 'KvCacheFullError';
-  }
+/** A sequence's place in the pool: block i holds its positions [i * blockSize, (i + 1) * blockSize). */
+export interface BlockTable {
+  blockIds: number[];
+  /** Positions whose keys and values are stored (the model runner advances it after each step). */
+  numCachedTokens: number;
 }
 
-export class SequenceKvCache {
-  /** Tokens whose keys and values are stored (committed by the model runner after each step). */
-  numCachedTokens = 0;
-  private capacity = 0;
-  private keys: Float32Array[] = [];
-  private values: Float32Array[] = [];
+export class KvCachePool {
+  readonly keys: Float32Array[];
+  readonly values: Float32Array[];
+  /** Floats of one token in one layer of one plane (keys or values). */
   readonly rowWidth: number;
 
   constructor(
     readonly shape: KvCacheShape,
-    readonly maxTokens: number,
+    readonly numBlocks: number,
+    readonly blockSize: number,
   ) {
+    if (!Number.isSafeInteger(numBlocks) || numBlocks < 1) throw new RangeError(`the KV cache needs at least one block (got ${numBlocks})`);
     this.rowWidth = shape.numKvHeads * shape.headDim;
+    // Zero-filled by the allocator page by page as blocks are first written, so the
+    // resident size grows with use rather than with the flag.
+    const planeLength = numBlocks * blockSize * this.rowWidth;
+    this.keys = Array.from({ length: shape.numLayers }, () => new Float32Array(planeLength));
+    this.values = Array.from({ length: shape.numLayers }, () => new Float32Array(planeLength));
   }
 
-  /** Makes room for `numTokens` in total; existing entries are kept. */
-  reserve(numTokens: number): void {
-    if (numTokens > this.maxTokens) throw new KvCacheFullError(numTokens, this.maxTokens);
-    if (numTokens <= this.capacity) return;
-    const capacity = Math.min(this.maxTokens, Math.max(numTokens, this.capacity * 2, 64));
-    const grow = (old: Float32Array | undefined): Float32Array => {
-      const next = new Float32Array(capacity * this.rowWidth);
-      if (old) next.set(old.subarray(0, this.numCachedTokens * this.rowWidth));
-      return next;
-    };
-    this.keys = Array.from({ length: this.shape.numLayers }, (_, l) => grow(this.keys[l]));
-    this.values = Array.from({ length: this.shape.numLayers }, (_, l) => grow(this.values[l]));
-    this.capacity = capacity;
+  get numTokens(): number {
+    return this.numBlocks * this.blockSize;
   }
 
-  /** Stores rows for positions [start, start + rows) of one layer; rows are [t, kvHeads*headDim]. */
-  write(layer: number, start: number, keyRows: Float32Array, valueRows: Float32Array): void {
-    this.keys[layer].set(keyRows, start * this.rowWidth);
-    this.values[layer].set(valueRows, start * this.rowWidth);
+  /** Bytes one cached token takes across all layers (keys and values, fp32). */
+  static bytesPerToken(shape: KvCacheShape): number {
+    return shape.numLayers * 2 * shape.numKvHeads * shape.headDim * 4;
   }
 
-  /** Zero-copy views of the first `numTokens` positions of one layer. */
-  view(layer: number, numTokens: number): { keys: Float32Array; values: Float32Array } {
-    const end = numTokens * this.rowWidth;
-    return { keys: this.keys[layer].subarray(0, end), values: this.values[layer].subarray(0, end) };
+  /** Stores key/value rows ([t, kvHeads * headDim]) for positions [start, start + t) of one layer. */
+  write(layer: number, table: BlockTable, start: number, keyRows: Float32Array, valueRows: Float32Array): void {
+    const { numKvHeads, headDim } = this.shape;
+    const numTokens = keyRows.length / this.rowWidth;
+    const keys = this.keys[layer];
+    const values = this.values[layer];
+    for (let i = 0; i < numTokens; i++) {
+      const position = start + i;
+      const block = table.blockIds[Math.floor(position / this.blockSize)];
+      const slot = block * this.blockSize + (position % this.blockSize);
+      for (let head = 0; head < numKvHeads; head++) {
+        const from = (i * numKvHeads + head) * headDim;
+        const to = (head * this.numBlocks * this.blockSize + slot) * headDim;
+        keys.set(keyRows.subarray(from, from + headDim), to);
+        values.set(valueRows.subarray(from, from + headDim), to);
+      }
+    }
   }
-
 }

@@ -9,13 +9,14 @@ import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
 import { isMoe, type ModelSpec } from '../../models/spec.ts';
 import { causalMask } from './attention-mask.ts';
-import type { SequenceKvCache } from './kv-cache.ts';
+import type { BlockTable, KvCachePool } from './kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
 
 export interface StepSequence {
   /** New tokens, at positions cache.numCachedTokens onwards. */
   tokens: ArrayLike<number>;
-  cache: SequenceKvCache;
+  /** The sequence's blocks in the pool; they must already cover the new tokens. */
+  cache: BlockTable;
   /** Which new tokens need logits: none (a prefill chunk), the last (sampling) or all (scoring, tests). */
   logits: 'none' | 'last' | 'all';
 }
@@ -35,14 +36,29 @@ interface SequenceSlot {
   numTokens: number;
   start: number; // cached tokens before the step
   mask: Float32Array;
+  blockIds: ort.Tensor; // the blocks holding positions [0, start + numTokens)
 }
 
 export class ModelRunner {
   readonly spec: ModelSpec;
   private readonly gating: (GatingConfig | null)[];
+  /** The pool's planes wrapped once: ONNX Runtime reads them in place. */
+  private readonly poolTensors: { keys: ort.Tensor; values: ort.Tensor }[];
 
-  constructor(readonly sessions: ModelSessions) {
+  constructor(
+    readonly sessions: ModelSessions,
+    readonly kvPool: KvCachePool,
+  ) {
     this.spec = sessions.manifest.spec;
+    const { numKvHeads, headDim } = this.spec;
+    if (kvPool.shape.numLayers !== this.spec.numLayers || kvPool.rowWidth !== numKvHeads * headDim) {
+      throw new Error('the KV cache pool does not match the model');
+    }
+    const dims = [numKvHeads, kvPool.numBlocks, kvPool.blockSize, headDim];
+    this.poolTensors = kvPool.keys.map((keys, layer) => ({
+      keys: new ort.Tensor('float32', keys, dims),
+      values: new ort.Tensor('float32', kvPool.values[layer], dims),
+    }));
     this.gating = this.spec.mlp.map((mlp) =>
       isMoe(mlp)
         ? {
@@ -98,8 +114,11 @@ export class ModelRunner {
       const numTokens = seq.tokens.length;
       if (numTokens === 0) throw new Error('step: a sequence has no new tokens');
       const start = seq.cache.numCachedTokens;
-      seq.cache.reserve(start + numTokens);
-      const slot = { seq, row, numTokens, start, mask: causalMask(numTokens, start) };
+      const numBlocks = Math.ceil((start + numTokens) / this.kvPool.blockSize);
+      if (seq.cache.blockIds.length < numBlocks) throw new Error(`step: a sequence holds ${seq.cache.blockIds.length} cache blocks but needs ${numBlocks}`);
+      const ids = Int32Array.from(seq.cache.blockIds.slice(0, numBlocks));
+      const mask = causalMask(numTokens, start, numBlocks * this.kvPool.blockSize);
+      const slot = { seq, row, numTokens, start, mask, blockIds: new ort.Tensor('int32', ids, [numBlocks]) };
       row += numTokens;
       return slot;
     });
@@ -127,14 +146,13 @@ export class ModelRunner {
     const attn = new Float32Array(numTokens * qWidth);
     for (const s of slots) {
       const rows = (width: number, data: Float32Array) => data.subarray(s.row * width, (s.row + s.numTokens) * width);
-      s.seq.cache.write(layer, s.start, rows(kvWidth, k), rows(kvWidth, v));
-      const total = s.start + s.numTokens;
-      const view = s.seq.cache.view(layer, total);
+      this.kvPool.write(layer, s.seq.cache, s.start, rows(kvWidth, k), rows(kvWidth, v));
       const out = this.sessions.attentionCore.run({
         q: new ort.Tensor('float32', rows(qWidth, q), [s.numTokens, numHeads, headDim]),
-        k: new ort.Tensor('float32', view.keys, [total, numKvHeads, headDim]),
-        v: new ort.Tensor('float32', view.values, [total, numKvHeads, headDim]),
-        mask: new ort.Tensor('float32', s.mask, [s.numTokens, total]),
+        key_pool: this.poolTensors[layer].keys,
+        value_pool: this.poolTensors[layer].values,
+        block_ids: s.blockIds,
+        mask: new ort.Tensor('float32', s.mask, [s.numTokens, s.mask.length / s.numTokens]),
       });
       attn.set(out.out.data as Float32Array, s.row * qWidth);
     }

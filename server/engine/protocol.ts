@@ -2,9 +2,11 @@
 import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
-import type { EngineEvent } from './engine.ts';
+import type { EngineEvent, EngineStats } from './engine.ts';
+import type { KvCachePlan, KvCacheSettings } from './kv-cache-plan.ts';
+import type { SchedulerLimits } from './scheduler.ts';
 import type { GenerationParams } from './sequence.ts';
-import type { SchedulerStats, StepReport } from './step-stats.ts';
+import type { StepReport } from './step-stats.ts';
 
 export interface EngineOptions {
   modelDir: string;
@@ -15,6 +17,10 @@ export interface EngineOptions {
   tensorParallel: number;
   /** Longest sequence (prompt + output) served; defaults to the model's max_position_embeddings. */
   maxModelLen?: number;
+  /** Default DEFAULT_KV_CACHE. */
+  kvCache?: KvCacheSettings;
+  /** Default DEFAULT_SCHEDULER_LIMITS. */
+  scheduler?: SchedulerLimits;
 }
 
 export interface SubmitRequest extends GenerationParams {
@@ -26,7 +32,10 @@ export interface SubmitRequest extends GenerationParams {
 
 export interface ModelInfo {
   spec: ModelSpec;
+  /** Longest prompt + output: the configured limit, the model's and the KV cache's, whichever is least. */
   maxModelLen: number;
+  kvCache: KvCachePlan;
+  scheduler: SchedulerLimits;
   compiledDir: string;
   reusedCompile: boolean;
   loadMs: number;
@@ -43,6 +52,5 @@ export type FromWorker =
   | { type: 'fatal'; message: string }
   | { type: 'rejected'; id: string; message: string }
   | { type: 'accepted'; id: string; promptTokens: number }
-  | { type: 'events'; events: EngineEvent[] }
-  | { type: 'step'; report: StepReport }
-  | { type: 'scheduler'; stats: SchedulerStats };
+  | { type: 'events'; events: EngineEvent[]; stats: EngineStats }
+  | { type: 'step'; report: StepReport };

@@ -3,7 +3,7 @@
 import { Rng } from './rng.ts';
 import type { SamplingParams } from './sampler.ts';
 import type { IncrementalDetokenizer } from './detokenizer.ts';
-import type { SequenceKvCache } from './kv-cache.ts';
+import { SequenceBlocks } from './block-manager.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 
 export interface GenerationParams {
@@ -41,6 +41,8 @@ export class Sequence {
   readonly rng: Rng;
   finishReason: FinishReason | null = null;
   readonly timings: SequenceTimings;
+  /** Its KV cache blocks; empty while waiting (and again after a preemption). */
+  readonly blocks = new SequenceBlocks();
   private readonly stopMatcher: StopStringMatcher;
   private stopStringMatched = false;
 
@@ -48,7 +50,6 @@ export class Sequence {
     readonly id: string,
     readonly promptTokens: readonly number[],
     readonly params: GenerationParams,
-    readonly cache: SequenceKvCache,
     readonly detokenizer: IncrementalDetokenizer,
   ) {
     this.rng = new Rng(params.seed ?? undefined);
@@ -61,12 +62,31 @@ export class Sequence {
     return this.promptTokens.length + this.outputTokens.length;
   }
 
-  /** Tokens not yet in the cache: the prompt (or its rest) at first, then the last sampled token. */
-  pendingTokens(): number[] {
-    const cached = this.cache.numCachedTokens;
-    const all = cached < this.promptTokens.length ? this.promptTokens.slice(cached) : [];
-    const outputStart = Math.max(0, cached - this.promptTokens.length);
-    return all.concat(this.outputTokens.slice(outputStart));
+  /** Prompt and generated tokens, in order. */
+  allTokens(): number[] {
+    return this.promptTokens.concat(this.outputTokens);
+  }
+
+  /**
+   * Tokens not yet in the cache: the prompt (or its rest) at first, then the last sampled
+   * token; after a preemption, everything again.
+   */
+  get numUncachedTokens(): number {
+    return this.numTokens - this.blocks.numCachedTokens;
+  }
+
+  /** The next `count` tokens the cache lacks. */
+  uncachedTokens(count: number): number[] {
+    const start = this.blocks.numCachedTokens;
+    const numPrompt = this.promptTokens.length;
+    const tokens: number[] = [];
+    for (let i = start; i < start + count; i++) tokens.push(i < numPrompt ? this.promptTokens[i] : this.outputTokens[i - numPrompt]);
+    return tokens;
+  }
+
+  /** Whether the prompt is still (partly) uncached: its steps count as prefill. */
+  get isPrefilling(): boolean {
+    return this.blocks.numCachedTokens < this.promptTokens.length;
   }
 
   get isFinished(): boolean {

@@ -5,14 +5,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { compileModel } from '../../models/compile.ts';
 import { TextTokenizer } from '../tokenizer/tokenizer.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
-import { Engine, type EngineEvent } from './engine.ts';
-import { SequenceKvCache } from './kv-cache.ts';
+import { Engine } from './engine.ts';
+import { BlockManager } from './block-manager.ts';
+import { KvCachePool } from './kv-cache.ts';
+import { DEFAULT_KV_CACHE, planKvCache } from './kv-cache-plan.ts';
 import { ModelRunner } from './model-runner.ts';
+import { DEFAULT_SCHEDULER_LIMITS, Scheduler } from './scheduler.ts';
 import { openModelSessions } from './model-sessions.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest, ToWorker } from './protocol.ts';
 import { validateSamplingParams } from './sampler.ts';
 import { Sequence } from './sequence.ts';
-import { currentSchedulerStats } from './step-stats.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker thread');
@@ -30,14 +32,29 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
   const sessions = await openModelSessions(compiled, options.session, (done, total) => post({ type: 'progress', stage: 'load', done, total }));
   const tokenizer = TextTokenizer.load(options.modelDir);
   const spec = compiled.manifest.spec;
-  const maxModelLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
-  const info: ModelInfo = { spec, maxModelLen, compiledDir: compiled.dir, reusedCompile: compiled.reused, loadMs: performance.now() - started };
-  return { engine: new Engine(new ModelRunner(sessions)), tokenizer, info };
+  const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
+  const shape = { numLayers: spec.numLayers, numKvHeads: spec.numKvHeads, headDim: spec.headDim };
+  const limits = options.scheduler ?? DEFAULT_SCHEDULER_LIMITS;
+  const kvCache = planKvCache(shape, options.kvCache ?? DEFAULT_KV_CACHE, limits.maxNumSeqs, contextLen);
+  // A sequence must fit in the pool on its own, or preempting everything else would not help.
+  const maxModelLen = Math.min(contextLen, kvCache.numTokens);
+  const pool = new KvCachePool(shape, kvCache.numBlocks, kvCache.blockSize);
+  const scheduler = new Scheduler(new BlockManager(kvCache.numBlocks, kvCache.blockSize), limits);
+  const info: ModelInfo = {
+    spec,
+    maxModelLen,
+    kvCache,
+    scheduler: limits,
+    compiledDir: compiled.dir,
+    reusedCompile: compiled.reused,
+    loadMs: performance.now() - started,
+  };
+  return { engine: new Engine(new ModelRunner(sessions, pool), scheduler), tokenizer, info };
 }
 
 function createSequence(id: string, request: SubmitRequest, tokenizer: TextTokenizer, info: ModelInfo): Sequence {
   const prompt = typeof request.prompt === 'string' ? tokenizer.encode(request.prompt) : request.prompt;
-  const { vocabSize, numLayers, numKvHeads, headDim } = info.spec;
+  const { vocabSize } = info.spec;
   if (prompt.length === 0) throw new RangeError('the prompt is empty');
   // Checked here, not in a step: a bad length failing mid-step would fail every running request.
   if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
@@ -50,9 +67,8 @@ function createSequence(id: string, request: SubmitRequest, tokenizer: TextToken
     throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${info.maxModelLen} including at least one generated token`);
   }
   const maxTokens = Math.min(request.maxTokens, info.maxModelLen - prompt.length);
-  const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, prompt.length + maxTokens);
   const params = { ...request, maxTokens };
-  return new Sequence(id, prompt, params, cache, new IncrementalDetokenizer(tokenizer, prompt));
+  return new Sequence(id, prompt, params, new IncrementalDetokenizer(tokenizer, prompt));
 }
 
 async function serve(options: EngineOptions): Promise<void> {
@@ -64,16 +80,14 @@ async function serve(options: EngineOptions): Promise<void> {
     looping = true;
     try {
       while (engine.hasWork) {
-        let events: EngineEvent[];
         try {
-          events = await engine.step();
+          const events = await engine.step();
+          post({ type: 'events', events, stats: engine.stats() });
         } catch (err) {
           console.error('engine step failed:', err);
-          events = engine.failAll('internal error while generating');
+          const events = engine.failAll('internal error while generating');
+          post({ type: 'events', events, stats: engine.stats() });
         }
-        // Before the events: a client that sees its request finish then sees the state after it.
-        post({ type: 'scheduler', stats: currentSchedulerStats(engine.numRunning) });
-        post({ type: 'events', events });
         // Let queued messages (new requests, cancels) in before the next step.
         await new Promise((resolve) => setImmediate(resolve));
       }

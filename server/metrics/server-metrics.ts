@@ -55,12 +55,10 @@ export class ServerMetrics {
     const tracker = new ExpertLoadTracker(model.engine.info.spec, this.options.expertLoadWindow);
     this.experts.attach(tracker);
     const stopEvents = model.engine.observe((seqId, event) => this.serving.onEvent(seqId, event, performance.now()));
-    const stopSteps = model.engine.observeSteps({
-      onStep: (report) => {
-        this.serving.onStep(report);
-        tracker.record(report);
-      },
-      onScheduler: (stats) => this.serving.onScheduler(stats),
+    this.serving.attach(() => model.engine.stats);
+    const stopSteps = model.engine.observeSteps((report) => {
+      this.serving.onStep(report);
+      tracker.record(report);
     });
     this.attached = { model, tracker, detach: () => (stopEvents(), stopSteps()) };
   }

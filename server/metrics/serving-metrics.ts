@@ -2,7 +2,8 @@
 // sequence, model steps, scheduler and cache state, HTTP responses by status.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { GenerationEvent } from '../engine/client.ts';
-import type { SchedulerStats, StepReport } from '../engine/step-stats.ts';
+import type { EngineStats } from '../engine/engine.ts';
+import type { StepReport } from '../engine/step-stats.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5];
@@ -17,12 +18,8 @@ interface SequenceClock {
 
 export class ServingMetrics {
   private readonly clocks = new Map<string, SequenceClock>();
-  private lastScheduler: SchedulerStats | null = null;
-  private readonly running: Gauge;
-  private readonly waiting: Gauge;
-  private readonly kvUsage: Gauge;
-  private readonly preemptions: Counter;
-  private readonly prefixHits: Counter;
+  /** The engine's queues and cache as of its last step; null before the model is ready. */
+  private engineStats: () => EngineStats | null = () => null;
   private readonly promptTokens: Counter;
   private readonly generationTokens: Counter;
   private readonly finished: Counter<'finished_reason'>;
@@ -38,14 +35,9 @@ export class ServingMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    const gauge = (name: string, help: string) => new Gauge({ name, help, registers });
     const counter = (name: string, help: string) => new Counter({ name, help, registers });
     const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers });
-    this.running = gauge('moe_num_requests_running', 'Sequences in the running batch after the last model step.');
-    this.waiting = gauge('moe_num_requests_waiting', 'Sequences waiting to be scheduled after the last model step.');
-    this.kvUsage = gauge('moe_kv_cache_usage_ratio', 'Fraction of KV cache blocks in use (0 while the cache is not paged).');
-    this.preemptions = counter('moe_num_preemptions_total', 'Sequences preempted by the scheduler.');
-    this.prefixHits = counter('moe_prefix_cache_hit_tokens_total', 'Prompt tokens served from the prefix cache.');
+    this.engineGauges(registry);
     this.promptTokens = counter('moe_prompt_tokens_total', 'Prompt tokens of finished sequences.');
     this.generationTokens = counter('moe_generation_tokens_total', 'Generated tokens.');
     this.finished = new Counter({ name: 'moe_request_finished_total', help: 'Finished sequences by finish reason (stop, length, abort, error).', labelNames: ['finished_reason'], registers });
@@ -90,15 +82,40 @@ export class ServingMetrics {
     this.stepTokens.observe(report.numTokens);
   }
 
-  onScheduler(stats: SchedulerStats): void {
-    this.running.set(stats.numRunning);
-    this.waiting.set(stats.numWaiting);
-    this.kvUsage.set(stats.kvBlocksTotal > 0 ? stats.kvBlocksUsed / stats.kvBlocksTotal : 0);
-    // The engine reports running totals; the counters advance by the difference.
-    const previous = this.lastScheduler;
-    this.preemptions.inc(Math.max(0, stats.numPreemptions - (previous?.numPreemptions ?? 0)));
-    this.prefixHits.inc(Math.max(0, stats.prefixCacheHitTokens - (previous?.prefixCacheHitTokens ?? 0)));
-    this.lastScheduler = stats;
+  attach(engineStats: () => EngineStats): void {
+    this.engineStats = engineStats;
+  }
+
+  /** Read from the engine's latest stats when Prometheus scrapes. */
+  private engineGauges(registry: Registry): void {
+    const registers = [registry];
+    const gauge = (name: string, help: string, pick: (s: EngineStats) => number): void => {
+      const metric: Gauge = new Gauge({ name, help, registers, collect: () => metric.set(this.readStats(pick)) });
+    };
+    // The engine keeps running totals; a counter advances by what it gained since the last scrape.
+    const total = (name: string, help: string, pick: (s: EngineStats) => number): void => {
+      let published = 0;
+      const metric: Counter = new Counter({
+        name, help, registers,
+        collect: () => {
+          const value = this.readStats(pick);
+          if (value > published) metric.inc(value - published);
+          published = Math.max(published, value);
+        },
+      });
+    };
+    gauge('moe_num_requests_running', 'Sequences in the running set after the last model step.', (s) => s.numRunning);
+    gauge('moe_num_requests_waiting', 'Sequences waiting to be scheduled after the last model step.', (s) => s.numWaiting);
+    gauge('moe_kv_cache_usage_ratio', 'Fraction of KV cache blocks in use.', (s) => (s.kvBlocksTotal > 0 ? s.kvBlocksUsed / s.kvBlocksTotal : 0));
+    gauge('moe_kv_cache_blocks_total', 'KV cache blocks in the pool.', (s) => s.kvBlocksTotal);
+    total('moe_num_preemptions_total', 'Sequences preempted by the scheduler (recomputed later).', (s) => s.numPreemptions);
+    total('moe_prefix_cache_query_tokens_total', 'Prompt tokens looked up in the prefix cache.', (s) => s.prefixCacheQueryTokens);
+    total('moe_prefix_cache_hit_tokens_total', 'Prompt tokens served from the prefix cache.', (s) => s.prefixCacheHitTokens);
+  }
+
+  private readStats(pick: (s: EngineStats) => number): number {
+    const stats = this.engineStats();
+    return stats === null ? 0 : pick(stats);
   }
 
   onHttpResponse(method: string, route: string, status: number): void {

@@ -1,7 +1,7 @@
 // What every endpoint's formatter provides, so one SSE writer and one WebSocket handler
 // serve both chat and completions; the chunk framing both share lives in ChunkFormat.
 import type { FinishReason } from '../engine/sequence.ts';
-import type { ChoiceUpdate, Generation, Usage } from './generation.ts';
+import type { ChoiceUpdate, Generation, RoutedExperts, Usage } from './generation.ts';
 import type { TokenTexts } from './logprobs.ts';
 
 export interface ResponseMeta {
@@ -91,7 +91,7 @@ export abstract class ChunkFormat implements EndpointFormat {
     return { ...this.header(this.object), choices, usage: generation.usage };
   }
 
-  private routed(routedExperts: number[][][] | undefined): object {
+  private routed(routedExperts: RoutedExperts | undefined): object {
     return this.withRoutedExperts ? { routed_experts: routedExperts ?? [] } : {};
   }
 

@@ -18,8 +18,15 @@ export interface ChoiceUpdate {
   /** Set on a choice's last update. */
   finishReason: FinishReason | null;
   /** On a choice's last update, when requested: see ChoiceState.routedExperts. */
-  routedExperts?: number[][][];
+  routedExperts?: RoutedExperts;
 }
+
+/**
+ * By position: [MoE layer][k] expert ids of each token the model ran for a choice (the prompt,
+ * then each generated token but the last, which is sampled and never fed back); null for a
+ * prompt token whose KV came from the prefix cache, so that it was not run for this request.
+ */
+export type RoutedExperts = Array<number[][] | null>;
 
 export interface ChoiceState {
   index: number;
@@ -28,11 +35,8 @@ export interface ChoiceState {
   finishReason: FinishReason | null;
   promptTokens: number;
   completionTokens: number;
-  /**
-   * [token][MoE layer][k] expert ids of every token the model ran for this choice: the prompt,
-   * then each generated token but the last (which is sampled, never fed back). Empty unless requested.
-   */
-  routedExperts: number[][][];
+  /** Empty unless requested. */
+  routedExperts: RoutedExperts;
 }
 
 export interface Usage {
@@ -230,12 +234,14 @@ export class Generation {
   }
 }
 
-function appendRouting(into: number[][][], event: Extract<GenerationEvent, { type: 'routed' }>): void {
+/** Rows land at their positions: a sequence recomputed after preemption overwrites its earlier rows. */
+function appendRouting(into: RoutedExperts, event: Extract<GenerationEvent, { type: 'routed' }>): void {
+  while (into.length < event.start) into.push(null);
   for (let t = 0; t < event.numTokens; t++) {
-    into.push(event.expertIds.map((ids) => {
+    into[event.start + t] = event.expertIds.map((ids) => {
       const topK = ids.length / event.numTokens;
       return Array.from(ids.subarray(t * topK, (t + 1) * topK));
-    }));
+    });
   }
 }
 

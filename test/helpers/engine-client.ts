@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import { EngineClient, type GenerationEvent } from '../../server/engine/client.ts';
 import type { EngineEvent } from '../../server/engine/engine.ts';
-import type { FromWorker, SubmitRequest } from '../../server/engine/protocol.ts';
+import type { EngineOptions, FromWorker, SubmitRequest } from '../../server/engine/protocol.ts';
 import { defaultSamplingParams, type SamplingParams } from '../../server/engine/sampler.ts';
 import type { OpenedRunner, TinyModel } from './tiny-model.ts';
 
@@ -12,7 +12,7 @@ import type { OpenedRunner, TinyModel } from './tiny-model.ts';
  * fp32 weights and one intra-op thread, as openRunner; two tensor-parallel shards, so the
  * engine worker's own shard worker is exercised (outputs equal the unsharded runner's).
  */
-export function startTinyEngine(model: TinyModel, maxModelLen?: number): Promise<EngineClient> {
+export function startTinyEngine(model: TinyModel, maxModelLen?: number, options: Pick<EngineOptions, 'kvCache' | 'scheduler'> = {}): Promise<EngineClient> {
   return EngineClient.start({
     modelDir: model.dir,
     weights: 'fp32',
@@ -20,6 +20,7 @@ export function startTinyEngine(model: TinyModel, maxModelLen?: number): Promise
     session: { provider: 'cpu', intraOpThreads: 1 },
     tensorParallel: 2,
     maxModelLen,
+    ...options,
   });
 }
 

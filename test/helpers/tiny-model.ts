@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import { compileModel } from '../../models/compile.ts';
 import { writeSyntheticCheckpoint } from '../../models/synthetic.ts';
-import { SequenceKvCache } from '../../server/engine/kv-cache.ts';
+import { BlockManager, SequenceBlocks } from '../../server/engine/block-manager.ts';
+import { KvCachePool } from '../../server/engine/kv-cache.ts';
 import { ModelRunner } from '../../server/engine/model-runner.ts';
 import { openModelSessions } from '../../server/engine/model-sessions.ts';
 
@@ -26,7 +27,8 @@ export function writeTinyModel(configOverrides: Record<string, unknown> = {}, se
 
 export interface OpenedRunner {
   runner: ModelRunner;
-  newCache(maxTokens?: number): SequenceKvCache;
+  /** A sequence's cache with blocks for `maxTokens` positions taken from the runner's pool. */
+  newCache(maxTokens?: number): SequenceBlocks;
   release(): Promise<void>;
 }
 
@@ -35,14 +37,23 @@ export async function openRunner(
   weights: WeightPrecision,
   int4AccuracyLevel: 0 | 4 = 4,
   tensorParallel = 1,
+  blockSize = 16,
 ): Promise<OpenedRunner> {
   const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1 });
-  const runner = new ModelRunner(sessions);
-  const { numLayers, numKvHeads, headDim, maxPositions } = runner.spec;
+  const { numLayers, numKvHeads, headDim, maxPositions } = compiled.manifest.spec;
+  // Room for 32 full-length sequences: tests open a few caches each and never free them.
+  const numBlocks = Math.ceil((32 * maxPositions) / blockSize);
+  const pool = new KvCachePool({ numLayers, numKvHeads, headDim }, numBlocks, blockSize);
+  const blocks = new BlockManager(numBlocks, blockSize);
+  const runner = new ModelRunner(sessions, pool);
   return {
     runner,
-    newCache: (maxTokens = maxPositions) => new SequenceKvCache({ numLayers, numKvHeads, headDim }, maxTokens),
+    newCache: (maxTokens = maxPositions) => {
+      const cache = new SequenceBlocks();
+      blocks.allocate(cache, [], maxTokens, 0);
+      return cache;
+    },
     release: () => sessions.release(),
   };
 }

@@ -19,7 +19,7 @@ const PROMPT_LENGTHS = [7, 12, 19];
 const MAX_TOKENS = 5;
 
 interface RoutedCompletion {
-  choices: Array<{ routed_experts: number[][][] }>;
+  choices: Array<{ routed_experts: Array<number[][] | null> }>;
   usage: { prompt_tokens: number; completion_tokens: number };
 }
 
@@ -62,7 +62,7 @@ async function sendKnownTraffic() {
   const reports: StepReport[] = [];
   const outputs = new Map<number, number[]>(); // prompt length -> generated token ids
   const promptLengthOf = new Map<string, number>();
-  const stopSteps = served.test.model.engine.observeSteps({ onStep: (report) => reports.push(report) });
+  const stopSteps = served.test.model.engine.observeSteps((report) => reports.push(report));
   const stopEvents = served.test.model.engine.observe((seqId, event) => {
     if (event.type === 'accepted') promptLengthOf.set(seqId, event.promptTokens);
     if (event.type !== 'token') return;
@@ -94,7 +94,8 @@ describe('metrics of known requests', () => {
     // Routed tokens from the responses alone: every prompt token and every generated token but the last.
     const routedTokens = responses.reduce((n, r) => n + r.usage.prompt_tokens + r.usage.completion_tokens - 1, 0);
     expect(routedTokens).toBe(PROMPT_LENGTHS.reduce((a, b) => a + b, 0) + prompts.length * (MAX_TOKENS - 1));
-    const routedByResponse = responses.map((r) => r.choices[0].routed_experts);
+    // No prefix-cache hits in this first traffic: every token was run, so none is null.
+    const routedByResponse = responses.map((r) => r.choices[0].routed_experts.filter((token) => token !== null));
     routedByResponse.forEach((routed, p) => {
       expect(routed).toHaveLength(responses[p].usage.prompt_tokens + responses[p].usage.completion_tokens - 1);
       for (const token of routed) expect(token.map((ids) => ids.length)).toEqual(moe.map(() => topK));
@@ -216,5 +217,29 @@ describe('metrics of known requests', () => {
     expect(chunks.flatMap((c) => c.choices).filter((c) => 'routed_experts' in c)).toHaveLength(2);
     const plain = await served.client.completions.create({ model: MODEL, prompt: 'Hi', max_tokens: 2 });
     expect('routed_experts' in plain.choices[0]).toBe(false);
+  });
+
+  it('reports prefix-cache hits, and null routing for prompt tokens the cache spared', async () => {
+    const prompt = testTokens(40, 7); // two full 16-token blocks, then a partial one
+    const send = async () => {
+      const body = { model: MODEL, prompt, max_tokens: 2, temperature: 0, ignore_eos: true, routed_experts: true };
+      return (await (await postJson(served.server, '/v1/completions', body)).json()) as RoutedCompletion;
+    };
+    const before = await scrape();
+    const first = await send();
+    const middle = await scrape();
+    const second = await send();
+    const after = await scrape();
+    const hits = value(after, 'moe_prefix_cache_hit_tokens_total') - value(middle, 'moe_prefix_cache_hit_tokens_total');
+    expect(value(middle, 'moe_prefix_cache_hit_tokens_total') - value(before, 'moe_prefix_cache_hit_tokens_total')).toBe(0);
+    expect(hits).toBe(32);
+    expect(value(after, 'moe_prefix_cache_query_tokens_total')).toBeGreaterThan(value(middle, 'moe_prefix_cache_query_tokens_total'));
+    const routedFirst = first.choices[0].routed_experts;
+    const routedSecond = second.choices[0].routed_experts;
+    expect(routedFirst.every((token) => token !== null)).toBe(true);
+    expect(routedSecond.slice(0, hits).every((token) => token === null)).toBe(true);
+    expect(routedSecond.slice(hits)).toEqual(routedFirst.slice(hits));
+    const routedDelta = value(after, 'moe_layer_routed_tokens_total', { layer: '1' }) - value(middle, 'moe_layer_routed_tokens_total', { layer: '1' });
+    expect(routedDelta).toBe(40 + 2 - 1 - hits);
   });
 });

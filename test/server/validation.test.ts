@@ -182,7 +182,10 @@ describe('request validation and error statuses', () => {
     expect(response.json().error.code).toBe('model_load_failed');
     expect(response.body).not.toContain('/secret/path');
     await failed.app.close();
-    expect((await built.app.inject({ url: '/health' })).json()).toEqual({ status: 'ok', model: 'tiny-moe' });
+    const healthy = (await built.app.inject({ url: '/health' })).json();
+    expect(healthy).toMatchObject({ status: 'ok', model: 'tiny-moe', engine: { running: 0, waiting: 0, preemptions: 0 } });
+    expect(healthy.engine.kv_cache.total_blocks).toBeGreaterThan(0);
+    expect(healthy.engine.kv_cache.usage).toBe(0);
   });
 
   it('500 with a generic message for an internal fault, leaking nothing', async () => {

@@ -1,0 +1,23 @@
+// A KV cache pool sized for exactly one sequence of `numTokens`, with that sequence's blocks
+// allocated: what the single-stream model benchmarks need.
+import type { ModelSpec } from '../models/spec.ts';
+import { BlockManager, SequenceBlocks } from '../server/engine/block-manager.ts';
+import { KvCachePool } from '../server/engine/kv-cache.ts';
+
+export function soloCache(spec: ModelSpec, numTokens: number, blockSize = 16): { pool: KvCachePool; newSequence(): SequenceBlocks } {
+  const { numLayers, numKvHeads, headDim } = spec;
+  const numBlocks = Math.ceil(numTokens / blockSize);
+  const pool = new KvCachePool({ numLayers, numKvHeads, headDim }, numBlocks, blockSize);
+  const blocks = new BlockManager(numBlocks, blockSize);
+  let current: SequenceBlocks | null = null;
+  return {
+    pool,
+    // Each new sequence reuses the pool from the start (the previous one is released).
+    newSequence: () => {
+      if (current) blocks.release(current);
+      current = new SequenceBlocks();
+      blocks.allocate(current, [], numTokens, 0);
+      return current;
+    },
+  };
+}

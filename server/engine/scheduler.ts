@@ -1,0 +1,114 @@
+// Continuous batching: which sequences the next model step runs, and how many tokens of each.
+// nano-vllm's shape (waiting and running queues, first come first served) with chunked
+// prefill as in vLLM: every step first gives each running sequence its next tokens (one for a
+// decode, a chunk for a prompt still being read), then admits waiting sequences while the
+// step's token budget, the running-set cap and the cache allow. When the cache runs out, the
+// newest running sequence is preempted: its blocks are freed and it waits at the head of the
+// queue, to be recomputed (prompt plus what it generated) when room returns.
+import type { BlockManager } from './block-manager.ts';
+import type { Sequence } from './sequence.ts';
+
+export interface SchedulerLimits {
+  /** Most sequences in the running set. */
+  maxNumSeqs: number;
+  /** Most tokens (decodes plus prefill chunks) in one model step. */
+  maxBatchTokens: number;
+}
+
+export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256 };
+
+export interface ScheduledChunk {
+  seq: Sequence;
+  /** Uncached tokens of the sequence this step computes. */
+  numTokens: number;
+  /** True when they are all its uncached tokens: the step's logits give its next token. */
+  completes: boolean;
+}
+
+export class Scheduler {
+  readonly waiting: Sequence[] = [];
+  /** In admission order: the last is the newest, the first to be preempted. */
+  readonly running: Sequence[] = [];
+  numPreemptions = 0;
+
+  constructor(
+    readonly blocks: BlockManager,
+    readonly limits: SchedulerLimits,
+  ) {}
+
+  add(seq: Sequence): void {
+    this.waiting.push(seq);
+  }
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  schedule(): ScheduledChunk[] {
+    const chunks: ScheduledChunk[] = [];
+    let budget = this.limits.maxBatchTokens;
+    let preempted = false;
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const seq = this.running[i];
+      const numTokens = Math.min(seq.numUncachedTokens, budget);
+      const room = this.makeRoom(seq, seq.blocks.numCachedTokens + numTokens);
+      preempted ||= room !== 'fits';
+      if (room === 'preempted-self') break; // it was the newest: nothing after it runs
+      chunks.push(this.chunk(seq, numTokens));
+      budget -= numTokens;
+    }
+    // Admitting while preempting would only take back the blocks just freed.
+    if (!preempted) budget = this.admit(chunks, budget);
+    return chunks;
+  }
+
+  /** Takes a finished (or aborted) sequence out of whichever queue holds it and frees its blocks. */
+  remove(seq: Sequence): void {
+    for (const queue of [this.running, this.waiting]) {
+      const index = queue.indexOf(seq);
+      if (index >= 0) queue.splice(index, 1);
+    }
+    this.blocks.release(seq.blocks);
+  }
+
+  private admit(chunks: ScheduledChunk[], budget: number): number {
+    while (this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs && budget > 0) {
+      const seq = this.waiting[0];
+      const tokens = seq.allTokens();
+      const matched = this.blocks.matchPrefix(seq.blocks, tokens);
+      const numCached = matched.length * this.blocks.blockSize;
+      const numTokens = Math.min(tokens.length - numCached, budget);
+      if (!this.blocks.canAllocate(matched, numCached + numTokens)) break;
+      this.blocks.allocate(seq.blocks, matched, numCached + numTokens, seq.promptTokens.length);
+      this.waiting.shift();
+      this.running.push(seq);
+      chunks.push(this.chunk(seq, numTokens));
+      budget -= numTokens;
+    }
+    return budget;
+  }
+
+  /** Frees blocks, newest sequence first, until `seq` can hold `numTokens`. */
+  private makeRoom(seq: Sequence, numTokens: number): 'fits' | 'preempted-other' | 'preempted-self' {
+    let outcome: 'fits' | 'preempted-other' = 'fits';
+    while (!this.blocks.canGrow(seq.blocks, numTokens)) {
+      const victim = this.running[this.running.length - 1];
+      this.preempt(victim);
+      if (victim === seq) return 'preempted-self';
+      outcome = 'preempted-other';
+    }
+    this.blocks.grow(seq.blocks, numTokens);
+    return outcome;
+  }
+
+  private preempt(seq: Sequence): void {
+    this.running.pop();
+    this.blocks.release(seq.blocks);
+    this.waiting.unshift(seq);
+    this.numPreemptions++;
+  }
+
+  private chunk(seq: Sequence, numTokens: number): ScheduledChunk {
+    return { seq, numTokens, completes: numTokens === seq.numUncachedTokens };
+  }
+}
