@@ -21,3 +21,17 @@ export function soloCache(spec: ModelSpec, numTokens: number, blockSize = 16): {
     },
   };
 }
+
+/** A pool holding `count` sequences of `numTokens` each, and those sequences' blocks. */
+export function batchCaches(spec: ModelSpec, numTokens: number, count: number, blockSize = 16): { pool: KvCachePool; sequences: SequenceBlocks[] } {
+  const { numLayers, numKvHeads, headDim } = spec;
+  const blocksEach = Math.ceil(numTokens / blockSize);
+  const pool = new KvCachePool({ numLayers, numKvHeads, headDim }, blocksEach * count, blockSize);
+  const blocks = new BlockManager(blocksEach * count, blockSize);
+  const sequences = Array.from({ length: count }, () => {
+    const seq = new SequenceBlocks();
+    blocks.allocate(seq, [], numTokens, 0);
+    return seq;
+  });
+  return { pool, sequences };
+}

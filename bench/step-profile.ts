@@ -1,10 +1,10 @@
 // `npm run bench:profile`: where one decode step's time goes, per stage, for the bench model
-// (or --model), after a 512-token prompt. Stages are timed by wrapping the runner's own calls,
+// (or --model), after a 512-token prompt, for one sequence or a batch of them (--batch N). Stages are timed by wrapping the runner's own calls,
 // so the numbers are the engine's, not a re-implementation's. Prints a table.
 import { parseArgs } from 'node:util';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
-import { soloCache } from './solo-cache.ts';
+import { batchCaches } from './solo-cache.ts';
 import { ModelRunner } from '../server/engine/model-runner.ts';
 import { openModelSessions, type ModelSessions } from '../server/engine/model-sessions.ts';
 import { progressPrinter } from '../server/progress.ts';
@@ -36,18 +36,19 @@ function instrument(sessions: ModelSessions, totals: Totals): void {
   timeCalls(sessions.shards, 'lmHead', 'LM head (all shards)', totals);
 }
 
-async function profile(modelDir: string, weights: WeightPrecision, promptTokens: number, steps: number): Promise<string[][]> {
+async function profile(modelDir: string, weights: WeightPrecision, promptTokens: number, steps: number, batch: number): Promise<string[][]> {
   const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0 });
   try {
-    const { pool, newSequence } = soloCache(compiled.manifest.spec, promptTokens + steps + 1);
+    const { pool, sequences } = batchCaches(compiled.manifest.spec, promptTokens + steps + 1, batch);
     const runner = new ModelRunner(sessions, pool);
-    const cache = newSequence();
-    runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + i), cache, logits: 'last' }]);
+    sequences.forEach((cache, b) => runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]));
     const totals: Totals = new Map();
     instrument(sessions, totals);
     const started = performance.now();
-    for (let i = 0; i < steps; i++) runner.step([{ tokens: [3 + ((i * 7919) % 30000)], cache, logits: 'last' }]);
+    for (let i = 0; i < steps; i++) {
+      runner.step(sequences.map((cache, b) => ({ tokens: [3 + ((i * 7919 + b * 104729) % 30000)], cache, logits: 'last' as const })));
+    }
     const perStep = (performance.now() - started) / steps;
     const timed = [...totals.values()].reduce((a, b) => a + b, 0) / steps;
     return [
@@ -68,13 +69,14 @@ export async function runStepProfile(argv: string[]): Promise<number> {
       weights: { type: 'string', default: 'fp32,int4' },
       'prompt-tokens': { type: 'string', default: '512' },
       steps: { type: 'string', default: '32' },
+      batch: { type: 'string', default: '1' },
     },
   });
   const modelDir = values.model ?? ensureBenchModel(defaultCacheDir(), progressPrinter('writing bench model'));
   const rows: string[][] = [];
   for (const weights of String(values.weights).split(',')) {
     if (weights !== 'fp32' && weights !== 'int4') throw new Error(`--weights takes fp32 and/or int4, got "${weights}"`);
-    rows.push(...(await profile(modelDir, weights, Number(values['prompt-tokens']), Number(values.steps))));
+    rows.push(...(await profile(modelDir, weights, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch))));
   }
   printTable(['weights', 'stage', 'ms/step', '%'], rows);
   return 0;

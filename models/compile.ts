@@ -10,7 +10,7 @@ import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
-import { buildAttentionCore } from '../kernels/ops/attention.ts';
+import { buildAttentionCore, buildDecodeAttention } from '../kernels/ops/attention.ts';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
@@ -80,6 +80,8 @@ export interface Manifest {
   spec: ModelSpec;
   tensorParallel: number;
   attentionCore: string;
+  /** The batched one-token-per-sequence attention of decode steps. */
+  attentionDecode: string;
   layers: LayerGraphs[];
   /** Index = tensor-parallel rank. */
   lmHead: LmHeadShard[];
@@ -158,7 +160,7 @@ function writeGraphs(
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const shards = opts.tensorParallel;
   const mlpGraphs = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts + (m.sharedIntermediateSize > 0 ? 1 : 0) : 1), 0);
-  const total = 2 + spec.numLayers + shards * (1 + spec.numLayers + mlpGraphs);
+  const total = 3 + spec.numLayers + shards * (1 + spec.numLayers + mlpGraphs);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
     writeGraph(dir, file, build);
@@ -179,6 +181,7 @@ function writeGraphs(
   opts.onProgress?.(++done, total, embeddings);
 
   const attentionCore = emit('attention-core.onnx', (b) => buildAttentionCore(b, spec));
+  const attentionDecode = emit('attention-decode.onnx', (b) => buildDecodeAttention(b, spec));
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
     const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
@@ -215,7 +218,7 @@ function writeGraphs(
     end,
   }));
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
-  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, layers, lmHead, embeddings };
+  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, attentionDecode, layers, lmHead, embeddings };
 }
 
 function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {

@@ -42,3 +42,36 @@ export function buildAttentionCore(b: GraphBuilder, shape: AttentionShape): void
   const out = b.op('Reshape', [tokensFirst, b.constInt64([0, numHeads * headDim])]);
   b.output(out, 'out', 'float32', ['t', numHeads * headDim]);
 }
+
+/**
+ * Builds the batched decode-attention graph: one new query per sequence for B sequences in one
+ * call (a decode step's sequences would otherwise cost one call each per layer). Inputs
+ * q [B, H, d], key_pool/value_pool [Hkv, N, S, d] (S tokens per block), block_ids int32 [B, n] (each
+ * row a sequence's blocks, padded with any valid block), mask [B, n*S] (0 where the sequence
+ * has a token, large negative elsewhere); output [B, H*d]. Work stays in kv-head-major order
+ * [Hkv, B, ...], the order the pool gather produces, so only q and the context are transposed.
+ */
+export function buildDecodeAttention(b: GraphBuilder, shape: AttentionShape): void {
+  const { numHeads, numKvHeads, headDim } = shape;
+  const group = numHeads / numKvHeads;
+  const q = b.input('q', 'float32', ['B', numHeads, headDim]);
+  const keyPool = b.input('key_pool', 'float32', [numKvHeads, 'N', 'S', headDim]);
+  const valuePool = b.input('value_pool', 'float32', [numKvHeads, 'N', 'S', headDim]);
+  const blockIds = b.input('block_ids', 'int32', ['B', 'n']);
+  const mask = b.input('mask', 'float32', ['B', 'L']);
+  // [Hkv, B, n, S, d] -> [Hkv, B, L, d]
+  const gather = (pool: string): string =>
+    b.op('Reshape', [b.op('Gather', [pool, blockIds], { axis: 1 }), b.constInt64([numKvHeads, 0, -1, headDim])]);
+
+  const scaled = b.op('Mul', [q, b.constFloat(1 / Math.sqrt(headDim))]);
+  const qGrouped = b.op('Reshape', [scaled, b.constInt64([0, numKvHeads, group, headDim])]); // [B, Hkv, g, d]
+  const qHeadsFirst = b.op('Transpose', [qGrouped], { perm: [1, 0, 2, 3] }); // [Hkv, B, g, d]
+  const kT = b.op('Transpose', [gather(keyPool)], { perm: [0, 1, 3, 2] }); // [Hkv, B, d, L]
+  const scores = b.op('MatMul', [qHeadsFirst, kT]); // [Hkv, B, g, L]
+  const rowMask = b.op('Unsqueeze', [mask, b.constInt64([1])]); // [B, 1, L], broadcast over Hkv and g
+  const probs = b.op('Softmax', [b.op('Add', [scores, rowMask])], { axis: -1 });
+  const context = b.op('MatMul', [probs, gather(valuePool)]); // [Hkv, B, g, d]
+  const tokensFirst = b.op('Transpose', [context], { perm: [1, 0, 2, 3] }); // [B, Hkv, g, d]
+  const out = b.op('Reshape', [tokensFirst, b.constInt64([0, numHeads * headDim])]);
+  b.output(out, 'out', 'float32', ['B', numHeads * headDim]);
+}

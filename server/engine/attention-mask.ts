@@ -3,7 +3,7 @@
 // unfilled rest of its last cache block) are masked too.
 
 /** Large negative rather than -Infinity: exp() underflows to exactly 0 either way, and no NaN can appear. */
-const MASKED = -1e30;
+export const MASKED = -1e30;
 
 export function causalMask(numNewTokens: number, numCachedBefore: number, width = numCachedBefore + numNewTokens, out?: Float32Array): Float32Array {
   const total = width;

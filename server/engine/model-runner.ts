@@ -8,8 +8,8 @@ import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernel
 import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
 import { isMoe, type ModelSpec } from '../../models/spec.ts';
-import { causalMask } from './attention-mask.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
+import { type AttentionPlan, PagedAttention } from './paged-attention.ts';
 import type { ModelSessions } from './model-sessions.ts';
 
 export interface StepSequence {
@@ -35,30 +35,19 @@ interface SequenceSlot {
   row: number; // first row of this sequence in the step's token matrix
   numTokens: number;
   start: number; // cached tokens before the step
-  mask: Float32Array;
-  blockIds: ort.Tensor; // the blocks holding positions [0, start + numTokens)
 }
 
 export class ModelRunner {
   readonly spec: ModelSpec;
   private readonly gating: (GatingConfig | null)[];
-  /** The pool's planes wrapped once: ONNX Runtime reads them in place. */
-  private readonly poolTensors: { keys: ort.Tensor; values: ort.Tensor }[];
+  private readonly pagedAttention: PagedAttention;
 
   constructor(
     readonly sessions: ModelSessions,
     readonly kvPool: KvCachePool,
   ) {
     this.spec = sessions.manifest.spec;
-    const { numKvHeads, headDim } = this.spec;
-    if (kvPool.shape.numLayers !== this.spec.numLayers || kvPool.rowWidth !== numKvHeads * headDim) {
-      throw new Error('the KV cache pool does not match the model');
-    }
-    const dims = [numKvHeads, kvPool.numBlocks, kvPool.blockSize, headDim];
-    this.poolTensors = kvPool.keys.map((keys, layer) => ({
-      keys: new ort.Tensor('float32', keys, dims),
-      values: new ort.Tensor('float32', kvPool.values[layer], dims),
-    }));
+    this.pagedAttention = new PagedAttention(this.spec, kvPool, sessions.attentionCore, sessions.attentionDecode);
     this.gating = this.spec.mlp.map((mlp) =>
       isMoe(mlp)
         ? {
@@ -75,6 +64,7 @@ export class ModelRunner {
   step(batch: StepSequence[]): StepResult {
     const { hiddenSize: h, headDim } = this.spec;
     const slots = this.layOut(batch);
+    const plan = this.pagedAttention.plan(slots.map((s) => ({ cache: s.seq.cache, row: s.row, numTokens: s.numTokens, start: s.start })));
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
     let hidden = this.embed(slots, numTokens);
     const cos = new Float32Array(numTokens * (headDim / 2));
@@ -86,7 +76,7 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      const attn = this.attention(layer, slots, hidden, numTokens, cos, sin);
+      const attn = this.attention(layer, plan, hidden, numTokens, cos, sin);
       const out = this.sessions.layers[layer].attnOut.run({
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
@@ -113,12 +103,7 @@ export class ModelRunner {
     return batch.map((seq) => {
       const numTokens = seq.tokens.length;
       if (numTokens === 0) throw new Error('step: a sequence has no new tokens');
-      const start = seq.cache.numCachedTokens;
-      const numBlocks = Math.ceil((start + numTokens) / this.kvPool.blockSize);
-      if (seq.cache.blockIds.length < numBlocks) throw new Error(`step: a sequence holds ${seq.cache.blockIds.length} cache blocks but needs ${numBlocks}`);
-      const ids = Int32Array.from(seq.cache.blockIds.slice(0, numBlocks));
-      const mask = causalMask(numTokens, start, numBlocks * this.kvPool.blockSize);
-      const slot = { seq, row, numTokens, start, mask, blockIds: new ort.Tensor('int32', ids, [numBlocks]) };
+      const slot = { seq, row, numTokens, start: seq.cache.numCachedTokens };
       row += numTokens;
       return slot;
     });
@@ -138,25 +123,9 @@ export class ModelRunner {
     return hidden;
   }
 
-  private attention(layer: number, slots: SequenceSlot[], hidden: Float32Array, numTokens: number, cos: Float32Array, sin: Float32Array): Float32Array {
-    const { numHeads, numKvHeads, headDim } = this.spec;
+  private attention(layer: number, plan: AttentionPlan, hidden: Float32Array, numTokens: number, cos: Float32Array, sin: Float32Array): Float32Array {
     const { q, k, v } = this.sessions.shards.attentionIn(layer, hidden, cos, sin, numTokens);
-    const qWidth = numHeads * headDim;
-    const kvWidth = numKvHeads * headDim;
-    const attn = new Float32Array(numTokens * qWidth);
-    for (const s of slots) {
-      const rows = (width: number, data: Float32Array) => data.subarray(s.row * width, (s.row + s.numTokens) * width);
-      this.kvPool.write(layer, s.seq.cache, s.start, rows(kvWidth, k), rows(kvWidth, v));
-      const out = this.sessions.attentionCore.run({
-        q: new ort.Tensor('float32', rows(qWidth, q), [s.numTokens, numHeads, headDim]),
-        key_pool: this.poolTensors[layer].keys,
-        value_pool: this.poolTensors[layer].values,
-        block_ids: s.blockIds,
-        mask: new ort.Tensor('float32', s.mask, [s.numTokens, s.mask.length / s.numTokens]),
-      });
-      attn.set(out.out.data as Float32Array, s.row * qWidth);
-    }
-    return attn;
+    return this.pagedAttention.run(layer, plan, q, k, v, numTokens);
   }
 
   private lmHead(slots: SequenceSlot[], hidden: Float32Array): Float32Array {

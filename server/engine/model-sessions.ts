@@ -15,6 +15,7 @@ export interface LayerSessions {
 export interface ModelSessions {
   manifest: Manifest;
   attentionCore: GraphSession;
+  attentionDecode: GraphSession;
   layers: LayerSessions[];
   shards: ShardGroup;
   /** [vocabSize, hiddenSize] */
@@ -38,7 +39,7 @@ export async function openModelSessions(
   onProgress?: (done: number, total: number) => void,
 ): Promise<ModelSessions> {
   const { dir, manifest } = compiled;
-  const total = 2 + manifest.layers.length;
+  const total = 3 + manifest.layers.length;
   let done = 0;
   const open = async (file: string): Promise<GraphSession> => {
     const session = new GraphSession(join(dir, file), settings);
@@ -48,6 +49,7 @@ export async function openModelSessions(
     return session;
   };
   const attentionCore = await open(manifest.attentionCore);
+  const attentionDecode = await open(manifest.attentionDecode);
   const layers: LayerSessions[] = [];
   for (const layer of manifest.layers) layers.push({ attnOut: await open(layer.attnOut) });
   const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
@@ -55,8 +57,8 @@ export async function openModelSessions(
   const raw = readFileSync(join(dir, manifest.embeddings));
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const release = async (): Promise<void> => {
-    for (const session of [attentionCore, ...layers.map((l) => l.attnOut)]) session.release();
+    for (const session of [attentionCore, attentionDecode, ...layers.map((l) => l.attnOut)]) session.release();
     shards.release();
   };
-  return { manifest, attentionCore, layers, shards, embeddings, release };
+  return { manifest, attentionCore, attentionDecode, layers, shards, embeddings, release };
 }

@@ -37,8 +37,8 @@ describe('compileModel', () => {
     expect(first.reused).toBe(false);
     expect(existsSync(join(first.dir, 'manifest.json'))).toBe(true);
     const files = readdirSync(first.dir);
-    // attention core, LM head, 3 layers x (attn-in, attn-out), the dense MLP, 2 MoE layers x (shared + 8 experts)
-    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(2 + 3 * 2 + 1 + 2 * 9);
+    // attention core, batched decode attention, LM head, 3 layers x (attn-in, attn-out), the dense MLP, 2 MoE layers x (shared + 8 experts)
+    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(3 + 3 * 2 + 1 + 2 * 9);
     expect(files.filter((f) => f.endsWith('.onnx.data')).length).toBeGreaterThan(0);
     const again = compileModel({ modelDir: dir, weights: 'fp32', cacheDir });
     expect(again).toMatchObject({ reused: true, dir: first.dir });

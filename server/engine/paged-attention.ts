@@ -1,0 +1,133 @@
+// Attention over the paged KV cache for one model step. Each sequence's new keys and values
+// are written into its blocks; then sequences reading a prompt chunk run the attention-core
+// graph one by one (their causal masks differ in shape), while all sequences decoding a single
+// token share one call of the batched decode graph per layer: in a busy decode step that is
+// one call instead of one per sequence.
+import { ort } from '../../kernels/session.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import { causalMask, MASKED } from './attention-mask.ts';
+import type { BlockTable, KvCachePool } from './kv-cache.ts';
+import type { GraphSession } from '../../kernels/session.ts';
+
+/** A sequence's place in the step: its rows in the token matrix and its cache. */
+export interface AttentionSlot {
+  cache: BlockTable;
+  /** First row of its new tokens in the step's token matrix. */
+  row: number;
+  numTokens: number;
+  /** Tokens cached before the step. */
+  start: number;
+}
+
+interface SinglePlan {
+  slot: AttentionSlot;
+  blockIds: ort.Tensor;
+  mask: ort.Tensor;
+}
+
+interface DecodePlan {
+  rows: number[];
+  blockIds: ort.Tensor;
+  mask: ort.Tensor;
+}
+
+/** What a step's attention calls need, built once per step and used for every layer. */
+export interface AttentionPlan {
+  slots: AttentionSlot[];
+  single: SinglePlan[];
+  decode: DecodePlan | null;
+}
+
+export class PagedAttention {
+  /** The pool's planes wrapped once: ONNX Runtime reads them in place. */
+  private readonly poolTensors: { keys: ort.Tensor; values: ort.Tensor }[];
+
+  constructor(
+    private readonly spec: ModelSpec,
+    private readonly pool: KvCachePool,
+    private readonly core: GraphSession,
+    private readonly decode: GraphSession,
+  ) {
+    const { numKvHeads, headDim, numLayers } = spec;
+    if (pool.shape.numLayers !== numLayers || pool.rowWidth !== numKvHeads * headDim) throw new Error('the KV cache pool does not match the model');
+    const dims = [numKvHeads, pool.numBlocks, pool.blockSize, headDim];
+    this.poolTensors = pool.keys.map((keys, layer) => ({
+      keys: new ort.Tensor('float32', keys, dims),
+      values: new ort.Tensor('float32', pool.values[layer], dims),
+    }));
+  }
+
+  plan(slots: AttentionSlot[]): AttentionPlan {
+    for (const s of slots) {
+      const needed = this.numBlocks(s);
+      if (s.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.cache.blockIds.length} cache blocks but needs ${needed}`);
+    }
+    const decoding = slots.filter((s) => s.numTokens === 1);
+    const batched = decoding.length >= 2 ? decoding : [];
+    return {
+      slots,
+      single: slots.filter((s) => !batched.includes(s)).map((slot) => this.singlePlan(slot)),
+      decode: batched.length > 0 ? this.decodePlan(batched) : null,
+    };
+  }
+
+  /** Stores the step's keys and values, then returns attention outputs [numTokens, heads * headDim]. */
+  run(layer: number, plan: AttentionPlan, q: Float32Array, k: Float32Array, v: Float32Array, numTokens: number): Float32Array {
+    const { numHeads, numKvHeads, headDim } = this.spec;
+    const qWidth = numHeads * headDim;
+    const kvWidth = numKvHeads * headDim;
+    for (const s of plan.slots) {
+      const rows = (data: Float32Array) => data.subarray(s.row * kvWidth, (s.row + s.numTokens) * kvWidth);
+      this.pool.write(layer, s.cache, s.start, rows(k), rows(v));
+    }
+    const pool = { key_pool: this.poolTensors[layer].keys, value_pool: this.poolTensors[layer].values };
+    const attn = new Float32Array(numTokens * qWidth);
+    for (const { slot, blockIds, mask } of plan.single) {
+      const qRows = q.subarray(slot.row * qWidth, (slot.row + slot.numTokens) * qWidth);
+      const out = this.core.run({ q: new ort.Tensor('float32', qRows, [slot.numTokens, numHeads, headDim]), ...pool, block_ids: blockIds, mask });
+      attn.set(out.out.data as Float32Array, slot.row * qWidth);
+    }
+    if (plan.decode) {
+      const { rows, blockIds, mask } = plan.decode;
+      const qBatch = new Float32Array(rows.length * qWidth);
+      rows.forEach((row, b) => qBatch.set(q.subarray(row * qWidth, (row + 1) * qWidth), b * qWidth));
+      const out = this.decode.run({ q: new ort.Tensor('float32', qBatch, [rows.length, numHeads, headDim]), ...pool, block_ids: blockIds, mask });
+      const context = out.out.data as Float32Array;
+      rows.forEach((row, b) => attn.set(context.subarray(b * qWidth, (b + 1) * qWidth), row * qWidth));
+    }
+    return attn;
+  }
+
+  private numBlocks(s: AttentionSlot): number {
+    return Math.ceil((s.start + s.numTokens) / this.pool.blockSize);
+  }
+
+  private singlePlan(slot: AttentionSlot): SinglePlan {
+    const numBlocks = this.numBlocks(slot);
+    const width = numBlocks * this.pool.blockSize;
+    return {
+      slot,
+      blockIds: new ort.Tensor('int32', Int32Array.from(slot.cache.blockIds.slice(0, numBlocks)), [numBlocks]),
+      mask: new ort.Tensor('float32', causalMask(slot.numTokens, slot.start, width), [slot.numTokens, width]),
+    };
+  }
+
+  /** Block tables padded to the longest (with the sequence's first block) and masks hiding the padding. */
+  private decodePlan(slots: AttentionSlot[]): DecodePlan {
+    const maxBlocks = Math.max(...slots.map((s) => this.numBlocks(s)));
+    const width = maxBlocks * this.pool.blockSize;
+    const ids = new Int32Array(slots.length * maxBlocks);
+    const mask = new Float32Array(slots.length * width).fill(MASKED);
+    slots.forEach((s, b) => {
+      const numBlocks = this.numBlocks(s);
+      ids.fill(s.cache.blockIds[0], b * maxBlocks, (b + 1) * maxBlocks);
+      ids.set(s.cache.blockIds.slice(0, numBlocks), b * maxBlocks);
+      mask.fill(0, b * width, b * width + s.start + 1);
+    });
+    return {
+      rows: slots.map((s) => s.row),
+      blockIds: new ort.Tensor('int32', ids, [slots.length, maxBlocks]),
+      mask: new ort.Tensor('float32', mask, [slots.length, width]),
+    };
+  }
+}
