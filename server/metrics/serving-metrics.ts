@@ -107,7 +107,7 @@ export class ServingMetrics {
     gauge('moe_num_requests_running', 'Sequences in the running set after the last model step.', (s) => s.numRunning);
     gauge('moe_num_requests_waiting', 'Sequences waiting to be scheduled after the last model step.', (s) => s.numWaiting);
     gauge('moe_kv_cache_usage_ratio', 'Fraction of KV cache blocks in use.', (s) => (s.kvBlocksTotal > 0 ? s.kvBlocksUsed / s.kvBlocksTotal : 0));
-    gauge('moe_kv_cache_blocks_total', 'KV cache blocks in the pool.', (s) => s.kvBlocksTotal);
+    gauge('moe_kv_cache_num_blocks', 'KV cache blocks in the pool.', (s) => s.kvBlocksTotal);
     total('moe_num_preemptions_total', 'Sequences preempted by the scheduler (recomputed later).', (s) => s.numPreemptions);
     total('moe_prefix_cache_query_tokens_total', 'Prompt tokens looked up in the prefix cache.', (s) => s.prefixCacheQueryTokens);
     total('moe_prefix_cache_hit_tokens_total', 'Prompt tokens served from the prefix cache.', (s) => s.prefixCacheHitTokens);
