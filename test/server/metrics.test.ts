@@ -11,7 +11,7 @@ import { summarizeLoad } from '../../server/metrics/load-stats.ts';
 import type { ExpertStatsBody } from '../../server/metrics/server-metrics.ts';
 import { testTokens } from '../helpers/tiny-model.ts';
 import { parseSamples, select, value, type Sample } from '../helpers/prometheus-text.ts';
-import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
+import { referenceRouting } from '../helpers/routing.ts';
 import { MODEL, postJson, serveTinyModel, ssePayloads } from './helpers.ts';
 
 const served = serveTinyModel({ expertLoadWindow: 100_000 });
@@ -37,17 +37,6 @@ function countTokens(tokens: number[][][], numLayers: number, numExperts: number
   const counts = Array.from({ length: numLayers }, () => new Array<number>(numExperts).fill(0));
   for (const token of tokens) token.forEach((ids, i) => ids.forEach((e) => counts[i][e]++));
   return counts;
-}
-
-/** The float64 reference's routing of each prompt, then of each generated token but the last, fed back one by one. */
-function referenceRouting(dir: string, prompts: number[][], outputs: Map<number, number[]>): number[][][][] {
-  const reference = ReferenceDeepseek.load(dir);
-  return prompts.map((prompt) => {
-    const seq = reference.newSequence();
-    const generated = outputs.get(prompt.length)!;
-    expect(generated).toHaveLength(MAX_TOKENS);
-    return [prompt, ...generated.slice(0, -1).map((t) => [t])].flatMap((tokens) => seq.forward(tokens).experts);
-  });
 }
 
 async function scrape(): Promise<Sample[]> {
@@ -101,7 +90,8 @@ describe('metrics of known requests', () => {
       for (const token of routed) expect(token.map((ids) => ids.length)).toEqual(moe.map(() => topK));
     });
     // Token by token, layer by layer, in the same order (descending score).
-    const fromReference = referenceRouting(served.test.tiny.dir, prompts, outputs);
+    prompts.forEach((prompt) => expect(outputs.get(prompt.length)).toHaveLength(MAX_TOKENS));
+    const fromReference = referenceRouting(served.test.tiny.dir, prompts.map((prompt) => ({ prompt, generated: outputs.get(prompt.length)! })));
     expect(routedByResponse).toEqual(fromReference);
     const fromResponses = countTokens(routedByResponse.flat(), moe.length, numExperts);
     const fromHook = countRows([], numExperts);
