@@ -99,9 +99,10 @@ export class Engine {
   async step(): Promise<EngineEvent[]> {
     const events: EngineEvent[] = [];
     this.dropFinished(events);
+    const preemptionsBefore = this.scheduler.numPreemptions;
     const chunks = this.scheduler.schedule();
     if (chunks.length === 0) {
-      this.failUnschedulable(events);
+      if (this.scheduler.numPreemptions === preemptionsBefore) this.failUnschedulable(events);
       return events;
     }
     const started = performance.now();
