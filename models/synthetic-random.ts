@@ -1,6 +1,7 @@
 // A small seeded PRNG for synthetic weights. Each tensor gets its own stream derived from
 // (seed, tensor name), so values do not depend on generation order and a checkpoint can be
 // written in any order, sharded or not, and still come out byte-identical.
+import { rotl, Xoshiro128StarStar } from '../kernels/xoshiro128.ts';
 
 /** 32-bit FNV-1a over the UTF-16 code units of `text`: cheap and well spread for names. */
 function fnv1a32(text: string): number {
@@ -23,17 +24,8 @@ function splitmix32(state: number): { next: number; value: number } {
   return { next, value: t >>> 0 };
 }
 
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
-}
-
-/** xoshiro128** (Blackman and Vigna): fast, 2^128 period, good enough for test weights. */
-export class Xoshiro128 {
-  private s0 = 0;
-  private s1 = 0;
-  private s2 = 0;
-  private s3 = 0;
-
+/** The synthetic-weights stream: xoshiro128** seeded from one 32-bit word through splitmix32. */
+export class Xoshiro128 extends Xoshiro128StarStar {
   constructor(seed: number) {
     let state = seed | 0;
     const words: number[] = [];
@@ -42,31 +34,10 @@ export class Xoshiro128 {
       state = step.next;
       words.push(step.value);
     }
-    [this.s0, this.s1, this.s2, this.s3] = words;
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1; // the all-zero state is a fixed point
+    super([words[0], words[1], words[2], words[3]]);
   }
 
-  nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
-  }
-
-  state(): [number, number, number, number] {
-    return [this.s0, this.s1, this.s2, this.s3];
-  }
-
-  setState([s0, s1, s2, s3]: readonly [number, number, number, number]): void {
-    [this.s0, this.s1, this.s2, this.s3] = [s0, s1, s2, s3];
-  }
-
-  /** Uniform in [0, 1). */
+  /** Uniform in [0, 1), 32 bits. */
   nextFloat(): number {
     return this.nextUint32() / 0x100000000;
   }

@@ -102,8 +102,12 @@ export class Engine {
   async step(): Promise<EngineEvent[]> {
     const events: EngineEvent[] = [];
     this.dropFinished(events);
+    const preemptionsBefore = this.scheduler.numPreemptions;
     const chunks = this.scheduler.schedule();
-    if (chunks.length === 0) return events;
+    if (chunks.length === 0) {
+      if (this.scheduler.numPreemptions === preemptionsBefore) this.failUnschedulable(events);
+      return events;
+    }
     const started = performance.now();
     const inputs: StepSequence[] = chunks.map(({ seq, numTokens, completes }) => ({
       tokens: seq.uncachedTokens(numTokens),
@@ -127,6 +131,17 @@ export class Engine {
     });
     this.dropFinished(events);
     return events;
+  }
+
+  /**
+   * With nothing running, the head of the queue always fits (the context length is capped at
+   * the cache size), so an empty step here is a bug; failing that request beats spinning.
+   */
+  private failUnschedulable(events: EngineEvent[]): void {
+    const head = this.scheduler.waiting[0];
+    if (this.scheduler.running.length > 0 || head === undefined) return;
+    this.scheduler.remove(head);
+    events.push({ type: 'failed', seqId: head.id, message: 'the request does not fit in the KV cache' });
   }
 
   private logitsRow(logits: Float32Array, row: number): Float32Array {

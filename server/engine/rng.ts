@@ -1,7 +1,8 @@
-// Seeded pseudo-random numbers for sampling: xoshiro128** (Blackman & Vigna), seeded through
-// splitmix64 as its authors recommend. 32-bit integer arithmetic only (Math.imul, >>> 0), so
+// Seeded pseudo-random numbers for sampling: xoshiro128** (kernels/xoshiro128.ts), seeded
+// through splitmix64 as its authors recommend. 32-bit integer arithmetic only (Math.imul, >>> 0), so
 // a seed gives the same sequence on every machine and Node version.
 import { getRandomValues } from 'node:crypto';
+import { Xoshiro128StarStar } from '../../kernels/xoshiro128.ts';
 
 /** What the sampler needs from a random source. */
 export interface RandomSource {
@@ -28,17 +29,12 @@ function seedToUint64(seed: number | bigint): bigint {
   return BigInt.asUintN(64, BigInt(seed));
 }
 
-export class Rng implements RandomSource {
-  private s0 = 0;
-  private s1 = 0;
-  private s2 = 0;
-  private s3 = 0;
-
+export class Rng extends Xoshiro128StarStar implements RandomSource {
   /** A seeded generator; with no seed, one seeded from the OS entropy source. */
   constructor(seed?: number | bigint) {
     if (seed === undefined) {
       const words = getRandomValues(new Uint32Array(4));
-      this.setState(words[0], words[1], words[2], words[3]);
+      super([words[0], words[1], words[2], words[3]]);
       return;
     }
     let state = seedToUint64(seed);
@@ -46,41 +42,14 @@ export class Rng implements RandomSource {
     let b: bigint;
     [state, a] = splitmix64(state);
     [state, b] = splitmix64(state);
-    this.setState(Number(a >> 32n), Number(a & 0xffffffffn), Number(b >> 32n), Number(b & 0xffffffffn));
+    super([Number(a >> 32n), Number(a & 0xffffffffn), Number(b >> 32n), Number(b & 0xffffffffn)]);
   }
 
   /** A generator with this exact xoshiro128** state (tests, reference vectors). */
   static fromState(s0: number, s1: number, s2: number, s3: number): Rng {
     const rng = new Rng(0);
-    rng.setState(s0, s1, s2, s3);
+    rng.setState([s0, s1, s2, s3]);
     return rng;
-  }
-
-  private setState(s0: number, s1: number, s2: number, s3: number): void {
-    this.s0 = s0 >>> 0;
-    this.s1 = s1 >>> 0;
-    this.s2 = s2 >>> 0;
-    this.s3 = s3 >>> 0;
-    // The all-zero state is xoshiro's one fixed point; splitmix never yields it in practice.
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
-  }
-
-  /** Uniform unsigned 32-bit integer. */
-  nextUint32(): number {
-    const s1 = this.s1;
-    const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-    const t = s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    this.s0 >>>= 0;
-    this.s1 >>>= 0;
-    this.s2 >>>= 0;
-    this.s3 >>>= 0;
-    return result;
   }
 
   /** Uniform in [0, 1) with 53 random bits (two draws), like Math.random's resolution. */
@@ -89,8 +58,4 @@ export class Rng implements RandomSource {
     const low = this.nextUint32() >>> 6; // 26 bits
     return (high * 67108864 + low) / 9007199254740992;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }
