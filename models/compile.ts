@@ -13,6 +13,7 @@ import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
 import { buildAttentionCore } from '../kernels/ops/attention.ts';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
+import { checkpointWeights } from './checkpoint/weight-source.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
 import type { SwigluWeights } from '../kernels/ops/swiglu.ts';
 import type { SwigluWeightNames } from './family.ts';
@@ -31,7 +32,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 4;
+const COMPILER_VERSION = 5;
 
 export interface CompileOptions {
   modelDir: string;
@@ -131,8 +132,9 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   mkdirSync(tmpDir, { recursive: true });
   const reader = CheckpointReader.open(opts.modelDir);
   try {
-    const read: ReadWeight = (name, shape) => reader.readFloat32(name, shape);
-    const manifest = writeGraphs(tmpDir, key, spec, family.weightNames(spec), read, { ...opts, tensorParallel });
+    const names = family.weightNames(spec);
+    const read: ReadWeight = checkpointWeights(reader, spec, names);
+    const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmpDir, outDir);
@@ -166,10 +168,10 @@ function writeGraphs(
     return file;
   };
   /** Reads one SwiGLU MLP once and writes a graph per shard of its intermediate units. */
-  const emitShards = (prefix: string, mlpNames: SwigluWeightNames, width: number): Array<string | null> => {
+  const emitShards = (prefix: string, mlpNames: SwigluWeightNames, width: number, gate?: Float32Array): Array<string | null> => {
     const weights: SwigluWeights = readSwiglu(read, mlpNames, spec.hiddenSize, width);
     return shardRanges(width, shards).map((range, rank) =>
-      range[1] > range[0] ? emit(`${prefix}.tp${rank}.onnx`, (b) => buildSwiglu(b, spec, sliceSwiglu(weights, range), linearOpts)) : null,
+      range[1] > range[0] ? emit(`${prefix}.tp${rank}.onnx`, (b) => buildSwiglu(b, spec, sliceSwiglu(weights, range), linearOpts, gate)) : null,
     );
   };
 
@@ -182,7 +184,7 @@ function writeGraphs(
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
     const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
-    const perShard: MlpShardGraphs[] = shardRanges(spec.numKvHeads, shards).map((kvHeads, rank) => ({
+    const perShard: MlpShardGraphs[] = attentionInRanges(spec, shards).map((kvHeads, rank) => ({
       attnIn:
         kvHeads[1] > kvHeads[0]
           ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads))
@@ -197,7 +199,8 @@ function writeGraphs(
     if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
       emitShards(`${prefix}.mlp`, mlpNames.mlp, mlp.intermediateSize).forEach((f, r) => (perShard[r].dense = f));
     } else if (mlpNames.kind === 'moe' && isMoe(mlp)) {
-      if (mlpNames.shared) emitShards(`${prefix}.shared`, mlpNames.shared, mlp.sharedIntermediateSize).forEach((f, r) => (perShard[r].shared = f));
+      const gate = mlpNames.sharedGate === undefined ? undefined : read(mlpNames.sharedGate, [1, spec.hiddenSize]);
+      if (mlpNames.shared) emitShards(`${prefix}.shared`, mlpNames.shared, mlp.sharedIntermediateSize, gate).forEach((f, r) => (perShard[r].shared = f));
       mlpNames.experts.forEach((expertNames, j) => {
         const files = emitShards(`${prefix}.expert${String(j).padStart(3, '0')}`, expertNames, mlp.expertIntermediateSize);
         files.forEach((f, r) => perShard[r].experts.push(f));
@@ -216,6 +219,15 @@ function writeGraphs(
   }));
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
   return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, layers, lmHead, embeddings };
+}
+
+/**
+ * Kv heads [start, end) of each shard's attention input. A q/k norm over the whole projection
+ * (OLMoE) needs every head's values for its mean square, so rank 0 then takes all heads.
+ */
+function attentionInRanges(spec: ModelSpec, shards: number): Array<[number, number]> {
+  if (spec.qkNorm !== 'projection') return shardRanges(spec.numKvHeads, shards);
+  return Array.from({ length: shards }, (_, rank): [number, number] => (rank === 0 ? [0, spec.numKvHeads] : [spec.numKvHeads, spec.numKvHeads]));
 }
 
 function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {

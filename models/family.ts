@@ -19,6 +19,19 @@ export interface AttentionWeightNames {
   qBias?: string;
   kBias?: string;
   vBias?: string;
+  /** RMSNorm weights of q and k, present when the spec has qkNorm. */
+  qNorm?: string;
+  kNorm?: string;
+}
+
+/**
+ * The 3-D tensors newer transformers releases save a layer's experts in, instead of one 2-D
+ * tensor per expert and projection: gate_up [E, 2 * I, H] (gate rows first, then up rows, as
+ * the HF experts module chunks its output in two) and down [E, H, I].
+ */
+export interface FusedExpertNames {
+  gateUp: string;
+  down: string;
 }
 
 export type MlpWeightNames =
@@ -30,6 +43,13 @@ export type MlpWeightNames =
       experts: SwigluWeightNames[];
       /** The fused shared-expert MLP; absent when the model has none. */
       shared?: SwigluWeightNames;
+      /** Qwen2-MoE's shared_expert_gate weight [1, hidden]; present when the spec has sharedExpertGate. */
+      sharedGate?: string;
+      /**
+       * Where the experts are found when the checkpoint stores them fused (3-D); the per-expert
+       * names in `experts` are then read as slices of these. Absent for families that never do.
+       */
+      fusedExperts?: FusedExpertNames;
     };
 
 export interface LayerWeightNames {

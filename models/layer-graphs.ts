@@ -13,7 +13,7 @@ import { linear, type LinearOptions, type LinearWeight, concatLinear } from '../
 import { rmsNorm } from '../kernels/ops/norm.ts';
 import { applyRope } from '../kernels/ops/rope.ts';
 import { swiglu, type SwigluWeights } from '../kernels/ops/swiglu.ts';
-import type { LayerWeightNames, SwigluWeightNames } from './family.ts';
+import type { AttentionWeightNames, LayerWeightNames, SwigluWeightNames } from './family.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Reads one checkpoint tensor as f32, checking its shape. */
@@ -69,12 +69,42 @@ export function buildAttentionIn(
   const [q, k, v] = b.node('Split', [projected, b.constInt64([numQ * d, numKv * d, numKv * d])], 3, { axis: -1 });
   const cos3 = b.op('Unsqueeze', [cos, b.constInt64([1])]);
   const sin3 = b.op('Unsqueeze', [sin, b.constInt64([1])]);
-  const roped = (value: string, n: number): string => {
-    const heads = b.op('Reshape', [value, b.constInt64([0, n, d])]);
-    return b.op('Reshape', [applyRope(b, heads, cos3, sin3, d), b.constInt64([0, n * d])]);
+  const norms = qkNorms(b, spec, a, read, [numQ, numKv], [numHeads, numKvHeads]);
+  const roped = (value: string, n: number, norm: QkNorm | null): string => {
+    const normed = norm && spec.qkNorm === 'projection' ? norm(value) : value;
+    const heads = b.op('Reshape', [normed, b.constInt64([0, n, d])]);
+    const headNormed = norm && spec.qkNorm === 'head' ? norm(heads) : heads;
+    return b.op('Reshape', [applyRope(b, headNormed, cos3, sin3, d), b.constInt64([0, n * d])]);
   };
-  const packed = b.op('Concat', [roped(q, numQ), roped(k, numKv), v], { axis: -1 });
+  const packed = b.op('Concat', [roped(q, numQ, norms.q), roped(k, numKv, norms.k), v], { axis: -1 });
   b.output(packed, 'qkv', 'float32', ['T', (numQ + 2 * numKv) * d]);
+}
+
+type QkNorm = (x: string) => string;
+
+/**
+ * The q and k RMSNorms of spec.qkNorm as graph functions; null without. 'head' weights are
+ * [headDim], applied to [T, heads, headDim]; 'projection' weights span the whole projection,
+ * so that kind needs every head in one graph (compile does not split its attention input).
+ */
+function qkNorms(
+  b: GraphBuilder,
+  spec: ModelSpec,
+  names: AttentionWeightNames,
+  read: ReadWeight,
+  [numQ, numKv]: [number, number],
+  [numHeads, numKvHeads]: [number, number],
+): { q: QkNorm | null; k: QkNorm | null } {
+  if (spec.qkNorm === undefined || names.qNorm === undefined || names.kNorm === undefined) return { q: null, k: null };
+  const d = spec.headDim;
+  const perHead = spec.qkNorm === 'head';
+  if (!perHead && (numQ !== numHeads || numKv !== numKvHeads)) throw new Error('q/k norm over the projection needs every head in one attention-in graph');
+  const qWeight = read(names.qNorm, [perHead ? d : numHeads * d]);
+  const kWeight = read(names.kNorm, [perHead ? d : numKvHeads * d]);
+  return {
+    q: (x) => rmsNorm(b, x, qWeight, spec.rmsNormEps, 'q_norm'),
+    k: (x) => rmsNorm(b, x, kWeight, spec.rmsNormEps, 'k_norm'),
+  };
 }
 
 /**
@@ -132,9 +162,20 @@ export function sliceSwiglu(w: SwigluWeights, [start, end]: [number, number]): S
   return { gate: rows(w.gate, start, end), up: rows(w.up, start, end), down: columns(w.down, start, end) };
 }
 
-export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions): void {
+/**
+ * A SwiGLU MLP (or one shard of it). With `gate` [hidden] (Qwen2-MoE's shared_expert_gate)
+ * the output is scaled per row by sigmoid(gate . x); that scalar is the same for every shard,
+ * so the shards' scaled slices still add up to the gated whole.
+ */
+export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions, gate?: Float32Array): void {
   const x = b.input('x', 'float32', ['M', spec.hiddenSize]);
-  b.output(swiglu(b, x, weights, 'mlp', opts), 'y', 'float32', ['M', spec.hiddenSize]);
+  let y = swiglu(b, x, weights, 'mlp', opts);
+  if (gate !== undefined) {
+    // fp32 like the router: a one-row matmul costs nothing and keeps the gate exact.
+    const logit = linear(b, x, { data: gate, outFeatures: 1, inFeatures: spec.hiddenSize }, 'shared_gate', { precision: 'fp32' });
+    y = b.op('Mul', [y, b.op('Sigmoid', [logit])]);
+  }
+  b.output(y, 'y', 'float32', ['M', spec.hiddenSize]);
 }
 
 /** Final RMSNorm and the vocabulary rows [start, end) of the LM head (one shard of it). */

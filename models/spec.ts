@@ -36,6 +36,11 @@ export interface MoeMlpSpec {
   normTopkProb: boolean;
   /** Multiplier applied to routed weights after renormalisation (1 for DeepSeekMoE). */
   routedScalingFactor: number;
+  /**
+   * Qwen2-MoE: the shared expert's output is scaled by sigmoid(shared_expert_gate . x) per
+   * token. False (ungated, unscaled shared experts) for DeepSeek.
+   */
+  sharedExpertGate?: boolean;
 }
 
 export type MlpSpec = DenseMlpSpec | MoeMlpSpec;
@@ -54,6 +59,13 @@ export interface ModelSpec {
   rope: RopeSpec;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
+  /**
+   * RMSNorm of the projected queries and keys before RoPE: 'head' normalises each head's
+   * headDim values (Qwen3-MoE), 'projection' the whole q (numHeads * headDim) and k
+   * (numKvHeads * headDim) projection rows (OLMoE); absent for none (DeepSeekMoE, Mixtral,
+   * Qwen2-MoE).
+   */
+  qkNorm?: 'head' | 'projection';
   /** One entry per decoder layer. */
   mlp: MlpSpec[];
   bosTokenId: number | null;

@@ -2,7 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultTensorParallel } from '../models/compile.ts';
-import { writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
+import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
 import { runGenerate } from './generate.ts';
@@ -33,7 +33,7 @@ const commands: Record<string, Command> = {
   },
   synthetic: {
     summary: 'write a random-weight Hugging Face checkpoint (config, safetensors, tokenizer)',
-    usage: `moe-server synthetic --out DIR [--family deepseek] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
+    usage: `moe-server synthetic --out DIR [--family deepseek|mixtral|qwen2_moe|qwen3_moe|olmoe] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
     options: {
       out: { type: 'string' },
       family: { type: 'string', default: 'deepseek' },
@@ -44,7 +44,7 @@ const commands: Record<string, Command> = {
     async run(v) {
       const out = requireString(v.out, '--out');
       const size = oneOf(v.size, ['tiny', 'bench'] as const, '--size') as SyntheticSize;
-      const family = oneOf(v.family, ['deepseek'] as const, '--family');
+      const family = oneOf(v.family, SYNTHETIC_FAMILIES, '--family');
       const dtype = oneOf(v.dtype, ['bf16', 'f16', 'f32'] as const, '--dtype').toUpperCase() as 'BF16' | 'F16' | 'F32';
       const seed = integer(v.seed, '--seed');
       writeSyntheticCheckpoint({ outDir: out, family, size, seed, dtype, onProgress: progressPrinter('writing tensors') });

@@ -43,6 +43,11 @@ function attentionTensors(spec: ModelSpec, names: ModelWeightNames['layers'][num
   if (names.qBias !== undefined) out.push({ name: names.qBias, shape: [qWidth], role: 'bias' });
   if (names.kBias !== undefined) out.push({ name: names.kBias, shape: [kvWidth], role: 'bias' });
   if (names.vBias !== undefined) out.push({ name: names.vBias, shape: [kvWidth], role: 'bias' });
+  if (names.qNorm !== undefined && names.kNorm !== undefined) {
+    const perHead = spec.qkNorm === 'head';
+    out.push({ name: names.qNorm, shape: [perHead ? spec.headDim : qWidth], role: 'norm' });
+    out.push({ name: names.kNorm, shape: [perHead ? spec.headDim : kvWidth], role: 'norm' });
+  }
   return out;
 }
 
@@ -57,6 +62,7 @@ function mlpTensors(spec: ModelSpec, layer: number, names: ModelWeightNames['lay
   const out: ExpectedTensor[] = [{ name: names.router, shape: [mlp.numRoutedExperts, spec.hiddenSize], role: 'router' }];
   for (const expert of names.experts) out.push(...swigluTensors(spec.hiddenSize, mlp.expertIntermediateSize, expert));
   if (names.shared !== undefined) out.push(...swigluTensors(spec.hiddenSize, mlp.sharedIntermediateSize, names.shared));
+  if (names.sharedGate !== undefined) out.push({ name: names.sharedGate, shape: [1, spec.hiddenSize], role: 'router' });
   return out;
 }
 
