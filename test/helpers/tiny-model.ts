@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import { compileModel } from '../../models/compile.ts';
-import { writeSyntheticCheckpoint } from '../../models/synthetic.ts';
+import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { SequenceKvCache } from '../../server/engine/kv-cache.ts';
 import { ModelRunner } from '../../server/engine/model-runner.ts';
 import { openModelSessions } from '../../server/engine/model-sessions.ts';
@@ -17,10 +17,10 @@ export interface TinyModel {
   remove(): void;
 }
 
-export function writeTinyModel(configOverrides: Record<string, unknown> = {}, seed = 1): TinyModel {
+export function writeTinyModel(configOverrides: Record<string, unknown> = {}, seed = 1, family: SyntheticFamily = 'deepseek', fusedExperts = false): TinyModel {
   const root = mkdtempSync(join(tmpdir(), 'moe-tiny-'));
   const dir = join(root, 'model');
-  writeSyntheticCheckpoint({ outDir: dir, size: 'tiny', seed, configOverrides });
+  writeSyntheticCheckpoint({ outDir: dir, size: 'tiny', seed, configOverrides, family, fusedExperts });
   return { dir, cacheDir: join(root, 'cache'), remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
