@@ -2,6 +2,7 @@
 // clean process (heap, allocator, thread pools), so one run's leftovers cannot slow the next.
 // Receives a PrecisionRunRequest over IPC, answers with PrecisionTimings, exits.
 import { SequenceKvCache } from '../server/engine/kv-cache.ts';
+import { kvCacheShape } from '../server/engine/kv-cache-shape.ts';
 import { ModelRunner } from '../server/engine/model-runner.ts';
 import { openModelSessions } from '../server/engine/model-sessions.ts';
 import { argmax } from '../server/engine/sampler.ts';
@@ -24,11 +25,11 @@ async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
   const sessions = await openModelSessions(req.compiled, { provider: 'cpu', intraOpThreads: req.threads });
   try {
     const runner = new ModelRunner(sessions);
-    const { numLayers, numKvHeads, headDim, vocabSize } = runner.spec;
+    const { vocabSize } = runner.spec;
     const prompt = Array.from({ length: req.promptTokens }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
     const timings: PrecisionTimings = { prefillMs: [], decodeStepMs: [] };
     for (let r = 0; r < req.runs; r++) {
-      const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, req.promptTokens + req.decodeTokens + 1);
+      const cache = new SequenceKvCache(kvCacheShape(runner.spec), req.promptTokens + req.decodeTokens + 1);
       let started = performance.now();
       let result = runner.step([{ tokens: prompt, cache, logits: 'last' }]);
       timings.prefillMs.push(performance.now() - started);

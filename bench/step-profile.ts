@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
 import { SequenceKvCache } from '../server/engine/kv-cache.ts';
+import { kvCacheShape } from '../server/engine/kv-cache-shape.ts';
 import { ModelRunner } from '../server/engine/model-runner.ts';
 import { openModelSessions, type ModelSessions } from '../server/engine/model-sessions.ts';
 import { progressPrinter } from '../server/progress.ts';
@@ -41,8 +42,7 @@ async function profile(modelDir: string, weights: WeightPrecision, promptTokens:
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0 });
   try {
     const runner = new ModelRunner(sessions);
-    const { numLayers, numKvHeads, headDim } = runner.spec;
-    const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, promptTokens + steps + 1);
+    const cache = new SequenceKvCache(kvCacheShape(runner.spec), promptTokens + steps + 1);
     runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + i), cache, logits: 'last' }]);
     const totals: Totals = new Map();
     instrument(sessions, totals);

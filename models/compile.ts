@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
 import { buildAttentionCore } from '../kernels/ops/attention.ts';
+import { buildMlaAttentionCore } from '../kernels/ops/mla-attention.ts';
+import { buildMlaIn } from './mla-graphs.ts';
+import { isMlaNames } from './family.ts';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointWeights } from './checkpoint/weight-source.ts';
@@ -63,6 +66,10 @@ export interface MlpShardGraphs {
 
 export interface LayerGraphs {
   attnOut: string;
+  /** MLA layers: the unsplit q / latent-row graph (shards then have no attnIn). */
+  mlaIn?: string;
+  /** DeepSeek-V3: gate.e_score_correction_bias, exact f32 values (selection only). */
+  correctionBias?: number[];
   /** Index = tensor-parallel rank. */
   shards: MlpShardGraphs[];
 }
@@ -180,7 +187,10 @@ function writeGraphs(
   writeFileSync(join(dir, embeddings), new Uint8Array(embed.buffer, embed.byteOffset, embed.byteLength));
   opts.onProgress?.(++done, total, embeddings);
 
-  const attentionCore = emit('attention-core.onnx', (b) => buildAttentionCore(b, spec));
+  const mla = spec.mla;
+  const attentionCore = emit('attention-core.onnx', (b) =>
+    mla ? buildMlaAttentionCore(b, { numHeads: spec.numHeads, ...mla }) : buildAttentionCore(b, spec),
+  );
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
     const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
@@ -194,6 +204,8 @@ function writeGraphs(
       shared: null,
       experts: [],
     }));
+    const attention = layerNames.attention;
+    const mlaIn = isMlaNames(attention) ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attention, read, linearOpts)) : undefined;
     const mlp = spec.mlp[i];
     const mlpNames = layerNames.mlp;
     if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
@@ -208,7 +220,8 @@ function writeGraphs(
     } else {
       throw new Error(`layer ${i}: spec and weight names disagree`);
     }
-    return { attnOut, shards: perShard };
+    const bias = mlpNames.kind === 'moe' && mlpNames.correctionBias !== undefined && isMoe(mlp) ? read(mlpNames.correctionBias, [mlp.numRoutedExperts]) : undefined;
+    return { attnOut, shards: perShard, ...(mlaIn ? { mlaIn } : {}), ...(bias ? { correctionBias: Array.from(bias) } : {}) };
   });
   const norm = read(names.finalNorm, [spec.hiddenSize]);
   const head = readLinear(read, names.lmHead, spec.vocabSize, spec.hiddenSize);
@@ -226,6 +239,8 @@ function writeGraphs(
  * (OLMoE) needs every head's values for its mean square, so rank 0 then takes all heads.
  */
 function attentionInRanges(spec: ModelSpec, shards: number): Array<[number, number]> {
+  // MLA has its own unsplit input graph (mlaIn).
+  if (spec.mla) return Array.from({ length: shards }, (): [number, number] => [0, 0]);
   if (spec.qkNorm !== 'projection') return shardRanges(spec.numKvHeads, shards);
   return Array.from({ length: shards }, (_, rank): [number, number] => (rank === 0 ? [0, spec.numKvHeads] : [spec.numKvHeads, spec.numKvHeads]));
 }

@@ -24,6 +24,21 @@ export interface AttentionWeightNames {
   kNorm?: string;
 }
 
+/** DeepSeek-V2/V3 Multi-head Latent Attention projections (HF DeepseekV2Attention). */
+export interface MlaWeightNames {
+  kind: 'mla';
+  /** q_proj when q_lora_rank is null; else q_a_proj, q_a_layernorm and q_b_proj. */
+  q?: string;
+  qA?: string;
+  qANorm?: string;
+  qB?: string;
+  /** kv_a_proj_with_mqa [kvLoraRank + qkRope, hidden], kv_a_layernorm [kvLoraRank], kv_b_proj [H * (qkNope + v), kvLoraRank]. */
+  kvA: string;
+  kvANorm: string;
+  kvB: string;
+  o: string;
+}
+
 /**
  * The 3-D tensors newer transformers releases save a layer's experts in, instead of one 2-D
  * tensor per expert and projection: gate_up [E, 2 * I, H] (gate rows first, then up rows, as
@@ -50,12 +65,14 @@ export type MlpWeightNames =
        * names in `experts` are then read as slices of these. Absent for families that never do.
        */
       fusedExperts?: FusedExpertNames;
+      /** DeepSeek-V3's gate.e_score_correction_bias [numRoutedExperts]. */
+      correctionBias?: string;
     };
 
 export interface LayerWeightNames {
   inputNorm: string;
   postAttentionNorm: string;
-  attention: AttentionWeightNames;
+  attention: AttentionWeightNames | MlaWeightNames;
   mlp: MlpWeightNames;
 }
 
@@ -76,4 +93,8 @@ export interface FamilyDefinition {
    */
   parseConfig(config: Record<string, unknown>, file: string): ModelSpec;
   weightNames(spec: ModelSpec): ModelWeightNames;
+}
+
+export function isMlaNames(names: AttentionWeightNames | MlaWeightNames): names is MlaWeightNames {
+  return 'kind' in names && names.kind === 'mla';
 }

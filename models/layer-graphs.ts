@@ -12,8 +12,9 @@ import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { linear, type LinearOptions, type LinearWeight, concatLinear } from '../kernels/ops/linear.ts';
 import { rmsNorm } from '../kernels/ops/norm.ts';
 import { applyRope } from '../kernels/ops/rope.ts';
+import { mlaOutProjection } from './mla-graphs.ts';
 import { swiglu, type SwigluWeights } from '../kernels/ops/swiglu.ts';
-import type { AttentionWeightNames, LayerWeightNames, SwigluWeightNames } from './family.ts';
+import { type AttentionWeightNames, isMlaNames, type LayerWeightNames, type SwigluWeightNames } from './family.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Reads one checkpoint tensor as f32, checking its shape. */
@@ -54,8 +55,9 @@ export function buildAttentionIn(
   const hidden = b.input('hidden', 'float32', ['T', h]);
   const cos = b.input('cos', 'float32', ['T', d / 2]);
   const sin = b.input('sin', 'float32', ['T', d / 2]);
-  const x = rmsNorm(b, hidden, read(names.inputNorm, [h]), spec.rmsNormEps, 'input_norm');
   const a = names.attention;
+  if (isMlaNames(a)) throw new Error('buildAttentionIn: MLA layers use buildMlaIn');
+  const x = rmsNorm(b, hidden, read(names.inputNorm, [h]), spec.rmsNormEps, 'input_norm');
   const slice = (w: LinearWeight, start: number, end: number): LinearWeight => ({
     ...rows(w, start * d, end * d),
     bias: w.bias?.subarray(start * d, end * d),
@@ -121,10 +123,15 @@ export function buildAttentionOut(
   opts: LinearOptions,
 ): void {
   const { hiddenSize: h, numHeads, headDim } = spec;
-  const attn = b.input('attn', 'float32', ['T', numHeads * headDim]);
+  const a = names.attention;
+  // MLA's attention core returns each head's attended latent; W_UV turns it into values first.
+  const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : numHeads * headDim;
+  const attn = b.input('attn', 'float32', ['T', attnWidth]);
   const hidden = b.input('hidden', 'float32', ['T', h]);
-  const o = readLinear(read, names.attention.o, h, numHeads * headDim);
-  const residual = b.op('Add', [hidden, linear(b, attn, o, 'o_proj', opts)]);
+  const projected = isMlaNames(a)
+    ? mlaOutProjection(b, spec, a, read, opts, attn)
+    : linear(b, attn, readLinear(read, a.o, h, numHeads * headDim), 'o_proj', opts);
+  const residual = b.op('Add', [hidden, projected]);
   const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
   b.output(residual, 'hidden_out', 'float32', ['T', h]);
   b.output(x, 'mlp_in', 'float32', ['T', h]);

@@ -63,7 +63,7 @@ const PRESETS: Readonly<Record<SyntheticSize, Readonly<Record<string, unknown>>>
 };
 
 /** Families the synthetic writer covers, by model_type. */
-export const SYNTHETIC_FAMILIES = ['deepseek', 'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe'] as const;
+export const SYNTHETIC_FAMILIES = ['deepseek', 'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3'] as const;
 export type SyntheticFamily = (typeof SYNTHETIC_FAMILIES)[number];
 
 /**
@@ -111,7 +111,31 @@ const OTHER_FAMILIES: Readonly<Record<Exclude<SyntheticFamily, 'deepseek'>, Fami
     tiny: { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', num_experts: 8, num_experts_per_tok: 2, intermediate_size: 32, norm_topk_prob: false, clip_qkv: null },
     bench: { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', num_experts: 32, num_experts_per_tok: 8, intermediate_size: 528, norm_topk_prob: false, clip_qkv: null },
   },
+  // DeepSeek-V2-Lite's shape (no q_lora_rank), group-limited greedy routing, YaRN, routed scaling.
+  deepseek_v2: {
+    tiny: { ...mla('DeepseekV2ForCausalLM', 'deepseek_v2', 128, 512), q_lora_rank: null, kv_lora_rank: 32, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 8, n_shared_experts: 2, num_experts_per_tok: 2, moe_intermediate_size: 32, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2, scoring_func: 'softmax', norm_topk_prob: false, routed_scaling_factor: 2 },
+    bench: { ...mla('DeepseekV2ForCausalLM', 'deepseek_v2', 2816, 4096), q_lora_rank: null, kv_lora_rank: 256, qk_nope_head_dim: 64, qk_rope_head_dim: 32, v_head_dim: 64, n_routed_experts: 32, n_shared_experts: 2, num_experts_per_tok: 4, moe_intermediate_size: 704, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2, scoring_func: 'softmax', norm_topk_prob: false, routed_scaling_factor: 1 },
+  },
+  // DeepSeek-V3's shape: q_lora_rank, sigmoid scoring with correction bias, noaux_tc groups.
+  deepseek_v3: {
+    tiny: { ...mla('DeepseekV3ForCausalLM', 'deepseek_v3', 128, 512), q_lora_rank: 24, kv_lora_rank: 32, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 8, n_shared_experts: 1, num_experts_per_tok: 2, moe_intermediate_size: 32, topk_method: 'noaux_tc', n_group: 4, topk_group: 2, scoring_func: 'sigmoid', norm_topk_prob: true, routed_scaling_factor: 2.5 },
+    bench: { ...mla('DeepseekV3ForCausalLM', 'deepseek_v3', 2816, 4096), q_lora_rank: 384, kv_lora_rank: 256, qk_nope_head_dim: 64, qk_rope_head_dim: 32, v_head_dim: 64, n_routed_experts: 32, n_shared_experts: 2, num_experts_per_tok: 4, moe_intermediate_size: 704, topk_method: 'noaux_tc', n_group: 4, topk_group: 2, scoring_func: 'sigmoid', norm_topk_prob: true, routed_scaling_factor: 2.5 },
+  },
 };
+
+/** Keys both DeepSeek MLA presets share; YaRN over a short original context so tests reach the ramp. */
+function mla(architecture: string, modelType: string, intermediate: number, maxPositions: number): Record<string, unknown> {
+  return {
+    architectures: [architecture],
+    model_type: modelType,
+    intermediate_size: intermediate,
+    first_k_dense_replace: 1,
+    moe_layer_freq: 1,
+    attention_bias: false,
+    max_position_embeddings: maxPositions,
+    rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: maxPositions / 4, beta_fast: 32, beta_slow: 1, mscale: 0.707, mscale_all_dim: 0.707 },
+  };
+}
 
 /** The config.json object of a preset, with `overrides` merged over it (null values kept). */
 export function syntheticConfig(size: SyntheticSize, overrides: Record<string, unknown> = {}, family: SyntheticFamily = 'deepseek'): Record<string, unknown> {

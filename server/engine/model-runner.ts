@@ -5,12 +5,14 @@
 // the last three on every tensor-parallel shard at once (shard-group.ts).
 import { gatherRows } from '../../kernels/dispatch.ts';
 import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
+import { gatingConfigFor } from '../../models/routing.ts';
 import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
 import { isMoe, type ModelSpec } from '../../models/spec.ts';
 import { causalMask } from './attention-mask.ts';
 import type { SequenceKvCache } from './kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
+import { runMlaAttention } from './mla-attention.ts';
 
 export interface StepSequence {
   /** New tokens, at positions cache.numCachedTokens onwards. */
@@ -43,26 +45,21 @@ export class ModelRunner {
 
   constructor(readonly sessions: ModelSessions) {
     this.spec = sessions.manifest.spec;
-    this.gating = this.spec.mlp.map((mlp) =>
-      isMoe(mlp)
-        ? {
-            numExperts: mlp.numRoutedExperts,
-            topK: mlp.numExpertsPerToken,
-            scoringFunc: mlp.scoringFunc,
-            normTopkProb: mlp.normTopkProb,
-            routedScalingFactor: mlp.routedScalingFactor,
-          }
-        : null,
-    );
+    const layers = sessions.manifest.layers;
+    this.gating = this.spec.mlp.map((mlp, i) => {
+      const bias = layers[i].correctionBias;
+      return isMoe(mlp) ? gatingConfigFor(mlp, bias ? Float32Array.from(bias) : undefined) : null;
+    });
   }
 
   step(batch: StepSequence[]): StepResult {
-    const { hiddenSize: h, headDim } = this.spec;
+    const { hiddenSize: h } = this.spec;
     const slots = this.layOut(batch);
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
     let hidden = this.embed(slots, numTokens);
-    const cos = new Float32Array(numTokens * (headDim / 2));
-    const sin = new Float32Array(numTokens * (headDim / 2));
+    // rotaryDim == headDim except for MLA, whose rope covers only qk_rope_head_dim.
+    const cos = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
+    const sin = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
     for (const s of slots) {
       const positions = Array.from({ length: s.numTokens }, (_, i) => s.start + i);
       fillRopeTables(this.spec.rope, positions, s.start + s.numTokens, cos, sin, s.row);
@@ -70,7 +67,9 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      const attn = this.attention(layer, slots, hidden, numTokens, cos, sin);
+      const attn = this.spec.mla
+        ? runMlaAttention(this.sessions, this.spec, layer, slots, hidden, numTokens, { cos, sin })
+        : this.attention(layer, slots, hidden, numTokens, cos, sin);
       const out = this.sessions.layers[layer].attnOut.run({
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),

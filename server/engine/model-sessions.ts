@@ -10,6 +10,8 @@ import { ShardGroup } from './shard-group.ts';
 
 export interface LayerSessions {
   attnOut: GraphSession;
+  /** MLA layers' q / cache-row graph (not tensor-parallel); null for standard attention. */
+  mlaIn: GraphSession | null;
 }
 
 export interface ModelSessions {
@@ -49,13 +51,15 @@ export async function openModelSessions(
   };
   const attentionCore = await open(manifest.attentionCore);
   const layers: LayerSessions[] = [];
-  for (const layer of manifest.layers) layers.push({ attnOut: await open(layer.attnOut) });
+  for (const layer of manifest.layers) {
+    layers.push({ attnOut: await open(layer.attnOut), mlaIn: layer.mlaIn ? new GraphSession(join(dir, layer.mlaIn), settings) : null });
+  }
   const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
   onProgress?.(++done, total);
   const raw = readFileSync(join(dir, manifest.embeddings));
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const release = async (): Promise<void> => {
-    for (const session of [attentionCore, ...layers.map((l) => l.attnOut)]) session.release();
+    for (const session of [attentionCore, ...layers.flatMap((l) => (l.mlaIn ? [l.attnOut, l.mlaIn] : [l.attnOut]))]) session.release();
     shards.release();
   };
   return { manifest, attentionCore, layers, shards, embeddings, release };

@@ -7,6 +7,7 @@ import { TextTokenizer } from '../tokenizer/tokenizer.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { Engine } from './engine.ts';
 import { SequenceKvCache } from './kv-cache.ts';
+import { kvCacheShape } from './kv-cache-shape.ts';
 import { ModelRunner } from './model-runner.ts';
 import { openModelSessions } from './model-sessions.ts';
 import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest, ToWorker } from './protocol.ts';
@@ -36,7 +37,7 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
 
 function createSequence(id: string, request: SubmitRequest, tokenizer: TextTokenizer, info: ModelInfo): Sequence {
   const prompt = typeof request.prompt === 'string' ? tokenizer.encode(request.prompt) : request.prompt;
-  const { vocabSize, numLayers, numKvHeads, headDim } = info.spec;
+  const { vocabSize } = info.spec;
   if (prompt.length === 0) throw new RangeError('the prompt is empty');
   // Checked here, not in a step: a bad length failing mid-step would fail every running request.
   if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
@@ -49,7 +50,7 @@ function createSequence(id: string, request: SubmitRequest, tokenizer: TextToken
     throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${info.maxModelLen} including at least one generated token`);
   }
   const maxTokens = Math.min(request.maxTokens, info.maxModelLen - prompt.length);
-  const cache = new SequenceKvCache({ numLayers, numKvHeads, headDim }, prompt.length + maxTokens);
+  const cache = new SequenceKvCache(kvCacheShape(info.spec), prompt.length + maxTokens);
   const params = { ...request, maxTokens };
   return new Sequence(id, prompt, params, cache, new IncrementalDetokenizer(tokenizer, prompt));
 }

@@ -8,6 +8,7 @@ import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import { compileModel } from '../../models/compile.ts';
 import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { SequenceKvCache } from '../../server/engine/kv-cache.ts';
+import { kvCacheShape } from '../../server/engine/kv-cache-shape.ts';
 import { ModelRunner } from '../../server/engine/model-runner.ts';
 import { openModelSessions } from '../../server/engine/model-sessions.ts';
 
@@ -39,10 +40,10 @@ export async function openRunner(
   const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1 });
   const runner = new ModelRunner(sessions);
-  const { numLayers, numKvHeads, headDim, maxPositions } = runner.spec;
+  const { maxPositions } = runner.spec;
   return {
     runner,
-    newCache: (maxTokens = maxPositions) => new SequenceKvCache({ numLayers, numKvHeads, headDim }, maxTokens),
+    newCache: (maxTokens = maxPositions) => new SequenceKvCache(kvCacheShape(runner.spec), maxTokens),
     release: () => sessions.release(),
   };
 }
