@@ -1,12 +1,14 @@
-// The engine's forward pass against the independent float64 reference (test/reference/
-// moe-reference.ts) for Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE: fp32 logits within 1e-4 and
-// identical expert choices for every token and MoE layer, over a 32-token prefill and 16
+// The engine's forward pass against the independent float64 references (test/reference/
+// moe-reference.ts, mla-reference.ts) for Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V2
+// and DeepSeek-V3: fp32 logits within 1e-4 and identical expert choices for every token and MoE layer, over a 32-token prefill and 16
 // decode steps, on tiny checkpoints through the real writer, compiler and ONNX Runtime.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyntheticFamily } from '../../models/synthetic.ts';
 import type { StepResult } from '../../server/engine/model-runner.ts';
 import { argmax } from '../helpers/logits.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
+import type { ReferenceStepResult } from '../reference/deepseek-reference.ts';
+import { ReferenceMla } from '../reference/mla-reference.ts';
 import { ReferenceMoe } from '../reference/moe-reference.ts';
 
 const LOGIT_TOLERANCE = 1e-4;
@@ -31,7 +33,19 @@ const variants: Variant[] = [
   { family: 'qwen3_moe', name: 'derived head_dim, mlp_only_layers [1], no renorm, 2 shards', overrides: { head_dim: null, mlp_only_layers: [1], norm_topk_prob: false }, tensorParallel: 2 },
   { family: 'olmoe', name: 'q/k norm over the projection, GQA, no renorm', overrides: {} },
   { family: 'olmoe', name: 'MHA, norm_topk_prob, 2 shards (attention input unsplit), fused experts', overrides: { num_key_value_heads: 4, norm_topk_prob: true }, tensorParallel: 2, fused: true },
+  { family: 'deepseek_v2', name: 'MLA without q_lora_rank, YaRN, group-limited greedy, routed scaling 2', overrides: {} },
+  { family: 'deepseek_v2', name: 'greedy, norm_topk_prob (then unscaled), no rope scaling, 2 shards', overrides: { topk_method: 'greedy', norm_topk_prob: true, rope_scaling: null }, tensorParallel: 2 },
+  { family: 'deepseek_v3', name: 'q_lora_rank, sigmoid + correction bias, noaux_tc groups, renorm, scaling 2.5', overrides: {} },
+  { family: 'deepseek_v3', name: 'one group, top-3, YaRN mscale != mscale_all_dim, 2 shards', overrides: { n_group: 1, topk_group: 1, num_experts_per_tok: 3, rope_scaling: { type: 'yarn', factor: 8, original_max_position_embeddings: 64, mscale: 1, mscale_all_dim: 0.8 } }, tensorParallel: 2 },
 ];
+
+interface Reference {
+  newSequence(): { forward(tokens: number[]): ReferenceStepResult };
+}
+
+function loadReference(family: SyntheticFamily, dir: string): Reference {
+  return family === 'deepseek_v2' || family === 'deepseek_v3' ? ReferenceMla.load(dir) : ReferenceMoe.load(dir);
+}
 
 function maxLogitDiff(engine: Float32Array, reference: Float64Array[]): number {
   const vocab = reference[0].length;
@@ -54,13 +68,13 @@ describe.each(variants)('$family fp32 forward matches the reference: $name', ({ 
   let model: TinyModel;
   let perExpert: TinyModel | null = null;
   let opened: OpenedRunner;
-  let reference: ReferenceMoe;
+  let reference: Reference;
 
   beforeAll(async () => {
     model = writeTinyModel(overrides, 7, family, fused ?? false);
     if (fused) perExpert = writeTinyModel(overrides, 7, family, false);
     opened = await openRunner(model, 'fp32', 4, tensorParallel ?? 1);
-    reference = ReferenceMoe.load((perExpert ?? model).dir);
+    reference = loadReference(family, (perExpert ?? model).dir);
   });
   afterAll(async () => {
     await opened?.release();
@@ -69,8 +83,7 @@ describe.each(variants)('$family fp32 forward matches the reference: $name', ({ 
   });
 
   it('prefill and decode logits within 1e-4, identical experts', () => {
-    const moe = reference.config.layers.find((l) => l.moe);
-    const topK = moe && moe.moe ? moe.topK : 0;
+    const topK = opened.runner.spec.mlp.reduce((k, m) => (m.kind === 'moe' ? m.numExpertsPerToken : k), 0);
     const cache = opened.newCache();
     const refSeq = reference.newSequence();
     let tokens = testTokens(PREFILL_TOKENS, 3);
