@@ -23,6 +23,8 @@ const missing: Array<[SyntheticFamily, string]> = [
   ['qwen2_moe', 'model.layers.1.mlp.shared_expert_gate.weight'],
   ['qwen3_moe', 'model.layers.2.self_attn.q_norm.weight'],
   ['olmoe', 'model.layers.0.self_attn.k_norm.weight'],
+  ['deepseek_v2', 'model.layers.1.self_attn.kv_b_proj.weight'],
+  ['deepseek_v3', 'model.layers.2.mlp.gate.e_score_correction_bias'],
 ];
 
 describe.each(missing)('%s checkpoint errors', (family, tensor) => {
@@ -104,7 +106,30 @@ describe('family configs', () => {
     expect(parse('mixtral', { rope_theta: undefined }).rope.theta).toBe(1e6);
   });
 
+  it('deepseek_v2/v3: MLA shapes, q_lora_rank names, YaRN softmax scale, V2 scales only without renorm', () => {
+    const v2 = parse('deepseek_v2', {});
+    expect(v2.mla).toMatchObject({ kvLoraRank: 32, qLoraRank: null, qkNopeHeadDim: 16, qkRopeHeadDim: 8, vHeadDim: 16 });
+    // mscale_all_dim 0.707 at factor 4: (0.1 * 0.707 * ln 4 + 1)^2 / sqrt(24)
+    expect(v2.mla?.softmaxScale).toBeCloseTo((0.1 * 0.707 * Math.log(4) + 1) ** 2 / Math.sqrt(24), 12);
+    expect(v2.mlp.map((m) => m.kind)).toEqual(['dense', 'moe', 'moe']);
+    expect(v2.mlp[1]).toMatchObject({ routedScalingFactor: 2, normTopkProb: false, grouping: { numGroups: 4, topkGroups: 2, groupScore: 'max' } });
+    expect(parse('deepseek_v2', { norm_topk_prob: true }).mlp[1]).toMatchObject({ routedScalingFactor: 1, normTopkProb: true });
+    const v3 = parse('deepseek_v3', {});
+    expect(v3.mlp[1]).toMatchObject({ scoringFunc: 'sigmoid', correctionBias: true, routedScalingFactor: 2.5, normTopkProb: true, grouping: { groupScore: 'top2-sum' } });
+    const names = new Map(expectedTensors(v3, familyFor('deepseek_v3', 'c').weightNames(v3)).map((t) => [t.name, t.shape]));
+    expect(names.get('model.layers.0.self_attn.q_a_proj.weight')).toEqual([24, 64]);
+    expect(names.get('model.layers.0.self_attn.q_b_proj.weight')).toEqual([4 * 24, 24]);
+    expect(names.get('model.layers.0.self_attn.kv_a_proj_with_mqa.weight')).toEqual([40, 64]);
+    expect(names.get('model.layers.0.self_attn.kv_b_proj.weight')).toEqual([4 * 32, 32]);
+    expect(names.get('model.layers.1.mlp.gate.e_score_correction_bias')).toEqual([8]);
+    expect(names.has('model.layers.0.self_attn.q_proj.weight')).toBe(false);
+  });
+
   it.each([
+    ['deepseek_v2', { topk_method: 'noaux_tc' }, 'topk_method'],
+    ['deepseek_v3', { scoring_func: 'softmax' }, 'scoring_func'],
+    ['deepseek_v3', { n_group: 3 }, 'n_group'],
+    ['deepseek_v2', { topk_group: 1, num_experts_per_tok: 3 }, 'topk_group'],
     ['mixtral', { sliding_window: 4096 }, 'sliding_window'],
     ['qwen2_moe', { use_sliding_window: true }, 'use_sliding_window'],
     ['olmoe', { clip_qkv: 8 }, 'clip_qkv'],
