@@ -6,6 +6,7 @@ import { basename, resolve } from 'node:path';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
+import { describeModel, type ModelDescription } from './model-description.ts';
 import { unavailable } from './openai/errors.ts';
 import { TokenTexts } from './openai/logprobs.ts';
 import { ChatTemplate, ChatTemplateError } from './tokenizer/chat-template.ts';
@@ -26,6 +27,8 @@ export interface ServedModel {
   maxModelLen: number;
   vocabSize: number;
   eosTokenIds: number[];
+  /** Family, experts, routing and KV cache of the model, for /v1/models. */
+  description: ModelDescription;
 }
 
 export interface LoadModelOptions {
@@ -78,6 +81,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       maxModelLen,
       vocabSize: spec.vocabSize,
       eosTokenIds: spec.eosTokenIds,
+      description: describeModel(spec),
     };
   } catch (err) {
     await engine.close();
