@@ -69,7 +69,8 @@ export type SyntheticFamily = (typeof SYNTHETIC_FAMILIES)[number];
 /**
  * The other families' presets: the same hidden size, layers, vocabulary and tokenizer as the
  * DeepSeekMoE ones, each with its own routing shape at about the same active parameters per
- * token (bench: ~13M per MoE layer against DeepSeekMoE's 4 routed + 2 shared experts of 704).
+ * token (bench: 12.6-13M per MoE layer against DeepSeekMoE's 4 routed + 2 shared experts of
+ * 704). Expert widths are multiples of 64 so both tensor-parallel halves stay in 4-bit blocks.
  */
 const LLAMA_COMMON: Readonly<Record<string, unknown>> = {
   vocab_size: 32000,
@@ -104,12 +105,12 @@ const OTHER_FAMILIES: Readonly<Record<Exclude<SyntheticFamily, 'deepseek'>, Fami
   // Qwen3-30B-A3B's shape: head_dim its own key (tiny: 32, not hidden / heads = 16), per-head q/k norm, top-8.
   qwen3_moe: {
     tiny: { architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', head_dim: 32, num_experts: 8, num_experts_per_tok: 2, moe_intermediate_size: 32, intermediate_size: 128, mlp_only_layers: [], decoder_sparse_step: 1, norm_topk_prob: true, attention_bias: false, use_sliding_window: false },
-    bench: { architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', head_dim: 64, num_experts: 32, num_experts_per_tok: 8, moe_intermediate_size: 528, intermediate_size: 2816, mlp_only_layers: [], decoder_sparse_step: 1, norm_topk_prob: true, attention_bias: false, use_sliding_window: false },
+    bench: { architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', head_dim: 64, num_experts: 32, num_experts_per_tok: 8, moe_intermediate_size: 512, intermediate_size: 2816, mlp_only_layers: [], decoder_sparse_step: 1, norm_topk_prob: true, attention_bias: false, use_sliding_window: false },
   },
   // OLMoE-1B-7B's shape: q/k norm over the whole projection, top-8, no renormalisation.
   olmoe: {
     tiny: { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', num_experts: 8, num_experts_per_tok: 2, intermediate_size: 32, norm_topk_prob: false, clip_qkv: null },
-    bench: { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', num_experts: 32, num_experts_per_tok: 8, intermediate_size: 528, norm_topk_prob: false, clip_qkv: null },
+    bench: { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', num_experts: 32, num_experts_per_tok: 8, intermediate_size: 512, norm_topk_prob: false, clip_qkv: null },
   },
   // DeepSeek-V2-Lite's shape (no q_lora_rank), group-limited greedy routing, YaRN, routed scaling.
   deepseek_v2: {
