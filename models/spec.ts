@@ -104,6 +104,12 @@ export interface ModelSpec {
    * qkNope + qkRope and rope.rotaryDim is qkRope.
    */
   mla?: MlaSpec;
+  /**
+   * Decoder layers a checkpoint saves after the numLayers used ones that inference ignores, as
+   * Hugging Face does on load: DeepSeek-V3's multi-token-prediction module
+   * (num_nextn_predict_layers, saved as model.layers.{numLayers}.*). Absent: none.
+   */
+  unusedTrailingLayers?: number;
   /** One entry per decoder layer. */
   mlp: MlpSpec[];
   bosTokenId: number | null;

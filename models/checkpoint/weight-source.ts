@@ -44,9 +44,18 @@ function fusedSlices(spec: ModelSpec, names: ModelWeightNames, reader: Checkpoin
   return slices;
 }
 
+/** model.layers.{i}.* for the trailing layers the spec says inference skips. */
+function isUnusedLayer(name: string, spec: ModelSpec): boolean {
+  const match = /^model\.layers\.(\d+)\./.exec(name);
+  if (match === null || !spec.unusedTrailingLayers) return false;
+  const layer = Number(match[1]);
+  return layer >= spec.numLayers && layer < spec.numLayers + spec.unusedTrailingLayers;
+}
+
 /** Throws CheckpointError naming the first tensor the model does not use and its file. */
-function checkNoExtraTensors(reader: CheckpointReader, expected: Set<string>, modelType: string): void {
-  const extra = reader.names().filter((n) => !expected.has(n) && !IGNORED.test(n));
+function checkNoExtraTensors(reader: CheckpointReader, expected: Set<string>, spec: ModelSpec): void {
+  const modelType = spec.modelType;
+  const extra = reader.names().filter((n) => !expected.has(n) && !IGNORED.test(n) && !isUnusedLayer(n, spec));
   if (extra.length === 0) return;
   const more = extra.length > 1 ? ` (and ${extra.length - 1} more)` : '';
   throw new CheckpointError(reader.info(extra[0]).file, extra[0], `is not part of a "${modelType}" model with this config.json${more}; config.json and the weights disagree`);
@@ -60,7 +69,7 @@ export function checkpointWeights(reader: CheckpointReader, spec: ModelSpec, nam
     const slice = slices.get(t.name);
     expected.add(slice ? slice.tensor : t.name);
   }
-  checkNoExtraTensors(reader, expected, spec.modelType);
+  checkNoExtraTensors(reader, expected, spec);
   // Experts are read in order, so keeping the last fused tensor reads each one once.
   let cached: { name: string; data: Float32Array } | null = null;
   return (name, shape) => {

@@ -40,7 +40,11 @@ function parseMoe(config: JsonObject, file: string): MoeMlpSpec | null {
 }
 
 function parseConfig(config: JsonObject, file: string): ModelSpec {
-  return parseMlaModel(config, file, DEEPSEEK_V3_MODEL_TYPE, { bosTokenId: 0, eosTokenId: 1 }, () => parseMoe(config, file));
+  const spec = parseMlaModel(config, file, DEEPSEEK_V3_MODEL_TYPE, { bosTokenId: 0, eosTokenId: 1 }, () => parseMoe(config, file));
+  // The released checkpoint saves a multi-token-prediction layer after the decoder layers;
+  // Hugging Face ignores it on load, and so does the engine.
+  const mtp = optionalInt(config, 'num_nextn_predict_layers', file, { min: 0 }) ?? 0;
+  return mtp > 0 ? { ...spec, unusedTrailingLayers: mtp } : spec;
 }
 
 export const deepseekV3: FamilyDefinition = { modelType: DEEPSEEK_V3_MODEL_TYPE, parseConfig, weightNames: mlaWeightNames };

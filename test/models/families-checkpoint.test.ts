@@ -49,6 +49,18 @@ describe.each(missing)('%s checkpoint errors', (family, tensor) => {
   });
 });
 
+describe('DeepSeek-V3 multi-token-prediction layer', () => {
+  it('model.layers.{num_hidden_layers}.* is ignored when num_nextn_predict_layers says so, refused otherwise', () => {
+    const mtp = 'model.layers.3.eh_proj.weight';
+    const withMtp = ensureSyntheticCheckpoint({ outDir: join(tempDir(), 'model'), size: 'tiny', seed: 5, family: 'deepseek_v3', configOverrides: { num_nextn_predict_layers: 1 } });
+    rewriteTensors(withMtp, (ts) => [...ts, { name: mtp, dtype: 'F32', shape: [64, 128] }]);
+    expect(compileModel({ modelDir: withMtp, weights: 'fp32', cacheDir: tempDir() }).manifest.layers).toHaveLength(3);
+    const without = tiny('deepseek_v3');
+    rewriteTensors(without, (ts) => [...ts, { name: mtp, dtype: 'F32', shape: [64, 128] }]);
+    expect(thrownBy(() => compileModel({ modelDir: without, weights: 'fp32', cacheDir: tempDir() })).message).toContain(mtp);
+  });
+});
+
 describe('fused 3-D experts', () => {
   it('a fused checkpoint holds gate_up_proj [E, 2I, H] and down_proj [E, H, I] instead of per-expert tensors', () => {
     const dir = tiny('qwen3_moe', true);
