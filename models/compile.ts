@@ -35,7 +35,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 5;
+const COMPILER_VERSION = 6;
 
 export interface CompileOptions {
   modelDir: string;
@@ -234,15 +234,10 @@ function writeGraphs(
   return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, layers, lmHead, embeddings };
 }
 
-/**
- * Kv heads [start, end) of each shard's attention input. A q/k norm over the whole projection
- * (OLMoE) needs every head's values for its mean square, so rank 0 then takes all heads.
- */
+/** Kv heads [start, end) of each shard's attention input; none for MLA (its own unsplit mlaIn graph). */
 function attentionInRanges(spec: ModelSpec, shards: number): Array<[number, number]> {
-  // MLA has its own unsplit input graph (mlaIn).
   if (spec.mla) return Array.from({ length: shards }, (): [number, number] => [0, 0]);
-  if (spec.qkNorm !== 'projection') return shardRanges(spec.numKvHeads, shards);
-  return Array.from({ length: shards }, (_, rank): [number, number] => (rank === 0 ? [0, spec.numKvHeads] : [spec.numKvHeads, spec.numKvHeads]));
+  return shardRanges(spec.numKvHeads, shards);
 }
 
 function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {

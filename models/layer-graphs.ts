@@ -58,27 +58,35 @@ export function buildAttentionIn(
   const a = names.attention;
   if (isMlaNames(a)) throw new Error('buildAttentionIn: MLA layers use buildMlaIn');
   const x = rmsNorm(b, hidden, read(names.inputNorm, [h]), spec.rmsNormEps, 'input_norm');
+  // A q/k norm over the whole projection (OLMoE) needs every head's values for its mean
+  // square: each shard then projects all q and k heads (a small duplicated matmul) and keeps
+  // its own after the norm, so the attention input stays split like every other family's.
+  const whole = spec.qkNorm === 'projection';
+  const [qFrom, qTo] = whole ? [0, numHeads] : [qStart, qEnd];
+  const [kFrom, kTo] = whole ? [0, numKvHeads] : [kvStart, kvEnd];
   const slice = (w: LinearWeight, start: number, end: number): LinearWeight => ({
     ...rows(w, start * d, end * d),
     bias: w.bias?.subarray(start * d, end * d),
   });
   const qkv = concatLinear([
-    slice(readLinear(read, a.q, numHeads * d, h, a.qBias), qStart, qEnd),
-    slice(readLinear(read, a.k, numKvHeads * d, h, a.kBias), kvStart, kvEnd),
+    slice(readLinear(read, a.q, numHeads * d, h, a.qBias), qFrom, qTo),
+    slice(readLinear(read, a.k, numKvHeads * d, h, a.kBias), kFrom, kTo),
     slice(readLinear(read, a.v, numKvHeads * d, h, a.vBias), kvStart, kvEnd),
   ]);
   const projected = linear(b, x, qkv, 'qkv', opts);
-  const [q, k, v] = b.node('Split', [projected, b.constInt64([numQ * d, numKv * d, numKv * d])], 3, { axis: -1 });
+  const [q, k, v] = b.node('Split', [projected, b.constInt64([(qTo - qFrom) * d, (kTo - kFrom) * d, numKv * d])], 3, { axis: -1 });
   const cos3 = b.op('Unsqueeze', [cos, b.constInt64([1])]);
   const sin3 = b.op('Unsqueeze', [sin, b.constInt64([1])]);
-  const norms = qkNorms(b, spec, a, read, [numQ, numKv], [numHeads, numKvHeads]);
-  const roped = (value: string, n: number, norm: QkNorm | null): string => {
-    const normed = norm && spec.qkNorm === 'projection' ? norm(value) : value;
-    const heads = b.op('Reshape', [normed, b.constInt64([0, n, d])]);
+  const norms = qkNorms(b, spec, a, read);
+  const ownHeads = (value: string, start: number, end: number): string =>
+    whole ? b.op('Slice', [value, b.constInt64([start * d]), b.constInt64([end * d]), b.constInt64([-1])]) : value;
+  const roped = (value: string, [start, end]: [number, number], norm: QkNorm | null): string => {
+    const normed = ownHeads(norm && whole ? norm(value) : value, start, end);
+    const heads = b.op('Reshape', [normed, b.constInt64([0, end - start, d])]);
     const headNormed = norm && spec.qkNorm === 'head' ? norm(heads) : heads;
-    return b.op('Reshape', [applyRope(b, headNormed, cos3, sin3, d), b.constInt64([0, n * d])]);
+    return b.op('Reshape', [applyRope(b, headNormed, cos3, sin3, d), b.constInt64([0, (end - start) * d])]);
   };
-  const packed = b.op('Concat', [roped(q, numQ, norms.q), roped(k, numKv, norms.k), v], { axis: -1 });
+  const packed = b.op('Concat', [roped(q, [qStart, qEnd], norms.q), roped(k, [kvStart, kvEnd], norms.k), v], { axis: -1 });
   b.output(packed, 'qkv', 'float32', ['T', (numQ + 2 * numKv) * d]);
 }
 
@@ -86,23 +94,15 @@ type QkNorm = (x: string) => string;
 
 /**
  * The q and k RMSNorms of spec.qkNorm as graph functions; null without. 'head' weights are
- * [headDim], applied to [T, heads, headDim]; 'projection' weights span the whole projection,
- * so that kind needs every head in one graph (compile does not split its attention input).
+ * [headDim], applied to [T, heads, headDim]; 'projection' weights span the whole projection
+ * and are applied to every head's values at once.
  */
-function qkNorms(
-  b: GraphBuilder,
-  spec: ModelSpec,
-  names: AttentionWeightNames,
-  read: ReadWeight,
-  [numQ, numKv]: [number, number],
-  [numHeads, numKvHeads]: [number, number],
-): { q: QkNorm | null; k: QkNorm | null } {
+function qkNorms(b: GraphBuilder, spec: ModelSpec, names: AttentionWeightNames, read: ReadWeight): { q: QkNorm | null; k: QkNorm | null } {
   if (spec.qkNorm === undefined || names.qNorm === undefined || names.kNorm === undefined) return { q: null, k: null };
   const d = spec.headDim;
   const perHead = spec.qkNorm === 'head';
-  if (!perHead && (numQ !== numHeads || numKv !== numKvHeads)) throw new Error('q/k norm over the projection needs every head in one attention-in graph');
-  const qWeight = read(names.qNorm, [perHead ? d : numHeads * d]);
-  const kWeight = read(names.kNorm, [perHead ? d : numKvHeads * d]);
+  const qWeight = read(names.qNorm, [perHead ? d : spec.numHeads * d]);
+  const kWeight = read(names.kNorm, [perHead ? d : spec.numKvHeads * d]);
   return {
     q: (x) => rmsNorm(b, x, qWeight, spec.rmsNormEps, 'q_norm'),
     k: (x) => rmsNorm(b, x, kWeight, spec.rmsNormEps, 'k_norm'),

@@ -69,6 +69,9 @@ function parseMla(config: JsonObject, file: string, rope: RopeScaling | null): M
 export function parseMlaModel(config: JsonObject, file: string, modelType: string, defaults: MlaDefaults, moe: () => MoeMlpSpec | null): ModelSpec {
   checkModelType(config, file, modelType);
   if (optionalBool(config, 'attention_bias', file) === true) throw new ConfigError(file, 'attention_bias', 'true is not supported');
+  // transformers' native deepseek_v3 can rotate non-interleaved halves instead; only the
+  // released (interleaved) layout is implemented.
+  if (optionalBool(config, 'rope_interleave', file) === false) throw new ConfigError(file, 'rope_interleave', 'false is not supported');
   const hiddenSize = requireInt(config, 'hidden_size', file, { min: 1 });
   const numHeads = requireInt(config, 'num_attention_heads', file, { min: 1 });
   const numLayers = requireInt(config, 'num_hidden_layers', file, { min: 1 });

@@ -140,6 +140,7 @@ describe('family configs', () => {
   it.each([
     ['deepseek_v2', { topk_method: 'noaux_tc' }, 'topk_method'],
     ['deepseek_v3', { scoring_func: 'softmax' }, 'scoring_func'],
+    ['deepseek_v3', { rope_interleave: false }, 'rope_interleave'],
     ['deepseek_v3', { n_group: 3 }, 'n_group'],
     ['deepseek_v2', { topk_group: 1, num_experts_per_tok: 3 }, 'topk_group'],
     ['mixtral', { sliding_window: 4096 }, 'sliding_window'],

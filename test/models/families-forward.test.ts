@@ -32,7 +32,7 @@ const variants: Variant[] = [
   { family: 'qwen3_moe', name: 'head_dim 32 != hidden / heads, per-head q/k norm, renormalised', overrides: {} },
   { family: 'qwen3_moe', name: 'derived head_dim, mlp_only_layers [1], no renorm, 2 shards', overrides: { head_dim: null, mlp_only_layers: [1], norm_topk_prob: false }, tensorParallel: 2 },
   { family: 'olmoe', name: 'q/k norm over the projection, GQA, no renorm', overrides: {} },
-  { family: 'olmoe', name: 'MHA, norm_topk_prob, 2 shards (attention input unsplit), fused experts', overrides: { num_key_value_heads: 4, norm_topk_prob: true }, tensorParallel: 2, fused: true },
+  { family: 'olmoe', name: 'MHA, norm_topk_prob, 2 shards (each normalises the whole projection), fused experts', overrides: { num_key_value_heads: 4, norm_topk_prob: true }, tensorParallel: 2, fused: true },
   { family: 'deepseek_v2', name: 'MLA without q_lora_rank, YaRN, group-limited greedy, routed scaling 2', overrides: {} },
   { family: 'deepseek_v2', name: 'greedy, norm_topk_prob (then unscaled), no rope scaling, 2 shards', overrides: { topk_method: 'greedy', norm_topk_prob: true, rope_scaling: null }, tensorParallel: 2 },
   { family: 'deepseek_v3', name: 'q_lora_rank, sigmoid + correction bias, noaux_tc groups, renorm, scaling 2.5', overrides: {} },
