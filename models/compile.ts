@@ -140,7 +140,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   const reader = CheckpointReader.open(opts.modelDir);
   try {
     const names = family.weightNames(spec);
-    const read: ReadWeight = checkpointWeights(reader, spec, names);
+    const read: ReadWeight = checkpointWeights(reader, spec, names, family.checkpointRenames);
     const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(outDir, { recursive: true, force: true });

@@ -93,6 +93,12 @@ export interface FamilyDefinition {
    */
   parseConfig(config: Record<string, unknown>, file: string): ModelSpec;
   weightNames(spec: ModelSpec): ModelWeightNames;
+  /**
+   * Other spellings of tensor-name parts that some releases save, as [ours, theirs]: a
+   * name missing from the checkpoint is looked up with `ours` replaced by `theirs` (e.g.
+   * Mixtral's `.block_sparse_moe.` that newer transformers saves as `.mlp.`).
+   */
+  checkpointRenames?: ReadonlyArray<readonly [string, string]>;
 }
 
 export function isMlaNames(names: AttentionWeightNames | MlaWeightNames): names is MlaWeightNames {

@@ -26,19 +26,34 @@ interface FusedSlice {
   numExperts: number;
 }
 
-function fusedSlices(spec: ModelSpec, names: ModelWeightNames, reader: CheckpointReader): Map<string, FusedSlice> {
+type Resolve = (name: string) => string;
+
+/** The checkpoint's spelling of `name`: itself, or the first rename the checkpoint holds. */
+function resolver(reader: CheckpointReader, renames: ReadonlyArray<readonly [string, string]>): Resolve {
+  return (name) => {
+    if (reader.has(name)) return name;
+    for (const [ours, theirs] of renames) {
+      const other = name.replace(ours, theirs);
+      if (other !== name && reader.has(other)) return other;
+    }
+    return name;
+  };
+}
+
+function fusedSlices(spec: ModelSpec, names: ModelWeightNames, reader: CheckpointReader, resolve: Resolve): Map<string, FusedSlice> {
   const slices = new Map<string, FusedSlice>();
   names.layers.forEach((layer, i) => {
     const mlp = spec.mlp[i];
     const fused: FusedExpertNames | undefined = layer.mlp.kind === 'moe' ? layer.mlp.fusedExperts : undefined;
-    if (layer.mlp.kind !== 'moe' || mlp.kind !== 'moe' || fused === undefined || !reader.has(fused.gateUp)) return;
+    if (layer.mlp.kind !== 'moe' || mlp.kind !== 'moe' || fused === undefined || !reader.has(resolve(fused.gateUp))) return;
+    const [gateUp, down] = [resolve(fused.gateUp), resolve(fused.down)];
     const { numRoutedExperts: e, expertIntermediateSize: inter } = mlp;
     const h = spec.hiddenSize;
     layer.mlp.experts.forEach((expert, j) => {
       const common = { expert: j, numExperts: e };
-      slices.set(expert.gate, { ...common, tensor: fused.gateUp, rowStart: 0, rows: inter, rowsPerExpert: 2 * inter, cols: h });
-      slices.set(expert.up, { ...common, tensor: fused.gateUp, rowStart: inter, rows: inter, rowsPerExpert: 2 * inter, cols: h });
-      slices.set(expert.down, { ...common, tensor: fused.down, rowStart: 0, rows: h, rowsPerExpert: h, cols: inter });
+      slices.set(expert.gate, { ...common, tensor: gateUp, rowStart: 0, rows: inter, rowsPerExpert: 2 * inter, cols: h });
+      slices.set(expert.up, { ...common, tensor: gateUp, rowStart: inter, rows: inter, rowsPerExpert: 2 * inter, cols: h });
+      slices.set(expert.down, { ...common, tensor: down, rowStart: 0, rows: h, rowsPerExpert: h, cols: inter });
     });
   });
   return slices;
@@ -62,19 +77,25 @@ function checkNoExtraTensors(reader: CheckpointReader, expected: Set<string>, sp
 }
 
 /** The weight reader compile uses; checks the tensor set first. */
-export function checkpointWeights(reader: CheckpointReader, spec: ModelSpec, names: ModelWeightNames): ReadWeight {
-  const slices = fusedSlices(spec, names, reader);
+export function checkpointWeights(
+  reader: CheckpointReader,
+  spec: ModelSpec,
+  names: ModelWeightNames,
+  renames: ReadonlyArray<readonly [string, string]> = [],
+): ReadWeight {
+  const resolve = resolver(reader, renames);
+  const slices = fusedSlices(spec, names, reader, resolve);
   const expected = new Set<string>();
   for (const t of expectedTensors(spec, names)) {
     const slice = slices.get(t.name);
-    expected.add(slice ? slice.tensor : t.name);
+    expected.add(slice ? slice.tensor : resolve(t.name));
   }
   checkNoExtraTensors(reader, expected, spec);
   // Experts are read in order, so keeping the last fused tensor reads each one once.
   let cached: { name: string; data: Float32Array } | null = null;
   return (name, shape) => {
     const slice = slices.get(name);
-    if (slice === undefined) return reader.readFloat32(name, shape);
+    if (slice === undefined) return reader.readFloat32(resolve(name), shape);
     if (cached?.name !== slice.tensor) {
       cached = { name: slice.tensor, data: reader.readFloat32(slice.tensor, [slice.numExperts, slice.rowsPerExpert, slice.cols]) };
     }

@@ -3,10 +3,10 @@
 // - Every layer is MoE: num_local_experts experts of intermediate_size, no shared expert.
 // - Router (block_sparse_moe.gate): softmax over the experts in fp32, top-k, and the k
 //   weights are ALWAYS renormalised to sum to one (no norm_topk_prob key, no epsilon).
-// - Experts: w1 = gate, w3 = up, w2 = down (SwiGLU). Releases before transformers v5 save one
-//   tensor per expert under block_sparse_moe; those are the names read here. (v5 renames the
-//   module to `mlp` with fused 3-D experts; such checkpoints are refused by the extra-tensor
-//   check rather than misread.)
+// - Experts: w1 = gate, w3 = up, w2 = down (SwiGLU), one tensor per expert under
+//   block_sparse_moe as the released checkpoints have them. Newer transformers names the
+//   module `mlp` and keeps the experts fused (experts.gate_up_proj [E, 2I, H], gate rows
+//   first, experts.down_proj [E, H, I]); both spellings and both layouts are read.
 // - Attention: plain GQA with RoPE (rope_theta 1e6 in releases), no biases; head_dim may be
 //   given explicitly (newer configs), else hidden / heads. sliding_window must be null: the
 //   engine has no sliding-window attention.
@@ -46,10 +46,16 @@ function weightNames(spec: ModelSpec): ModelWeightNames {
         kind: 'moe',
         router: `${moe}.gate.weight`,
         experts: Array.from({ length: numExperts }, (_, j) => expertNames(`${moe}.experts.${j}`)),
+        fusedExperts: { gateUp: `${moe}.experts.gate_up_proj`, down: `${moe}.experts.down_proj` },
       },
     };
   });
   return { ...topLevelNames(spec), layers };
 }
 
-export const mixtral: FamilyDefinition = { modelType: MIXTRAL_MODEL_TYPE, parseConfig, weightNames };
+export const mixtral: FamilyDefinition = {
+  modelType: MIXTRAL_MODEL_TYPE,
+  parseConfig,
+  weightNames,
+  checkpointRenames: [['.block_sparse_moe.', '.mlp.']],
+};

@@ -10,7 +10,7 @@ import { familyFor } from '../../models/registry.ts';
 import { ensureSyntheticCheckpoint, syntheticConfig, type SyntheticFamily } from '../../models/synthetic.ts';
 import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
 import { expectedTensors } from '../../models/checkpoint/weight-shapes.ts';
-import { removeTempDirs, rewriteTensors, tempDir, thrownBy } from './helpers.ts';
+import { removeTempDirs, renameTensors, rewriteTensors, tempDir, thrownBy } from './helpers.ts';
 
 afterAll(removeTempDirs);
 
@@ -72,6 +72,20 @@ describe('fused 3-D experts', () => {
     } finally {
       reader.close();
     }
+  });
+
+  it('Mixtral in the newer transformers spelling (mlp., fused experts) compiles like block_sparse_moe per expert', () => {
+    const dir = tiny('mixtral', true);
+    renameTensors(dir, '.block_sparse_moe.', '.mlp.');
+    const reader = CheckpointReader.open(dir);
+    try {
+      expect(reader.has('model.layers.0.mlp.experts.gate_up_proj')).toBe(true);
+      expect(reader.has('model.layers.0.mlp.gate.weight')).toBe(true);
+      expect(reader.names().some((n) => n.includes('block_sparse_moe'))).toBe(false);
+    } finally {
+      reader.close();
+    }
+    expect(compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir() }).manifest.layers).toHaveLength(3);
   });
 
   it('a fused checkpoint that also keeps per-expert tensors is refused (they would be unused)', () => {

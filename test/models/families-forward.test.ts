@@ -10,6 +10,7 @@ import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyMod
 import type { ReferenceStepResult } from '../reference/deepseek-reference.ts';
 import { ReferenceMla } from '../reference/mla-reference.ts';
 import { ReferenceMoe } from '../reference/moe-reference.ts';
+import { renameTensors } from './helpers.ts';
 
 const LOGIT_TOLERANCE = 1e-4;
 const PREFILL_TOKENS = 32;
@@ -22,11 +23,13 @@ interface Variant {
   tensorParallel?: number;
   /** Engine reads fused 3-D experts; the reference reads the same model saved per expert. */
   fused?: boolean;
+  /** Renames the engine's checkpoint tensors (another transformers release's spelling). */
+  rename?: [string, string];
 }
 
 const variants: Variant[] = [
   { family: 'mixtral', name: 'GQA 4/2, top-2 of 8 (always renormalised)', overrides: {} },
-  { family: 'mixtral', name: 'top-1 of 4, MHA, tied embeddings, linear rope, 2 shards', overrides: { num_local_experts: 4, num_experts_per_tok: 1, num_key_value_heads: 4, tie_word_embeddings: true, rope_scaling: { type: 'linear', factor: 2 } }, tensorParallel: 2 },
+  { family: 'mixtral', name: 'top-1 of 4, MHA, tied embeddings, linear rope, 2 shards; newer transformers layout (mlp., fused experts)', overrides: { num_local_experts: 4, num_experts_per_tok: 1, num_key_value_heads: 4, tie_word_embeddings: true, rope_scaling: { type: 'linear', factor: 2 } }, tensorParallel: 2, fused: true, rename: ['.block_sparse_moe.', '.mlp.'] },
   { family: 'qwen2_moe', name: 'dense layer 0, gated shared expert, q/k/v biases', overrides: {} },
   { family: 'qwen2_moe', name: 'decoder_sparse_step 2, norm_topk_prob, top-3, 2 shards, fused experts', overrides: { num_hidden_layers: 4, mlp_only_layers: [], decoder_sparse_step: 2, norm_topk_prob: true, num_experts_per_tok: 3 }, tensorParallel: 2, fused: true },
   { family: 'qwen3_moe', name: 'head_dim 32 != hidden / heads, per-head q/k norm, renormalised', overrides: {} },
@@ -64,7 +67,7 @@ function engineExperts(result: StepResult, topK: number): number[][][] {
 }
 
 
-describe.each(variants)('$family fp32 forward matches the reference: $name', ({ family, name, overrides, tensorParallel, fused }) => {
+describe.each(variants)('$family fp32 forward matches the reference: $name', ({ family, name, overrides, tensorParallel, fused, rename }) => {
   let model: TinyModel;
   let perExpert: TinyModel | null = null;
   let opened: OpenedRunner;
@@ -73,6 +76,7 @@ describe.each(variants)('$family fp32 forward matches the reference: $name', ({ 
   beforeAll(async () => {
     model = writeTinyModel(overrides, 7, family, fused ?? false);
     if (fused) perExpert = writeTinyModel(overrides, 7, family, false);
+    if (rename) renameTensors(model.dir, ...rename);
     opened = await openRunner(model, 'fp32', 4, tensorParallel ?? 1);
     reference = loadReference(family, (perExpert ?? model).dir);
   });

@@ -53,3 +53,13 @@ export function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => 
   });
 }
 
+
+/** Rewrites model.safetensors with `from` replaced by `to` in every tensor name, values kept. */
+export function renameTensors(dir: string, from: string, to: string): void {
+  const reader = CheckpointReader.open(dir);
+  const original = reader.names().map((name) => ({ name, data: reader.readFloat32(name), shape: reader.info(name).shape }));
+  reader.close();
+  const renamed = new Map(original.map((t) => [t.name.replace(from, to), t]));
+  const tensors = [...renamed].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape }));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, (t) => renamed.get(t.name)?.data ?? new Float32Array(0));
+}
