@@ -32,6 +32,13 @@ export function checkModelType(config: JsonObject, file: string, expected: strin
   const modelType = requireString(config, 'model_type', file);
   if (modelType !== expected) throw new ConfigError(file, 'model_type', `must be "${expected}" for this family (got "${modelType}")`);
   optionalEnum(config, 'hidden_act', file, ['silu'], 'silu');
+  // Quantised releases (DeepSeek-V3's FP8 blocks with weight_scale_inv, GPTQ, AWQ) store
+  // tensors this loader does not read; say so rather than fail later on an odd tensor.
+  const quantization = optionalObject(config, 'quantization_config', file);
+  if (quantization !== undefined) {
+    const method = typeof quantization.quant_method === 'string' ? ` ("${quantization.quant_method}")` : '';
+    throw new ConfigError(file, 'quantization_config', `is set${method}: quantised checkpoints are not supported; use a bf16/fp16/fp32 checkpoint`);
+  }
   return modelType;
 }
 

@@ -155,6 +155,8 @@ describe('family configs', () => {
     ['deepseek_v2', { topk_method: 'noaux_tc' }, 'topk_method'],
     ['deepseek_v3', { scoring_func: 'softmax' }, 'scoring_func'],
     ['deepseek_v3', { rope_interleave: false }, 'rope_interleave'],
+    ['deepseek_v3', { quantization_config: { quant_method: 'fp8', weight_block_size: [128, 128] } }, 'quantization_config'],
+    ['mixtral', { quantization_config: { quant_method: 'gptq', bits: 4 } }, 'quantization_config'],
     ['deepseek_v3', { n_group: 3 }, 'n_group'],
     ['deepseek_v2', { topk_group: 1, num_experts_per_tok: 3 }, 'topk_group'],
     ['mixtral', { sliding_window: 4096 }, 'sliding_window'],
