@@ -80,7 +80,7 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
 
 const CHILD_ENTRY = fileURLToPath(new URL('../server/engine/worker-bootstrap.mjs', import.meta.url));
 
-function timePrecisionInChild(req: PrecisionRunRequest): Promise<PrecisionTimings> {
+export function timePrecisionInChild(req: PrecisionRunRequest): Promise<PrecisionTimings> {
   const child = fork(CHILD_ENTRY, ['../../bench/precision-run.ts'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (timings: PrecisionTimings) => resolve(timings));

@@ -3,11 +3,11 @@
 import type { ModelSpec } from '../models/spec.ts';
 import { BlockManager, SequenceBlocks } from '../server/engine/block-manager.ts';
 import { KvCachePool } from '../server/engine/kv-cache.ts';
+import { kvCacheShape } from '../server/engine/kv-cache-shape.ts';
 
 export function soloCache(spec: ModelSpec, numTokens: number, blockSize = 16): { pool: KvCachePool; newSequence(): SequenceBlocks } {
-  const { numLayers, numKvHeads, headDim } = spec;
   const numBlocks = Math.ceil(numTokens / blockSize);
-  const pool = new KvCachePool({ numLayers, numKvHeads, headDim }, numBlocks, blockSize);
+  const pool = new KvCachePool(kvCacheShape(spec), numBlocks, blockSize);
   const blocks = new BlockManager(numBlocks, blockSize);
   let current: SequenceBlocks | null = null;
   return {
@@ -24,9 +24,8 @@ export function soloCache(spec: ModelSpec, numTokens: number, blockSize = 16): {
 
 /** A pool holding `count` sequences of `numTokens` each, and those sequences' blocks. */
 export function batchCaches(spec: ModelSpec, numTokens: number, count: number, blockSize = 16): { pool: KvCachePool; sequences: SequenceBlocks[] } {
-  const { numLayers, numKvHeads, headDim } = spec;
   const blocksEach = Math.ceil(numTokens / blockSize);
-  const pool = new KvCachePool({ numLayers, numKvHeads, headDim }, blocksEach * count, blockSize);
+  const pool = new KvCachePool(kvCacheShape(spec), blocksEach * count, blockSize);
   const blocks = new BlockManager(blocksEach * count, blockSize);
   const sequences = Array.from({ length: count }, () => {
     const seq = new SequenceBlocks();

@@ -11,8 +11,12 @@ import { join } from 'node:path';
 import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
 import { buildAttentionCore, buildDecodeAttention } from '../kernels/ops/attention.ts';
+import { buildMlaAttentionCore } from '../kernels/ops/mla-attention.ts';
+import { buildMlaIn } from './mla-graphs.ts';
+import { isMlaNames } from './family.ts';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
+import { checkpointWeights } from './checkpoint/weight-source.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
 import type { SwigluWeights } from '../kernels/ops/swiglu.ts';
 import type { SwigluWeightNames } from './family.ts';
@@ -31,7 +35,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 6;
+const COMPILER_VERSION = 7;
 
 export interface CompileOptions {
   modelDir: string;
@@ -62,6 +66,10 @@ export interface MlpShardGraphs {
 
 export interface LayerGraphs {
   attnOut: string;
+  /** MLA layers: the unsplit q / latent-row graph (shards then have no attnIn). */
+  mlaIn?: string;
+  /** DeepSeek-V3: gate.e_score_correction_bias, exact f32 values (selection only). */
+  correctionBias?: number[];
   /** Index = tensor-parallel rank. */
   shards: MlpShardGraphs[];
 }
@@ -81,7 +89,7 @@ export interface Manifest {
   tensorParallel: number;
   attentionCore: string;
   /** The batched one-token-per-sequence attention of decode steps. */
-  attentionDecode: string;
+  attentionDecode: string | null;
   layers: LayerGraphs[];
   /** Index = tensor-parallel rank. */
   lmHead: LmHeadShard[];
@@ -133,8 +141,9 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   mkdirSync(tmpDir, { recursive: true });
   const reader = CheckpointReader.open(opts.modelDir);
   try {
-    const read: ReadWeight = (name, shape) => reader.readFloat32(name, shape);
-    const manifest = writeGraphs(tmpDir, key, spec, family.weightNames(spec), read, { ...opts, tensorParallel });
+    const names = family.weightNames(spec);
+    const read: ReadWeight = checkpointWeights(reader, spec, names, family.checkpointRenames);
+    const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmpDir, outDir);
@@ -168,10 +177,10 @@ function writeGraphs(
     return file;
   };
   /** Reads one SwiGLU MLP once and writes a graph per shard of its intermediate units. */
-  const emitShards = (prefix: string, mlpNames: SwigluWeightNames, width: number): Array<string | null> => {
+  const emitShards = (prefix: string, mlpNames: SwigluWeightNames, width: number, gate?: Float32Array): Array<string | null> => {
     const weights: SwigluWeights = readSwiglu(read, mlpNames, spec.hiddenSize, width);
     return shardRanges(width, shards).map((range, rank) =>
-      range[1] > range[0] ? emit(`${prefix}.tp${rank}.onnx`, (b) => buildSwiglu(b, spec, sliceSwiglu(weights, range), linearOpts)) : null,
+      range[1] > range[0] ? emit(`${prefix}.tp${rank}.onnx`, (b) => buildSwiglu(b, spec, sliceSwiglu(weights, range), linearOpts, gate)) : null,
     );
   };
 
@@ -180,12 +189,16 @@ function writeGraphs(
   writeFileSync(join(dir, embeddings), new Uint8Array(embed.buffer, embed.byteOffset, embed.byteLength));
   opts.onProgress?.(++done, total, embeddings);
 
-  const attentionCore = emit('attention-core.onnx', (b) => buildAttentionCore(b, spec));
-  const attentionDecode = emit('attention-decode.onnx', (b) => buildDecodeAttention(b, spec));
+  const mla = spec.mla;
+  const attentionCore = emit('attention-core.onnx', (b) =>
+    mla ? buildMlaAttentionCore(b, { numHeads: spec.numHeads, ...mla }) : buildAttentionCore(b, spec),
+  );
+  // MLA sequences attend one call each (no batched latent-attention graph yet).
+  const attentionDecode = mla ? null : emit('attention-decode.onnx', (b) => buildDecodeAttention(b, spec));
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
     const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
-    const perShard: MlpShardGraphs[] = shardRanges(spec.numKvHeads, shards).map((kvHeads, rank) => ({
+    const perShard: MlpShardGraphs[] = attentionInRanges(spec, shards).map((kvHeads, rank) => ({
       attnIn:
         kvHeads[1] > kvHeads[0]
           ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads))
@@ -195,12 +208,15 @@ function writeGraphs(
       shared: null,
       experts: [],
     }));
+    const attention = layerNames.attention;
+    const mlaIn = isMlaNames(attention) ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attention, read, linearOpts)) : undefined;
     const mlp = spec.mlp[i];
     const mlpNames = layerNames.mlp;
     if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
       emitShards(`${prefix}.mlp`, mlpNames.mlp, mlp.intermediateSize).forEach((f, r) => (perShard[r].dense = f));
     } else if (mlpNames.kind === 'moe' && isMoe(mlp)) {
-      if (mlpNames.shared) emitShards(`${prefix}.shared`, mlpNames.shared, mlp.sharedIntermediateSize).forEach((f, r) => (perShard[r].shared = f));
+      const gate = mlpNames.sharedGate === undefined ? undefined : read(mlpNames.sharedGate, [1, spec.hiddenSize]);
+      if (mlpNames.shared) emitShards(`${prefix}.shared`, mlpNames.shared, mlp.sharedIntermediateSize, gate).forEach((f, r) => (perShard[r].shared = f));
       mlpNames.experts.forEach((expertNames, j) => {
         const files = emitShards(`${prefix}.expert${String(j).padStart(3, '0')}`, expertNames, mlp.expertIntermediateSize);
         files.forEach((f, r) => perShard[r].experts.push(f));
@@ -208,7 +224,8 @@ function writeGraphs(
     } else {
       throw new Error(`layer ${i}: spec and weight names disagree`);
     }
-    return { attnOut, shards: perShard };
+    const bias = mlpNames.kind === 'moe' && mlpNames.correctionBias !== undefined && isMoe(mlp) ? read(mlpNames.correctionBias, [mlp.numRoutedExperts]) : undefined;
+    return { attnOut, shards: perShard, ...(mlaIn ? { mlaIn } : {}), ...(bias ? { correctionBias: Array.from(bias) } : {}) };
   });
   const norm = read(names.finalNorm, [spec.hiddenSize]);
   const head = readLinear(read, names.lmHead, spec.vocabSize, spec.hiddenSize);
@@ -219,6 +236,12 @@ function writeGraphs(
   }));
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
   return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, attentionDecode, layers, lmHead, embeddings };
+}
+
+/** Kv heads [start, end) of each shard's attention input; none for MLA (its own unsplit mlaIn graph). */
+function attentionInRanges(spec: ModelSpec, shards: number): Array<[number, number]> {
+  if (spec.mla) return Array.from({ length: shards }, (): [number, number] => [0, 0]);
+  return shardRanges(spec.numKvHeads, shards);
 }
 
 function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {

@@ -12,8 +12,9 @@ import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { linear, type LinearOptions, type LinearWeight, concatLinear } from '../kernels/ops/linear.ts';
 import { rmsNorm } from '../kernels/ops/norm.ts';
 import { applyRope } from '../kernels/ops/rope.ts';
+import { mlaOutProjection } from './mla-graphs.ts';
 import { swiglu, type SwigluWeights } from '../kernels/ops/swiglu.ts';
-import type { LayerWeightNames, SwigluWeightNames } from './family.ts';
+import { type AttentionWeightNames, isMlaNames, type LayerWeightNames, type SwigluWeightNames } from './family.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Reads one checkpoint tensor as f32, checking its shape. */
@@ -54,27 +55,58 @@ export function buildAttentionIn(
   const hidden = b.input('hidden', 'float32', ['T', h]);
   const cos = b.input('cos', 'float32', ['T', d / 2]);
   const sin = b.input('sin', 'float32', ['T', d / 2]);
-  const x = rmsNorm(b, hidden, read(names.inputNorm, [h]), spec.rmsNormEps, 'input_norm');
   const a = names.attention;
+  if (isMlaNames(a)) throw new Error('buildAttentionIn: MLA layers use buildMlaIn');
+  const x = rmsNorm(b, hidden, read(names.inputNorm, [h]), spec.rmsNormEps, 'input_norm');
+  // A q/k norm over the whole projection (OLMoE) needs every head's values for its mean
+  // square: each shard then projects all q and k heads (a small duplicated matmul) and keeps
+  // its own after the norm, so the attention input stays split like every other family's.
+  const whole = spec.qkNorm === 'projection';
+  const [qFrom, qTo] = whole ? [0, numHeads] : [qStart, qEnd];
+  const [kFrom, kTo] = whole ? [0, numKvHeads] : [kvStart, kvEnd];
   const slice = (w: LinearWeight, start: number, end: number): LinearWeight => ({
     ...rows(w, start * d, end * d),
     bias: w.bias?.subarray(start * d, end * d),
   });
   const qkv = concatLinear([
-    slice(readLinear(read, a.q, numHeads * d, h, a.qBias), qStart, qEnd),
-    slice(readLinear(read, a.k, numKvHeads * d, h, a.kBias), kvStart, kvEnd),
+    slice(readLinear(read, a.q, numHeads * d, h, a.qBias), qFrom, qTo),
+    slice(readLinear(read, a.k, numKvHeads * d, h, a.kBias), kFrom, kTo),
     slice(readLinear(read, a.v, numKvHeads * d, h, a.vBias), kvStart, kvEnd),
   ]);
   const projected = linear(b, x, qkv, 'qkv', opts);
-  const [q, k, v] = b.node('Split', [projected, b.constInt64([numQ * d, numKv * d, numKv * d])], 3, { axis: -1 });
+  const [q, k, v] = b.node('Split', [projected, b.constInt64([(qTo - qFrom) * d, (kTo - kFrom) * d, numKv * d])], 3, { axis: -1 });
   const cos3 = b.op('Unsqueeze', [cos, b.constInt64([1])]);
   const sin3 = b.op('Unsqueeze', [sin, b.constInt64([1])]);
-  const roped = (value: string, n: number): string => {
-    const heads = b.op('Reshape', [value, b.constInt64([0, n, d])]);
-    return b.op('Reshape', [applyRope(b, heads, cos3, sin3, d), b.constInt64([0, n * d])]);
+  const norms = qkNorms(b, spec, a, read);
+  const ownHeads = (value: string, start: number, end: number): string =>
+    whole ? b.op('Slice', [value, b.constInt64([start * d]), b.constInt64([end * d]), b.constInt64([-1])]) : value;
+  const roped = (value: string, [start, end]: [number, number], norm: QkNorm | null): string => {
+    const normed = ownHeads(norm && whole ? norm(value) : value, start, end);
+    const heads = b.op('Reshape', [normed, b.constInt64([0, end - start, d])]);
+    const headNormed = norm && spec.qkNorm === 'head' ? norm(heads) : heads;
+    return b.op('Reshape', [applyRope(b, headNormed, cos3, sin3, d), b.constInt64([0, (end - start) * d])]);
   };
-  const packed = b.op('Concat', [roped(q, numQ), roped(k, numKv), v], { axis: -1 });
+  const packed = b.op('Concat', [roped(q, [qStart, qEnd], norms.q), roped(k, [kvStart, kvEnd], norms.k), v], { axis: -1 });
   b.output(packed, 'qkv', 'float32', ['T', (numQ + 2 * numKv) * d]);
+}
+
+type QkNorm = (x: string) => string;
+
+/**
+ * The q and k RMSNorms of spec.qkNorm as graph functions; null without. 'head' weights are
+ * [headDim], applied to [T, heads, headDim]; 'projection' weights span the whole projection
+ * and are applied to every head's values at once.
+ */
+function qkNorms(b: GraphBuilder, spec: ModelSpec, names: AttentionWeightNames, read: ReadWeight): { q: QkNorm | null; k: QkNorm | null } {
+  if (spec.qkNorm === undefined || names.qNorm === undefined || names.kNorm === undefined) return { q: null, k: null };
+  const d = spec.headDim;
+  const perHead = spec.qkNorm === 'head';
+  const qWeight = read(names.qNorm, [perHead ? d : spec.numHeads * d]);
+  const kWeight = read(names.kNorm, [perHead ? d : spec.numKvHeads * d]);
+  return {
+    q: (x) => rmsNorm(b, x, qWeight, spec.rmsNormEps, 'q_norm'),
+    k: (x) => rmsNorm(b, x, kWeight, spec.rmsNormEps, 'k_norm'),
+  };
 }
 
 /**
@@ -91,10 +123,15 @@ export function buildAttentionOut(
   opts: LinearOptions,
 ): void {
   const { hiddenSize: h, numHeads, headDim } = spec;
-  const attn = b.input('attn', 'float32', ['T', numHeads * headDim]);
+  const a = names.attention;
+  // MLA's attention core returns each head's attended latent; W_UV turns it into values first.
+  const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : numHeads * headDim;
+  const attn = b.input('attn', 'float32', ['T', attnWidth]);
   const hidden = b.input('hidden', 'float32', ['T', h]);
-  const o = readLinear(read, names.attention.o, h, numHeads * headDim);
-  const residual = b.op('Add', [hidden, linear(b, attn, o, 'o_proj', opts)]);
+  const projected = isMlaNames(a)
+    ? mlaOutProjection(b, spec, a, read, opts, attn)
+    : linear(b, attn, readLinear(read, a.o, h, numHeads * headDim), 'o_proj', opts);
+  const residual = b.op('Add', [hidden, projected]);
   const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
   b.output(residual, 'hidden_out', 'float32', ['T', h]);
   b.output(x, 'mlp_in', 'float32', ['T', h]);
@@ -132,9 +169,20 @@ export function sliceSwiglu(w: SwigluWeights, [start, end]: [number, number]): S
   return { gate: rows(w.gate, start, end), up: rows(w.up, start, end), down: columns(w.down, start, end) };
 }
 
-export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions): void {
+/**
+ * A SwiGLU MLP (or one shard of it). With `gate` [hidden] (Qwen2-MoE's shared_expert_gate)
+ * the output is scaled per row by sigmoid(gate . x); that scalar is the same for every shard,
+ * so the shards' scaled slices still add up to the gated whole.
+ */
+export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions, gate?: Float32Array): void {
   const x = b.input('x', 'float32', ['M', spec.hiddenSize]);
-  b.output(swiglu(b, x, weights, 'mlp', opts), 'y', 'float32', ['M', spec.hiddenSize]);
+  let y = swiglu(b, x, weights, 'mlp', opts);
+  if (gate !== undefined) {
+    // fp32 like the router: a one-row matmul costs nothing and keeps the gate exact.
+    const logit = linear(b, x, { data: gate, outFeatures: 1, inFeatures: spec.hiddenSize }, 'shared_gate', { precision: 'fp32' });
+    y = b.op('Mul', [y, b.op('Sigmoid', [logit])]);
+  }
+  b.output(y, 'y', 'float32', ['M', spec.hiddenSize]);
 }
 
 /** Final RMSNorm and the vocabulary rows [start, end) of the LM head (one shard of it). */

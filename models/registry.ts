@@ -5,9 +5,17 @@ import { readJsonObject, requireString, type JsonObject } from './config-fields.
 import { ConfigError } from './errors.ts';
 import type { FamilyDefinition } from './family.ts';
 import { deepseek } from './families/deepseek.ts';
+import { deepseekV2 } from './families/deepseek-v2.ts';
+import { deepseekV3 } from './families/deepseek-v3.ts';
+import { mixtral } from './families/mixtral.ts';
+import { olmoe } from './families/olmoe.ts';
+import { qwen2Moe } from './families/qwen2-moe.ts';
+import { qwen3Moe } from './families/qwen3-moe.ts';
 import type { ModelSpec } from './spec.ts';
 
-const FAMILIES: ReadonlyMap<string, FamilyDefinition> = new Map([[deepseek.modelType, deepseek]]);
+const FAMILIES: ReadonlyMap<string, FamilyDefinition> = new Map(
+  [deepseek, mixtral, qwen2Moe, qwen3Moe, olmoe, deepseekV2, deepseekV3].map((family) => [family.modelType, family]),
+);
 
 export function supportedModelTypes(): string[] {
   return [...FAMILIES.keys()];

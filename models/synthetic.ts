@@ -1,4 +1,4 @@
-// Writes deterministic random-weight DeepSeekMoE checkpoints in Hugging Face layout:
+// Writes deterministic random-weight checkpoints of every family in Hugging Face layout:
 // config.json, model.safetensors (or shards + index), tokenizer.json, tokenizer_config.json
 // and generation_config.json. Same seed and options give byte-identical files.
 //
@@ -19,14 +19,18 @@ import { writeSafetensorsCheckpoint, type TensorToWrite } from './checkpoint/saf
 import { expectedTensors, type ExpectedTensor, type WeightRole } from './checkpoint/weight-shapes.ts';
 import { readJsonObject } from './config-fields.ts';
 import { familyFor } from './registry.ts';
-import { syntheticConfig, type SyntheticSize } from './synthetic-presets.ts';
+import { planTensors, type TensorPlan } from './synthetic-fused.ts';
+import { syntheticConfig, type SyntheticFamily, type SyntheticSize } from './synthetic-presets.ts';
 import { tensorStream, uniformValues } from './synthetic-random.ts';
 
-export { syntheticConfig, type SyntheticSize } from './synthetic-presets.ts';
+export { SYNTHETIC_FAMILIES, syntheticConfig, type SyntheticFamily, type SyntheticSize } from './synthetic-presets.ts';
 
 export interface SyntheticOptions {
   outDir: string;
-  family?: 'deepseek';
+  /** model_type of the family to write; default 'deepseek'. */
+  family?: SyntheticFamily;
+  /** Write each MoE layer's experts as fused 3-D tensors (families that allow it). */
+  fusedExperts?: boolean;
   size?: SyntheticSize;
   seed?: number;
   dtype?: FloatDtype;
@@ -46,11 +50,13 @@ export function writeSyntheticCheckpoint(opts: SyntheticOptions): void {
   const seed = opts.seed ?? 0;
   const dtype = opts.dtype ?? 'BF16';
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
-  const config: Record<string, unknown> = { ...syntheticConfig(size, opts.configOverrides), torch_dtype: TORCH_DTYPE_NAMES[dtype] };
+  const config: Record<string, unknown> = { ...syntheticConfig(size, opts.configOverrides, opts.family), torch_dtype: TORCH_DTYPE_NAMES[dtype] };
   const configFile = path.join(opts.outDir, 'config.json');
   const family = familyFor(opts.family ?? 'deepseek', configFile);
   const spec = family.parseConfig(config, configFile);
-  const tensors = expectedTensors(spec, family.weightNames(spec));
+  const names = family.weightNames(spec);
+  const tensors = expectedTensors(spec, names);
+  const plans = planTensors(spec, names, tensors, opts.fusedExperts ?? false);
 
   fs.mkdirSync(opts.outDir, { recursive: true });
   writeJson(configFile, config);
@@ -60,13 +66,24 @@ export function writeSyntheticCheckpoint(opts: SyntheticOptions): void {
   });
   writeTokenizerFiles(opts.outDir, spec.maxPositions);
 
-  const toWrite: TensorToWrite[] = tensors.map((t) => ({ name: t.name, dtype, shape: t.shape }));
+  const toWrite: TensorToWrite[] = plans.map((t) => ({ name: t.name, dtype, shape: t.shape }));
   const embedding = tensors.find((t) => t.role === 'embedding');
-  const produce = (index: number): Float32Array =>
-    tensors[index].role === 'lm-head' && embedding
-      ? bigramLmHead(seed, tensors[index], syntheticValues(seed, embedding, spec.hiddenSize))
-      : syntheticValues(seed, tensors[index], spec.hiddenSize);
-  writeSafetensorsCheckpoint(opts.outDir, toWrite, (_, index) => produce(index), {
+  const values = (tensor: ExpectedTensor): Float32Array =>
+    tensor.role === 'lm-head' && embedding
+      ? bigramLmHead(seed, tensor, syntheticValues(seed, embedding, spec.hiddenSize))
+      : syntheticValues(seed, tensor, spec.hiddenSize);
+  const produce = (plan: TensorPlan): Float32Array => {
+    if (plan.parts.length === 1) return values(plan.parts[0]);
+    const out = new Float32Array(plan.shape.reduce((a, b) => a * b, 1));
+    let offset = 0;
+    for (const part of plan.parts) {
+      const v = values(part);
+      out.set(v, offset);
+      offset += v.length;
+    }
+    return out;
+  };
+  writeSafetensorsCheckpoint(opts.outDir, toWrite, (_, index) => produce(plans[index]), {
     maxShardBytes: opts.maxShardBytes ?? (size === 'bench' ? BENCH_SHARD_BYTES : undefined),
     metadata: { format: 'pt' },
     onTensorWritten: opts.onProgress,

@@ -2,7 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultTensorParallel } from '../models/compile.ts';
-import { writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
+import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
 import { runGenerate } from './generate.ts';
@@ -33,7 +33,7 @@ const commands: Record<string, Command> = {
   },
   synthetic: {
     summary: 'write a random-weight Hugging Face checkpoint (config, safetensors, tokenizer)',
-    usage: `moe-server synthetic --out DIR [--family deepseek] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
+    usage: `moe-server synthetic --out DIR [--family deepseek|mixtral|qwen2_moe|qwen3_moe|olmoe|deepseek_v2|deepseek_v3] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
     options: {
       out: { type: 'string' },
       family: { type: 'string', default: 'deepseek' },
@@ -44,7 +44,7 @@ const commands: Record<string, Command> = {
     async run(v) {
       const out = requireString(v.out, '--out');
       const size = oneOf(v.size, ['tiny', 'bench'] as const, '--size') as SyntheticSize;
-      const family = oneOf(v.family, ['deepseek'] as const, '--family');
+      const family = oneOf(v.family, SYNTHETIC_FAMILIES, '--family');
       const dtype = oneOf(v.dtype, ['bf16', 'f16', 'f32'] as const, '--dtype').toUpperCase() as 'BF16' | 'F16' | 'F32';
       const seed = integer(v.seed, '--seed');
       writeSyntheticCheckpoint({ outDir: out, family, size, seed, dtype, onProgress: progressPrinter('writing tensors') });
@@ -111,15 +111,31 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'benchmark prefill and decode speed against the memory-bandwidth roofline',
-    usage: `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64] [--cache-dir DIR]`,
+    usage:
+      `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64] [--cache-dir DIR]\n` +
+      `moe-server bench --families all|NAME,... [--weights int4] [--rounds 3] ...   one row per family at comparable size`,
     options: {
       model: { type: 'string' },
+      families: { type: 'string' },
+      rounds: { type: 'string', default: '3' },
       weights: { type: 'string', default: 'fp32,int4' },
       'prompt-tokens': { type: 'string', default: '512' },
       'decode-tokens': { type: 'string', default: '64' },
       'cache-dir': { type: 'string' },
     },
     async run(v) {
+      if (v.families !== undefined) {
+        const { runFamilyBench } = await import('../bench/family-bench.ts');
+        const names = String(v.families) === 'all' ? [...SYNTHETIC_FAMILIES] : String(v.families).split(',').map((f) => oneOf(f, SYNTHETIC_FAMILIES, '--families'));
+        return runFamilyBench({
+          families: names,
+          weights: weightsOption(String(v.weights).includes(',') ? 'int4' : v.weights),
+          promptTokens: integer(v['prompt-tokens'], '--prompt-tokens'),
+          decodeTokens: integer(v['decode-tokens'], '--decode-tokens'),
+          rounds: integer(v.rounds, '--rounds'),
+          cacheDir: optionalString(v['cache-dir']),
+        });
+      }
       const { runModelBench } = await import('../bench/model-bench.ts');
       return runModelBench({
         modelDir: optionalString(v.model),

@@ -8,6 +8,7 @@ import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
 import type { KvCacheSettings } from './engine/kv-cache-plan.ts';
 import type { SchedulerLimits } from './engine/scheduler.ts';
+import { describeModel, type ModelDescription } from './model-description.ts';
 import { unavailable } from './openai/errors.ts';
 import { TokenTexts } from './openai/logprobs.ts';
 import { ChatTemplate, ChatTemplateError } from './tokenizer/chat-template.ts';
@@ -28,6 +29,8 @@ export interface ServedModel {
   maxModelLen: number;
   vocabSize: number;
   eosTokenIds: number[];
+  /** Family, experts, routing and KV cache of the model, for /v1/models. */
+  description: ModelDescription;
 }
 
 export interface LoadModelOptions {
@@ -84,6 +87,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       maxModelLen,
       vocabSize: spec.vocabSize,
       eosTokenIds: spec.eosTokenIds,
+      description: describeModel(spec),
     };
   } catch (err) {
     await engine.close();

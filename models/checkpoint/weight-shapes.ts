@@ -1,7 +1,7 @@
 // The shape every named weight must have, derived from a ModelSpec: one list for loaders to
 // check a checkpoint against and for the synthetic writer to fill. Linear weights are
 // [out_features, in_features], as Hugging Face stores them.
-import type { ModelWeightNames, SwigluWeightNames } from '../family.ts';
+import { type AttentionWeightNames, isMlaNames, type MlaWeightNames, type ModelWeightNames, type SwigluWeightNames } from '../family.ts';
 import type { ModelSpec } from '../spec.ts';
 
 /** What a tensor is, which decides how synthetic weights are initialised. */
@@ -30,7 +30,30 @@ export function expectedTensors(spec: ModelSpec, names: ModelWeightNames): Expec
   return out;
 }
 
-function attentionTensors(spec: ModelSpec, names: ModelWeightNames['layers'][number]['attention']): ExpectedTensor[] {
+function mlaTensors(spec: ModelSpec, names: MlaWeightNames): ExpectedTensor[] {
+  const mla = spec.mla;
+  if (mla === undefined) throw new Error('MLA weight names for a model without MLA');
+  const { hiddenSize: hidden, numHeads: heads } = spec;
+  const qWidth = heads * (mla.qkNopeHeadDim + mla.qkRopeHeadDim);
+  const out: ExpectedTensor[] = [];
+  const linear = (name: string | undefined, rows: number, cols: number): void => {
+    if (name !== undefined) out.push({ name, shape: [rows, cols], role: 'linear' });
+  };
+  if (mla.qLoraRank === null) linear(names.q, qWidth, hidden);
+  else {
+    linear(names.qA, mla.qLoraRank, hidden);
+    if (names.qANorm !== undefined) out.push({ name: names.qANorm, shape: [mla.qLoraRank], role: 'norm' });
+    linear(names.qB, qWidth, mla.qLoraRank);
+  }
+  linear(names.kvA, mla.kvLoraRank + mla.qkRopeHeadDim, hidden);
+  out.push({ name: names.kvANorm, shape: [mla.kvLoraRank], role: 'norm' });
+  linear(names.kvB, heads * (mla.qkNopeHeadDim + mla.vHeadDim), mla.kvLoraRank);
+  linear(names.o, hidden, heads * mla.vHeadDim);
+  return out;
+}
+
+function attentionTensors(spec: ModelSpec, names: AttentionWeightNames | MlaWeightNames): ExpectedTensor[] {
+  if (isMlaNames(names)) return mlaTensors(spec, names);
   const hidden = spec.hiddenSize;
   const qWidth = spec.numHeads * spec.headDim;
   const kvWidth = spec.numKvHeads * spec.headDim;
@@ -43,6 +66,11 @@ function attentionTensors(spec: ModelSpec, names: ModelWeightNames['layers'][num
   if (names.qBias !== undefined) out.push({ name: names.qBias, shape: [qWidth], role: 'bias' });
   if (names.kBias !== undefined) out.push({ name: names.kBias, shape: [kvWidth], role: 'bias' });
   if (names.vBias !== undefined) out.push({ name: names.vBias, shape: [kvWidth], role: 'bias' });
+  if (names.qNorm !== undefined && names.kNorm !== undefined) {
+    const perHead = spec.qkNorm === 'head';
+    out.push({ name: names.qNorm, shape: [perHead ? spec.headDim : qWidth], role: 'norm' });
+    out.push({ name: names.kNorm, shape: [perHead ? spec.headDim : kvWidth], role: 'norm' });
+  }
   return out;
 }
 
@@ -57,6 +85,8 @@ function mlpTensors(spec: ModelSpec, layer: number, names: ModelWeightNames['lay
   const out: ExpectedTensor[] = [{ name: names.router, shape: [mlp.numRoutedExperts, spec.hiddenSize], role: 'router' }];
   for (const expert of names.experts) out.push(...swigluTensors(spec.hiddenSize, mlp.expertIntermediateSize, expert));
   if (names.shared !== undefined) out.push(...swigluTensors(spec.hiddenSize, mlp.sharedIntermediateSize, names.shared));
+  if (names.sharedGate !== undefined) out.push({ name: names.sharedGate, shape: [1, spec.hiddenSize], role: 'router' });
+  if (names.correctionBias !== undefined) out.push({ name: names.correctionBias, shape: [mlp.numRoutedExperts], role: 'bias' });
   return out;
 }
 

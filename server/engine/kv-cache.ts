@@ -1,14 +1,19 @@
 // The KV cache: one pool of fixed-size blocks, allocated once, that every sequence shares.
 // A sequence holds only the blocks its tokens fill (its BlockTable); block-manager.ts hands
-// them out. Per layer the pool is head-major, [kvHeads, numBlocks, blockSize, headDim], so the
-// attention graph gathers a sequence's blocks along axis 1 into [kvHeads, tokens, headDim]:
-// that gather is the one copy attention makes (it replaces the transpose a token-major
-// layout needs), and the pool itself is passed to ONNX Runtime zero-copy.
+// them out. Per layer each plane (keys, values) is head-major, [heads, numBlocks, blockSize,
+// headDim], so the attention graph gathers a sequence's blocks along axis 1 into [heads,
+// tokens, headDim]: that gather is the one copy attention makes (it replaces the transpose a
+// token-major layout needs), and the pool itself is passed to ONNX Runtime zero-copy.
 
+/** What one token stores per layer (kvCacheShape in kv-cache-shape.ts derives it from a model). */
 export interface KvCacheShape {
   numLayers: number;
+  /** Heads a token's rows are split into: the kv heads, or 1 for MLA's one shared latent row. */
   numKvHeads: number;
-  headDim: number;
+  /** Key values per head: headDim, or MLA's kvLoraRank + qkRopeHeadDim. */
+  keyHeadDim: number;
+  /** Value values per head: headDim, or 0 for MLA (its values come from the latent: no value plane). */
+  valueHeadDim: number;
 }
 
 /** A sequence's place in the pool: block i holds its positions [i * blockSize, (i + 1) * blockSize). */
@@ -20,9 +25,8 @@ export interface BlockTable {
 
 export class KvCachePool {
   readonly keys: Float32Array[];
+  /** Empty arrays when the model caches no values (MLA). */
   readonly values: Float32Array[];
-  /** Floats of one token in one layer of one plane (keys or values). */
-  readonly rowWidth: number;
 
   constructor(
     readonly shape: KvCacheShape,
@@ -30,38 +34,40 @@ export class KvCachePool {
     readonly blockSize: number,
   ) {
     if (!Number.isSafeInteger(numBlocks) || numBlocks < 1) throw new RangeError(`the KV cache needs at least one block (got ${numBlocks})`);
-    this.rowWidth = shape.numKvHeads * shape.headDim;
     // Zero-filled by the allocator page by page as blocks are first written, so the
     // resident size grows with use rather than with the flag.
-    const planeLength = numBlocks * blockSize * this.rowWidth;
-    this.keys = Array.from({ length: shape.numLayers }, () => new Float32Array(planeLength));
-    this.values = Array.from({ length: shape.numLayers }, () => new Float32Array(planeLength));
+    const slots = numBlocks * blockSize * shape.numKvHeads;
+    this.keys = Array.from({ length: shape.numLayers }, () => new Float32Array(slots * shape.keyHeadDim));
+    this.values = Array.from({ length: shape.numLayers }, () => new Float32Array(slots * shape.valueHeadDim));
   }
 
   get numTokens(): number {
     return this.numBlocks * this.blockSize;
   }
 
-  /** Bytes one cached token takes across all layers (keys and values, fp32). */
+  /** Bytes one cached token takes across all layers (fp32 keys and values). */
   static bytesPerToken(shape: KvCacheShape): number {
-    return shape.numLayers * 2 * shape.numKvHeads * shape.headDim * 4;
+    return 4 * shape.numLayers * shape.numKvHeads * (shape.keyHeadDim + shape.valueHeadDim);
   }
 
-  /** Stores key/value rows ([t, kvHeads * headDim]) for positions [start, start + t) of one layer. */
+  /** Dims of one layer's key (or value) plane as the attention graphs take it. */
+  planeDims(headDim: number): number[] {
+    return [this.shape.numKvHeads, this.numBlocks, this.blockSize, headDim];
+  }
+
+  /** Stores rows [t, heads * keyHeadDim] (and [t, heads * valueHeadDim]) for positions [start, start + t) of one layer. */
   write(layer: number, table: BlockTable, start: number, keyRows: Float32Array, valueRows: Float32Array): void {
-    const { numKvHeads, headDim } = this.shape;
-    const numTokens = keyRows.length / this.rowWidth;
-    const keys = this.keys[layer];
-    const values = this.values[layer];
+    const { numKvHeads, keyHeadDim, valueHeadDim } = this.shape;
+    const numTokens = keyRows.length / (numKvHeads * keyHeadDim);
     for (let i = 0; i < numTokens; i++) {
       const position = start + i;
       const block = table.blockIds[Math.floor(position / this.blockSize)];
       const slot = block * this.blockSize + (position % this.blockSize);
       for (let head = 0; head < numKvHeads; head++) {
-        const from = (i * numKvHeads + head) * headDim;
-        const to = (head * this.numBlocks * this.blockSize + slot) * headDim;
-        keys.set(keyRows.subarray(from, from + headDim), to);
-        values.set(valueRows.subarray(from, from + headDim), to);
+        const to = head * this.numBlocks * this.blockSize + slot;
+        const row = i * numKvHeads + head;
+        this.keys[layer].set(keyRows.subarray(row * keyHeadDim, (row + 1) * keyHeadDim), to * keyHeadDim);
+        if (valueHeadDim > 0) this.values[layer].set(valueRows.subarray(row * valueHeadDim, (row + 1) * valueHeadDim), to * valueHeadDim);
       }
     }
   }

@@ -5,12 +5,14 @@
 // the last three on every tensor-parallel shard at once (shard-group.ts).
 import { gatherRows } from '../../kernels/dispatch.ts';
 import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
+import { gatingConfigFor } from '../../models/routing.ts';
 import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
 import { isMoe, type ModelSpec } from '../../models/spec.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
 import { type AttentionPlan, PagedAttention } from './paged-attention.ts';
 import type { ModelSessions } from './model-sessions.ts';
+import { runMlaAttention } from './mla-attention.ts';
 
 export interface StepSequence {
   /** New tokens, at positions cache.numCachedTokens onwards. */
@@ -48,27 +50,22 @@ export class ModelRunner {
   ) {
     this.spec = sessions.manifest.spec;
     this.pagedAttention = new PagedAttention(this.spec, kvPool, sessions.attentionCore, sessions.attentionDecode);
-    this.gating = this.spec.mlp.map((mlp) =>
-      isMoe(mlp)
-        ? {
-            numExperts: mlp.numRoutedExperts,
-            topK: mlp.numExpertsPerToken,
-            scoringFunc: mlp.scoringFunc,
-            normTopkProb: mlp.normTopkProb,
-            routedScalingFactor: mlp.routedScalingFactor,
-          }
-        : null,
-    );
+    const layers = sessions.manifest.layers;
+    this.gating = this.spec.mlp.map((mlp, i) => {
+      const bias = layers[i].correctionBias;
+      return isMoe(mlp) ? gatingConfigFor(mlp, bias ? Float32Array.from(bias) : undefined) : null;
+    });
   }
 
   step(batch: StepSequence[]): StepResult {
-    const { hiddenSize: h, headDim } = this.spec;
+    const { hiddenSize: h } = this.spec;
     const slots = this.layOut(batch);
     const plan = this.pagedAttention.plan(slots.map((s) => ({ cache: s.seq.cache, row: s.row, numTokens: s.numTokens, start: s.start })));
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
     let hidden = this.embed(slots, numTokens);
-    const cos = new Float32Array(numTokens * (headDim / 2));
-    const sin = new Float32Array(numTokens * (headDim / 2));
+    // rotaryDim == headDim except for MLA, whose rope covers only qk_rope_head_dim.
+    const cos = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
+    const sin = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
     for (const s of slots) {
       const positions = Array.from({ length: s.numTokens }, (_, i) => s.start + i);
       fillRopeTables(this.spec.rope, positions, s.start + s.numTokens, cos, sin, s.row);
@@ -76,7 +73,9 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      const attn = this.attention(layer, plan, hidden, numTokens, cos, sin);
+      const attn = this.spec.mla
+        ? runMlaAttention(this.sessions, this.spec, layer, { paged: this.pagedAttention, plan }, hidden, numTokens, { cos, sin })
+        : this.attention(layer, plan, hidden, numTokens, cos, sin);
       const out = this.sessions.layers[layer].attnOut.run({
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),

@@ -10,12 +10,15 @@ import { ShardGroup } from './shard-group.ts';
 
 export interface LayerSessions {
   attnOut: GraphSession;
+  /** MLA layers' q / cache-row graph (not tensor-parallel); null for standard attention. */
+  mlaIn: GraphSession | null;
 }
 
 export interface ModelSessions {
   manifest: Manifest;
   attentionCore: GraphSession;
-  attentionDecode: GraphSession;
+  /** Null for MLA models (no batched latent-attention graph). */
+  attentionDecode: GraphSession | null;
   layers: LayerSessions[];
   shards: ShardGroup;
   /** [vocabSize, hiddenSize] */
@@ -49,15 +52,18 @@ export async function openModelSessions(
     return session;
   };
   const attentionCore = await open(manifest.attentionCore);
-  const attentionDecode = await open(manifest.attentionDecode);
+  const attentionDecode = manifest.attentionDecode === null ? null : await open(manifest.attentionDecode);
   const layers: LayerSessions[] = [];
-  for (const layer of manifest.layers) layers.push({ attnOut: await open(layer.attnOut) });
+  for (const layer of manifest.layers) {
+    layers.push({ attnOut: await open(layer.attnOut), mlaIn: layer.mlaIn ? new GraphSession(join(dir, layer.mlaIn), settings) : null });
+  }
   const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
   onProgress?.(++done, total);
   const raw = readFileSync(join(dir, manifest.embeddings));
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const release = async (): Promise<void> => {
-    for (const session of [attentionCore, attentionDecode, ...layers.map((l) => l.attnOut)]) session.release();
+    const perLayer = layers.flatMap((l) => (l.mlaIn ? [l.attnOut, l.mlaIn] : [l.attnOut]));
+    for (const session of [attentionCore, ...(attentionDecode ? [attentionDecode] : []), ...perLayer]) session.release();
     shards.release();
   };
   return { manifest, attentionCore, attentionDecode, layers, shards, embeddings, release };

@@ -2,11 +2,14 @@
 // are written into its blocks; then sequences reading a prompt chunk run the attention-core
 // graph one by one (their causal masks differ in shape), while all sequences decoding a single
 // token share one call of the batched decode graph per layer: in a busy decode step that is
-// one call instead of one per sequence.
+// one call instead of one per sequence. MLA models (DeepSeek-V2/V3) cache one latent row per
+// token (keys only, one "head") and have no batched graph: their core graph takes queries
+// already in latent space and every sequence attends in its own call.
 import { ort } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import { causalMask, MASKED } from './attention-mask.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
+import { kvCacheShape } from './kv-cache-shape.ts';
 import type { GraphSession } from '../../kernels/session.ts';
 
 /** A sequence's place in the step: its rows in the token matrix and its cache. */
@@ -39,22 +42,28 @@ export interface AttentionPlan {
 }
 
 export class PagedAttention {
-  /** The pool's planes wrapped once: ONNX Runtime reads them in place. */
-  private readonly poolTensors: { keys: ort.Tensor; values: ort.Tensor }[];
+  /** Each layer's pool planes wrapped once, as graph feeds: ONNX Runtime reads them in place. */
+  private readonly poolFeeds: Record<string, ort.Tensor>[];
+  /** Query values per head (headDim, or MLA's latent + rope width) and output values per token. */
+  private readonly qHeadDim: number;
+  private readonly outWidth: number;
 
   constructor(
     private readonly spec: ModelSpec,
     private readonly pool: KvCachePool,
     private readonly core: GraphSession,
-    private readonly decode: GraphSession,
+    private readonly decode: GraphSession | null,
   ) {
-    const { numKvHeads, headDim, numLayers } = spec;
-    if (pool.shape.numLayers !== numLayers || pool.rowWidth !== numKvHeads * headDim) throw new Error('the KV cache pool does not match the model');
-    const dims = [numKvHeads, pool.numBlocks, pool.blockSize, headDim];
-    this.poolTensors = pool.keys.map((keys, layer) => ({
-      keys: new ort.Tensor('float32', keys, dims),
-      values: new ort.Tensor('float32', pool.values[layer], dims),
-    }));
+    const expected = kvCacheShape(spec);
+    const { shape } = pool;
+    if (Object.entries(expected).some(([key, value]) => shape[key as keyof typeof shape] !== value)) throw new Error('the KV cache pool does not match the model');
+    this.poolFeeds = pool.keys.map((keys, layer) => {
+      const feeds: Record<string, ort.Tensor> = { key_pool: new ort.Tensor('float32', keys, pool.planeDims(shape.keyHeadDim)) };
+      if (shape.valueHeadDim > 0) feeds.value_pool = new ort.Tensor('float32', pool.values[layer], pool.planeDims(shape.valueHeadDim));
+      return feeds;
+    });
+    this.qHeadDim = shape.keyHeadDim;
+    this.outWidth = spec.numHeads * (spec.mla ? spec.mla.kvLoraRank : spec.headDim);
   }
 
   plan(slots: AttentionSlot[]): AttentionPlan {
@@ -63,7 +72,7 @@ export class PagedAttention {
       if (s.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.cache.blockIds.length} cache blocks but needs ${needed}`);
     }
     const decoding = slots.filter((s) => s.numTokens === 1);
-    const batched = decoding.length >= 2 ? decoding : [];
+    const batched = this.decode !== null && decoding.length >= 2 ? decoding : [];
     return {
       slots,
       single: slots.filter((s) => !batched.includes(s)).map((slot) => this.singlePlan(slot)),
@@ -71,29 +80,34 @@ export class PagedAttention {
     };
   }
 
-  /** Stores the step's keys and values, then returns attention outputs [numTokens, heads * headDim]. */
+  /**
+   * Stores the step's key rows (and value rows; empty for MLA), then returns the attention
+   * outputs [numTokens, outWidth]. q is [numTokens, heads, qHeadDim].
+   */
   run(layer: number, plan: AttentionPlan, q: Float32Array, k: Float32Array, v: Float32Array, numTokens: number): Float32Array {
-    const { numHeads, numKvHeads, headDim } = this.spec;
-    const qWidth = numHeads * headDim;
-    const kvWidth = numKvHeads * headDim;
+    const { numKvHeads, keyHeadDim, valueHeadDim } = this.pool.shape;
+    const [keyWidth, valueWidth] = [numKvHeads * keyHeadDim, numKvHeads * valueHeadDim];
     for (const s of plan.slots) {
-      const rows = (data: Float32Array) => data.subarray(s.row * kvWidth, (s.row + s.numTokens) * kvWidth);
-      this.pool.write(layer, s.cache, s.start, rows(k), rows(v));
+      const keys = k.subarray(s.row * keyWidth, (s.row + s.numTokens) * keyWidth);
+      this.pool.write(layer, s.cache, s.start, keys, v.subarray(s.row * valueWidth, (s.row + s.numTokens) * valueWidth));
     }
-    const pool = { key_pool: this.poolTensors[layer].keys, value_pool: this.poolTensors[layer].values };
-    const attn = new Float32Array(numTokens * qWidth);
+    const { numHeads } = this.spec;
+    const qWidth = numHeads * this.qHeadDim;
+    const attn = new Float32Array(numTokens * this.outWidth);
+    const queries = (data: Float32Array, count: number) => new ort.Tensor('float32', data, [count, numHeads, this.qHeadDim]);
     for (const { slot, blockIds, mask } of plan.single) {
       const qRows = q.subarray(slot.row * qWidth, (slot.row + slot.numTokens) * qWidth);
-      const out = this.core.run({ q: new ort.Tensor('float32', qRows, [slot.numTokens, numHeads, headDim]), ...pool, block_ids: blockIds, mask });
-      attn.set(out.out.data as Float32Array, slot.row * qWidth);
+      const out = this.core.run({ q: queries(qRows, slot.numTokens), ...this.poolFeeds[layer], block_ids: blockIds, mask });
+      attn.set(out.out.data as Float32Array, slot.row * this.outWidth);
     }
-    if (plan.decode) {
+    if (plan.decode && this.decode) {
       const { rows, blockIds, mask } = plan.decode;
       const qBatch = new Float32Array(rows.length * qWidth);
       rows.forEach((row, b) => qBatch.set(q.subarray(row * qWidth, (row + 1) * qWidth), b * qWidth));
-      const out = this.decode.run({ q: new ort.Tensor('float32', qBatch, [rows.length, numHeads, headDim]), ...pool, block_ids: blockIds, mask });
+      const out = this.decode.run({ q: queries(qBatch, rows.length), ...this.poolFeeds[layer], block_ids: blockIds, mask });
       const context = out.out.data as Float32Array;
-      rows.forEach((row, b) => attn.set(context.subarray(b * qWidth, (b + 1) * qWidth), row * qWidth));
+      const w = this.outWidth;
+      rows.forEach((row, b) => attn.set(context.subarray(b * w, (b + 1) * w), row * w));
     }
     return attn;
   }

@@ -9,6 +9,7 @@ import { Engine } from './engine.ts';
 import { BlockManager } from './block-manager.ts';
 import { KvCachePool } from './kv-cache.ts';
 import { DEFAULT_KV_CACHE, planKvCache } from './kv-cache-plan.ts';
+import { kvCacheShape } from './kv-cache-shape.ts';
 import { ModelRunner } from './model-runner.ts';
 import { DEFAULT_SCHEDULER_LIMITS, Scheduler } from './scheduler.ts';
 import { openModelSessions } from './model-sessions.ts';
@@ -33,7 +34,7 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
   const tokenizer = TextTokenizer.load(options.modelDir);
   const spec = compiled.manifest.spec;
   const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
-  const shape = { numLayers: spec.numLayers, numKvHeads: spec.numKvHeads, headDim: spec.headDim };
+  const shape = kvCacheShape(spec);
   const limits = options.scheduler ?? DEFAULT_SCHEDULER_LIMITS;
   const kvCache = planKvCache(shape, options.kvCache ?? DEFAULT_KV_CACHE, limits.maxNumSeqs, contextLen);
   // A sequence must fit in the pool on its own, or preempting everything else would not help.

@@ -2,23 +2,27 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { modelNotFound } from '../openai/errors.ts';
+import { ModelDescriptionSchema } from '../model-description.ts';
 import type { ServedModel } from '../served-model.ts';
 import type { ServerContext } from './context.ts';
 
-const ModelObject = Type.Object({
-  id: Type.String(),
-  object: Type.Literal('model'),
-  created: Type.Integer(),
-  owned_by: Type.String(),
-  max_model_len: Type.Integer(),
-});
+const ModelObject = Type.Composite([
+  Type.Object({
+    id: Type.String(),
+    object: Type.Literal('model'),
+    created: Type.Integer(),
+    owned_by: Type.String(),
+    max_model_len: Type.Integer(),
+  }),
+  ModelDescriptionSchema,
+]);
 
 const ModelList = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelObject) });
 
 const ModelParams = Type.Object({ model: Type.String() });
 
 function modelObject(model: ServedModel): Static<typeof ModelObject> {
-  return { id: model.id, object: 'model', created: model.created, owned_by: 'moe-server', max_model_len: model.maxModelLen };
+  return { id: model.id, object: 'model', created: model.created, owned_by: 'moe-server', max_model_len: model.maxModelLen, ...model.description };
 }
 
 export function modelRoutes(app: FastifyInstance, ctx: ServerContext): void {

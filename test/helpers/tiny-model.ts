@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import { compileModel } from '../../models/compile.ts';
-import { writeSyntheticCheckpoint } from '../../models/synthetic.ts';
+import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { BlockManager, SequenceBlocks } from '../../server/engine/block-manager.ts';
 import { KvCachePool } from '../../server/engine/kv-cache.ts';
+import { kvCacheShape } from '../../server/engine/kv-cache-shape.ts';
 import { ModelRunner } from '../../server/engine/model-runner.ts';
 import { openModelSessions } from '../../server/engine/model-sessions.ts';
 
@@ -18,10 +19,10 @@ export interface TinyModel {
   remove(): void;
 }
 
-export function writeTinyModel(configOverrides: Record<string, unknown> = {}, seed = 1): TinyModel {
+export function writeTinyModel(configOverrides: Record<string, unknown> = {}, seed = 1, family: SyntheticFamily = 'deepseek', fusedExperts = false): TinyModel {
   const root = mkdtempSync(join(tmpdir(), 'moe-tiny-'));
   const dir = join(root, 'model');
-  writeSyntheticCheckpoint({ outDir: dir, size: 'tiny', seed, configOverrides });
+  writeSyntheticCheckpoint({ outDir: dir, size: 'tiny', seed, configOverrides, family, fusedExperts });
   return { dir, cacheDir: join(root, 'cache'), remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
@@ -41,10 +42,11 @@ export async function openRunner(
 ): Promise<OpenedRunner> {
   const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1 });
-  const { numLayers, numKvHeads, headDim, maxPositions } = compiled.manifest.spec;
+  const { spec } = compiled.manifest;
+  const { maxPositions } = spec;
   // Room for 32 full-length sequences: tests open a few caches each and never free them.
   const numBlocks = Math.ceil((32 * maxPositions) / blockSize);
-  const pool = new KvCachePool({ numLayers, numKvHeads, headDim }, numBlocks, blockSize);
+  const pool = new KvCachePool(kvCacheShape(spec), numBlocks, blockSize);
   const blocks = new BlockManager(numBlocks, blockSize);
   const runner = new ModelRunner(sessions, pool);
   return {

@@ -4,29 +4,14 @@ import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileModel } from '../../models/compile.ts';
-import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
-import { writeSafetensors, type TensorToWrite } from '../../models/checkpoint/safetensors-writer.ts';
 import { CheckpointError } from '../../models/errors.ts';
 import { ensureSyntheticCheckpoint } from '../../models/synthetic.ts';
-import { removeTempDirs, tempDir, thrownBy } from './helpers.ts';
+import { removeTempDirs, rewriteTensors, tempDir, thrownBy } from './helpers.ts';
 
 afterAll(removeTempDirs);
 
 function tinyCheckpoint(): string {
   return ensureSyntheticCheckpoint({ outDir: join(tempDir(), 'model'), size: 'tiny', seed: 5 });
-}
-
-/** Rewrites model.safetensors through `edit`, keeping every other tensor as it was. */
-function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => TensorToWrite[]): void {
-  const reader = CheckpointReader.open(dir);
-  const original = reader.names().map((name) => ({ name, data: reader.readFloat32(name), shape: reader.info(name).shape }));
-  reader.close();
-  const tensors = edit(original.map(({ name, shape }) => ({ name, dtype: 'F32' as const, shape })));
-  writeSafetensors(join(dir, 'model.safetensors'), tensors, (t) => {
-    const source = original.find((o) => o.name === t.name);
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    return source && source.data.length === count ? source.data : new Float32Array(count);
-  });
 }
 
 describe('compileModel', () => {

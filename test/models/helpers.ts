@@ -2,6 +2,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../../models/checkpoint/safetensors-writer.ts';
 
 const created: string[] = [];
 
@@ -37,4 +39,27 @@ export function thrownBy(fn: () => unknown): Error {
     return error as Error;
   }
   throw new Error('expected a throw');
+}
+/** Rewrites model.safetensors through `edit`, keeping every other tensor as it was. */
+export function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => TensorToWrite[]): void {
+  const reader = CheckpointReader.open(dir);
+  const original = reader.names().map((name) => ({ name, data: reader.readFloat32(name), shape: reader.info(name).shape }));
+  reader.close();
+  const tensors = edit(original.map(({ name, shape }) => ({ name, dtype: 'F32' as const, shape })));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, (t) => {
+    const source = original.find((o) => o.name === t.name);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    return source && source.data.length === count ? source.data : new Float32Array(count);
+  });
+}
+
+
+/** Rewrites model.safetensors with `from` replaced by `to` in every tensor name, values kept. */
+export function renameTensors(dir: string, from: string, to: string): void {
+  const reader = CheckpointReader.open(dir);
+  const original = reader.names().map((name) => ({ name, data: reader.readFloat32(name), shape: reader.info(name).shape }));
+  reader.close();
+  const renamed = new Map(original.map((t) => [t.name.replace(from, to), t]));
+  const tensors = [...renamed].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape }));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, (t) => renamed.get(t.name)?.data ?? new Float32Array(0));
 }

@@ -12,7 +12,7 @@ afterAll(removeTempDirs);
 describe('registry', () => {
   it('maps model_type deepseek to its family', () => {
     expect(familyFor('deepseek', 'config.json')).toBe(deepseek);
-    expect(supportedModelTypes()).toContain('deepseek');
+    expect(supportedModelTypes()).toEqual(['deepseek', 'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3']);
   });
 
   it('names the file and lists supported types for an unknown model_type', () => {
@@ -37,7 +37,7 @@ describe('registry', () => {
     ['a missing config.json', null, '(file)', /ENOENT/],
     ['invalid JSON', '{"model_type": ', '(root)', /not valid JSON/],
     ['no model_type', '{"hidden_size": 4}', 'model_type', /string/],
-    ['an unknown model_type', '{"model_type": "mixtral"}', 'model_type', /supported: "deepseek"/],
+    ['an unknown model_type', '{"model_type": "llama"}', 'model_type', /supported: "deepseek", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3"/],
   ])('ConfigError for %s', (_, contents, key, detail) => {
     const dir = tempDir();
     const file = path.join(dir, 'config.json');

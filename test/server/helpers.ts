@@ -6,6 +6,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
 import type { GenerationEvent } from '../../server/engine/client.ts';
 import { loadServedModel, type ServedModel } from '../../server/served-model.ts';
+import type { SyntheticFamily } from '../../models/synthetic.ts';
 import { writeTinyModel, type TinyModel } from '../helpers/tiny-model.ts';
 
 /** The id test models are served under. */
@@ -18,8 +19,8 @@ export interface TestModel {
 }
 
 /** fp32 weights and one thread: two test files may run side by side on two cores. */
-export async function startTestModel(configOverrides: Record<string, unknown> = {}, servedModelName = MODEL): Promise<TestModel> {
-  const tiny = writeTinyModel(configOverrides);
+export async function startTestModel(configOverrides: Record<string, unknown> = {}, servedModelName = MODEL, family: SyntheticFamily = 'deepseek'): Promise<TestModel> {
+  const tiny = writeTinyModel(configOverrides, 1, family);
   const model = await loadServedModel({ modelDir: tiny.dir, cacheDir: tiny.cacheDir, weights: 'fp32', threads: 1, tensorParallel: 1, servedModelName });
   return {
     tiny,

@@ -119,7 +119,18 @@ describe('request validation and error statuses', () => {
 
   it('lists the served model and answers tokenize/detokenize', async () => {
     const models = await built.app.inject({ url: '/v1/models' });
-    expect(models.json()).toEqual({ object: 'list', data: [{ id: 'tiny-moe', object: 'model', created: test.model.created, owned_by: 'moe-server', max_model_len: 512 }] });
+    expect(models.json()).toMatchObject({ object: 'list', data: [{ id: 'tiny-moe', object: 'model', created: test.model.created, owned_by: 'moe-server', max_model_len: 512 }] });
+    // The family fields: DeepSeekMoE tiny preset, 8 routed experts top-2 and 2 shared of 32.
+    expect(models.json().data[0]).toMatchObject({
+      family: 'deepseek',
+      num_layers: 3,
+      moe_layers: 2,
+      num_routed_experts: 8,
+      num_experts_per_token: 2,
+      shared_expert_intermediate_size: 64,
+      routing: { scoring: 'softmax', top_k: 2, renormalize: false, groups: null },
+      attention: 'grouped-query',
+    });
     expect((await built.app.inject({ url: '/v1/models/tiny-moe' })).json().id).toBe('tiny-moe');
     const tokenized = (await built.app.inject({ method: 'POST', url: '/tokenize', payload: { prompt: 'Hello world' } })).json();
     expect(tokenized).toMatchObject({ count: tokenized.tokens.length, max_model_len: 512 });
