@@ -15,8 +15,8 @@ import {
   requireString,
   type JsonObject,
 } from '../config-fields.ts';
-import type { AttentionWeightNames, SwigluWeightNames } from '../family.ts';
-import type { ModelSpec, MoeMlpSpec, RopeScaling } from '../spec.ts';
+import type { AttentionWeightNames, LayerWeightNames, MlpWeightNames, SwigluWeightNames } from '../family.ts';
+import type { MlpSpec, ModelSpec, MoeMlpSpec, RopeScaling } from '../spec.ts';
 
 /** Per-family defaults of the keys a config.json may omit (the family's configuration_*.py). */
 export interface CommonDefaults {
@@ -135,6 +135,29 @@ export function attentionNames(prefix: string, opts: { qkvBias?: boolean; qkNorm
     ...(opts.qkvBias ? { qBias: `${prefix}.q_proj.bias`, kBias: `${prefix}.k_proj.bias`, vBias: `${prefix}.v_proj.bias` } : {}),
     ...(opts.qkNorm ? { qNorm: `${prefix}.q_norm.weight`, kNorm: `${prefix}.k_norm.weight` } : {}),
   };
+}
+
+/** Routed experts of the MoE block at `prefix`: router, one SwiGLU per expert, and the fused 3-D form newer releases save. */
+export function routedExpertNames(prefix: string, numExperts: number, expert: (prefix: string) => SwigluWeightNames = swigluNames) {
+  return {
+    router: `${prefix}.gate.weight`,
+    experts: Array.from({ length: numExperts }, (_, j) => expert(`${prefix}.experts.${j}`)),
+    fusedExperts: { gateUp: `${prefix}.experts.gate_up_proj`, down: `${prefix}.experts.down_proj` },
+  };
+}
+
+/** Every decoder layer: norms and self_attn where Llama puts them, the MLP as `mlpNames` names it. */
+export function decoderLayerNames(
+  spec: ModelSpec,
+  attention: { qkvBias?: boolean; qkNorm?: boolean },
+  mlpNames: (layerPrefix: string, mlp: MlpSpec) => MlpWeightNames,
+): LayerWeightNames[] {
+  return spec.mlp.map((mlp, i) => ({
+    inputNorm: `model.layers.${i}.input_layernorm.weight`,
+    postAttentionNorm: `model.layers.${i}.post_attention_layernorm.weight`,
+    attention: attentionNames(`model.layers.${i}.self_attn`, attention),
+    mlp: mlpNames(`model.layers.${i}`, mlp),
+  }));
 }
 
 /** A model's top-level tensor names (embeddings, final norm, LM head). */

@@ -11,9 +11,9 @@
 //   given explicitly (newer configs), else hidden / heads. sliding_window must be null: the
 //   engine has no sliding-window attention.
 import { requireInt, type JsonObject } from '../config-fields.ts';
-import type { FamilyDefinition, LayerWeightNames, ModelWeightNames, SwigluWeightNames } from '../family.ts';
+import type { FamilyDefinition, MlpWeightNames, ModelWeightNames, SwigluWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { attentionNames, checkModelType, parseCommon, rejectSlidingWindow, softmaxMoe, topLevelNames } from './common.ts';
+import { checkModelType, decoderLayerNames, parseCommon, rejectSlidingWindow, routedExpertNames, softmaxMoe, topLevelNames } from './common.ts';
 
 export const MIXTRAL_MODEL_TYPE = 'mixtral';
 
@@ -35,22 +35,11 @@ function expertNames(prefix: string): SwigluWeightNames {
 }
 
 function weightNames(spec: ModelSpec): ModelWeightNames {
-  const layers = spec.mlp.map((mlp, i): LayerWeightNames => {
-    const moe = `model.layers.${i}.block_sparse_moe`;
-    const numExperts = mlp.kind === 'moe' ? mlp.numRoutedExperts : 0;
-    return {
-      inputNorm: `model.layers.${i}.input_layernorm.weight`,
-      postAttentionNorm: `model.layers.${i}.post_attention_layernorm.weight`,
-      attention: attentionNames(`model.layers.${i}.self_attn`),
-      mlp: {
-        kind: 'moe',
-        router: `${moe}.gate.weight`,
-        experts: Array.from({ length: numExperts }, (_, j) => expertNames(`${moe}.experts.${j}`)),
-        fusedExperts: { gateUp: `${moe}.experts.gate_up_proj`, down: `${moe}.experts.down_proj` },
-      },
-    };
+  const mlpNames = (layerPrefix: string, mlp: MlpSpec): MlpWeightNames => ({
+    kind: 'moe',
+    ...routedExpertNames(`${layerPrefix}.block_sparse_moe`, mlp.kind === 'moe' ? mlp.numRoutedExperts : 0, expertNames),
   });
-  return { ...topLevelNames(spec), layers };
+  return { ...topLevelNames(spec), layers: decoderLayerNames(spec, {}, mlpNames) };
 }
 
 export const mixtral: FamilyDefinition = {

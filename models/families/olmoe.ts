@@ -9,9 +9,9 @@
 //   are split and rotated. clip_qkv (null in the release) would clamp q/k/v; not supported.
 import { ConfigError } from '../errors.ts';
 import { optionalBool, optionalNumber, requireInt, type JsonObject } from '../config-fields.ts';
-import type { FamilyDefinition, LayerWeightNames, ModelWeightNames } from '../family.ts';
+import type { FamilyDefinition, MlpWeightNames, ModelWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { attentionNames, checkModelType, parseCommon, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
+import { checkModelType, decoderLayerNames, parseCommon, routedExpertNames, softmaxMoe, topLevelNames } from './common.ts';
 
 export const OLMOE_MODEL_TYPE = 'olmoe';
 
@@ -35,22 +35,11 @@ function parseConfig(config: JsonObject, file: string): ModelSpec {
 }
 
 function weightNames(spec: ModelSpec): ModelWeightNames {
-  const layers = spec.mlp.map((mlp, i): LayerWeightNames => {
-    const prefix = `model.layers.${i}.mlp`;
-    const numExperts = mlp.kind === 'moe' ? mlp.numRoutedExperts : 0;
-    return {
-      inputNorm: `model.layers.${i}.input_layernorm.weight`,
-      postAttentionNorm: `model.layers.${i}.post_attention_layernorm.weight`,
-      attention: attentionNames(`model.layers.${i}.self_attn`, { qkNorm: true }),
-      mlp: {
-        kind: 'moe',
-        router: `${prefix}.gate.weight`,
-        experts: Array.from({ length: numExperts }, (_, j) => swigluNames(`${prefix}.experts.${j}`)),
-        fusedExperts: { gateUp: `${prefix}.experts.gate_up_proj`, down: `${prefix}.experts.down_proj` },
-      },
-    };
+  const mlpNames = (layerPrefix: string, mlp: MlpSpec): MlpWeightNames => ({
+    kind: 'moe',
+    ...routedExpertNames(`${layerPrefix}.mlp`, mlp.kind === 'moe' ? mlp.numRoutedExperts : 0),
   });
-  return { ...topLevelNames(spec), layers };
+  return { ...topLevelNames(spec), layers: decoderLayerNames(spec, { qkNorm: true }, mlpNames) };
 }
 
 export const olmoe: FamilyDefinition = { modelType: OLMOE_MODEL_TYPE, parseConfig, weightNames };

@@ -8,9 +8,9 @@
 //   multiplied by sigmoid(shared_expert_gate . x), a Linear(hidden, 1) without bias.
 // - Attention: q/k/v projections carry biases, o_proj does not; head_dim = hidden / heads.
 import { optionalBool, optionalInt, optionalIntList, requireInt, type JsonObject } from '../config-fields.ts';
-import type { FamilyDefinition, LayerWeightNames, MlpWeightNames, ModelWeightNames } from '../family.ts';
+import type { FamilyDefinition, MlpWeightNames, ModelWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { attentionNames, checkModelType, parseCommon, rejectSlidingWindow, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
+import { checkModelType, decoderLayerNames, parseCommon, rejectSlidingWindow, routedExpertNames, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
 
 export const QWEN2_MOE_MODEL_TYPE = 'qwen2_moe';
 
@@ -47,26 +47,19 @@ function parseConfig(config: JsonObject, file: string): ModelSpec {
   return { modelType, ...common, attentionBias: true, mlp };
 }
 
-function mlpNames(prefix: string, mlp: MlpSpec): MlpWeightNames {
+function mlpNames(layerPrefix: string, mlp: MlpSpec): MlpWeightNames {
+  const prefix = `${layerPrefix}.mlp`;
   if (mlp.kind === 'dense') return { kind: 'dense', mlp: swigluNames(prefix) };
   return {
     kind: 'moe',
-    router: `${prefix}.gate.weight`,
-    experts: Array.from({ length: mlp.numRoutedExperts }, (_, j) => swigluNames(`${prefix}.experts.${j}`)),
+    ...routedExpertNames(prefix, mlp.numRoutedExperts),
     shared: swigluNames(`${prefix}.shared_expert`),
     sharedGate: `${prefix}.shared_expert_gate.weight`,
-    fusedExperts: { gateUp: `${prefix}.experts.gate_up_proj`, down: `${prefix}.experts.down_proj` },
   };
 }
 
 function weightNames(spec: ModelSpec): ModelWeightNames {
-  const layers = spec.mlp.map((mlp, i): LayerWeightNames => ({
-    inputNorm: `model.layers.${i}.input_layernorm.weight`,
-    postAttentionNorm: `model.layers.${i}.post_attention_layernorm.weight`,
-    attention: attentionNames(`model.layers.${i}.self_attn`, { qkvBias: true }),
-    mlp: mlpNames(`model.layers.${i}.mlp`, mlp),
-  }));
-  return { ...topLevelNames(spec), layers };
+  return { ...topLevelNames(spec), layers: decoderLayerNames(spec, { qkvBias: true }, mlpNames) };
 }
 
 export const qwen2Moe: FamilyDefinition = { modelType: QWEN2_MOE_MODEL_TYPE, parseConfig, weightNames };

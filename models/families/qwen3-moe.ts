@@ -8,9 +8,9 @@
 //   and then o_proj has one too, which the engine does not implement, so it is refused).
 import { ConfigError } from '../errors.ts';
 import { optionalBool, requireInt, type JsonObject } from '../config-fields.ts';
-import type { FamilyDefinition, LayerWeightNames, MlpWeightNames, ModelWeightNames } from '../family.ts';
+import type { FamilyDefinition, MlpWeightNames, ModelWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { attentionNames, checkModelType, parseCommon, rejectSlidingWindow, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
+import { checkModelType, decoderLayerNames, parseCommon, rejectSlidingWindow, routedExpertNames, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
 import { parseQwenMlpLayers } from './qwen2-moe.ts';
 
 export const QWEN3_MOE_MODEL_TYPE = 'qwen3_moe';
@@ -32,24 +32,14 @@ function parseConfig(config: JsonObject, file: string): ModelSpec {
   return { modelType, ...common, attentionBias: false, qkNorm: 'head', mlp };
 }
 
-function mlpNames(prefix: string, mlp: MlpSpec): MlpWeightNames {
+function mlpNames(layerPrefix: string, mlp: MlpSpec): MlpWeightNames {
+  const prefix = `${layerPrefix}.mlp`;
   if (mlp.kind === 'dense') return { kind: 'dense', mlp: swigluNames(prefix) };
-  return {
-    kind: 'moe',
-    router: `${prefix}.gate.weight`,
-    experts: Array.from({ length: mlp.numRoutedExperts }, (_, j) => swigluNames(`${prefix}.experts.${j}`)),
-    fusedExperts: { gateUp: `${prefix}.experts.gate_up_proj`, down: `${prefix}.experts.down_proj` },
-  };
+  return { kind: 'moe', ...routedExpertNames(prefix, mlp.numRoutedExperts) };
 }
 
 function weightNames(spec: ModelSpec): ModelWeightNames {
-  const layers = spec.mlp.map((mlp, i): LayerWeightNames => ({
-    inputNorm: `model.layers.${i}.input_layernorm.weight`,
-    postAttentionNorm: `model.layers.${i}.post_attention_layernorm.weight`,
-    attention: attentionNames(`model.layers.${i}.self_attn`, { qkNorm: true }),
-    mlp: mlpNames(`model.layers.${i}.mlp`, mlp),
-  }));
-  return { ...topLevelNames(spec), layers };
+  return { ...topLevelNames(spec), layers: decoderLayerNames(spec, { qkNorm: true }, mlpNames) };
 }
 
 export const qwen3Moe: FamilyDefinition = { modelType: QWEN3_MOE_MODEL_TYPE, parseConfig, weightNames };
