@@ -20,8 +20,7 @@ import type { LayerWeightNames, MlpWeightNames, MlaWeightNames, ModelWeightNames
 import { yarnMscale } from '../../kernels/rope-tables.ts';
 import type { MlaSpec, MlpSpec, ModelSpec, MoeMlpSpec, RopeScaling } from '../spec.ts';
 import { checkModelType } from './common.ts';
-import { isMoeLayer } from './deepseek.ts';
-import { swigluNames } from './common.ts';
+import { deepseekMlpNames, isMoeLayer } from './deepseek.ts';
 
 export interface MlaDefaults {
   bosTokenId: number;
@@ -123,14 +122,9 @@ function mlaNames(spec: ModelSpec, attn: string): MlaWeightNames {
 }
 
 function mlpNames(prefix: string, mlp: MlpSpec): MlpWeightNames {
-  if (mlp.kind === 'dense') return { kind: 'dense', mlp: swigluNames(prefix) };
-  return {
-    kind: 'moe',
-    router: `${prefix}.gate.weight`,
-    experts: Array.from({ length: mlp.numRoutedExperts }, (_, j) => swigluNames(`${prefix}.experts.${j}`)),
-    ...(mlp.sharedIntermediateSize > 0 ? { shared: swigluNames(`${prefix}.shared_experts`) } : {}),
-    ...(mlp.correctionBias ? { correctionBias: `${prefix}.gate.e_score_correction_bias` } : {}),
-  };
+  const names = deepseekMlpNames(prefix, mlp);
+  if (names.kind === 'dense' || mlp.kind !== 'moe' || !mlp.correctionBias) return names;
+  return { ...names, correctionBias: `${prefix}.gate.e_score_correction_bias` };
 }
 
 export function mlaWeightNames(spec: ModelSpec): ModelWeightNames {

@@ -175,7 +175,8 @@ function swigluNames(prefix: string): SwigluWeightNames {
   return { gate: `${prefix}.gate_proj.weight`, up: `${prefix}.up_proj.weight`, down: `${prefix}.down_proj.weight` };
 }
 
-function mlpNames(prefix: string, mlp: MlpSpec): MlpWeightNames {
+/** DeepSeek's MLP tensor names (also DeepSeek-V2/V3's, which add the V3 gate bias). */
+export function deepseekMlpNames(prefix: string, mlp: MlpSpec): MlpWeightNames {
   if (mlp.kind === 'dense') return { kind: 'dense', mlp: swigluNames(prefix) };
   return {
     kind: 'moe',
@@ -195,7 +196,7 @@ function layerNames(spec: ModelSpec, layer: number): LayerWeightNames {
     inputNorm: `${prefix}.input_layernorm.weight`,
     postAttentionNorm: `${prefix}.post_attention_layernorm.weight`,
     attention: { q: `${attn}.q_proj.weight`, k: `${attn}.k_proj.weight`, v: `${attn}.v_proj.weight`, o: `${attn}.o_proj.weight`, ...bias },
-    mlp: mlpNames(`${prefix}.mlp`, spec.mlp[layer]),
+    mlp: deepseekMlpNames(`${prefix}.mlp`, spec.mlp[layer]),
   };
 }
 

@@ -3,9 +3,8 @@
 // family allows: fp32 logits within 1e-4 and identical expert choices for every token and
 // layer, over a 32-token prefill and 16 decode steps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StepResult } from '../../server/engine/model-runner.ts';
 import { ReferenceDeepseek, type ReferenceStepResult } from '../reference/deepseek-reference.ts';
-import { argmax } from '../helpers/logits.ts';
+import { argmax, engineExperts, maxLogitDiff } from '../helpers/logits.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 const LOGIT_TOLERANCE = 1e-4;
@@ -22,22 +21,6 @@ const variants: Array<{ name: string; overrides: Record<string, unknown> }> = [
   { name: 'linear rope scaling, tied embeddings', overrides: { rope_scaling: { type: 'linear', factor: 2 }, tie_word_embeddings: true } },
 ];
 
-/** Max |engine - reference| over the logit rows of one step. */
-function maxLogitDiff(engine: Float32Array, reference: Float64Array[]): number {
-  const vocab = reference[0].length;
-  let max = 0;
-  reference.forEach((row, r) => {
-    for (let i = 0; i < vocab; i++) max = Math.max(max, Math.abs(engine[r * vocab + i] - row[i]));
-  });
-  return max;
-}
-
-/** Engine routing reshaped like the reference's: [token][moeLayer][k]. */
-function engineExperts(result: StepResult, topK: number): number[][][] {
-  return Array.from({ length: result.numTokens }, (_, t) =>
-    result.routing.map((route) => Array.from(route.expertIds.subarray(t * topK, (t + 1) * topK))),
-  );
-}
 
 describe.each(variants)('DeepSeekMoE fp32 forward matches the reference: $name', ({ overrides }) => {
   let model: TinyModel;

@@ -4,8 +4,7 @@
 // decode steps, on tiny checkpoints through the real writer, compiler and ONNX Runtime.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyntheticFamily } from '../../models/synthetic.ts';
-import type { StepResult } from '../../server/engine/model-runner.ts';
-import { argmax } from '../helpers/logits.ts';
+import { argmax, engineExperts, maxLogitDiff } from '../helpers/logits.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 import type { ReferenceStepResult } from '../reference/deepseek-reference.ts';
 import { ReferenceMla } from '../reference/mla-reference.ts';
@@ -50,21 +49,6 @@ function loadReference(family: SyntheticFamily, dir: string): Reference {
   return family === 'deepseek_v2' || family === 'deepseek_v3' ? ReferenceMla.load(dir) : ReferenceMoe.load(dir);
 }
 
-function maxLogitDiff(engine: Float32Array, reference: Float64Array[]): number {
-  const vocab = reference[0].length;
-  let max = 0;
-  reference.forEach((row, r) => {
-    for (let i = 0; i < vocab; i++) max = Math.max(max, Math.abs(engine[r * vocab + i] - row[i]));
-  });
-  return max;
-}
-
-/** Engine routing as [token][moeLayer][k]; topK per MoE layer. */
-function engineExperts(result: StepResult, topK: number): number[][][] {
-  return Array.from({ length: result.numTokens }, (_, t) =>
-    result.routing.map((route) => Array.from(route.expertIds.subarray(t * topK, (t + 1) * topK))),
-  );
-}
 
 
 describe.each(variants)('$family fp32 forward matches the reference: $name', ({ family, name, overrides, tensorParallel, fused, rename }) => {
