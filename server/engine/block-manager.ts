@@ -113,9 +113,15 @@ export class BlockManager {
     seq.reset();
   }
 
-  /** Enters the sequence's newly filled full blocks into the prefix cache. */
-  registerFullBlocks(seq: SequenceBlocks, tokens: readonly number[]): void {
+  /**
+   * Enters the sequence's newly filled full blocks into the prefix cache. `tokensOf` is only
+   * called when a block has filled: most decode steps fill none, and building the token list
+   * every step for every sequence would be wasted work.
+   */
+  registerFullBlocks(seq: SequenceBlocks, tokensOf: () => readonly number[]): void {
     const numFull = Math.floor(seq.numCachedTokens / this.blockSize);
+    if (numFull <= seq.numRegisteredBlocks) return;
+    const tokens = tokensOf();
     for (let i = seq.numRegisteredBlocks; i < numFull; i++) {
       const hash = this.hashAt(seq, tokens, i);
       const block = seq.blockIds[i];

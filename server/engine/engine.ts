@@ -80,10 +80,6 @@ export class Engine {
     return this.scheduler.hasWork;
   }
 
-  get numRunning(): number {
-    return this.scheduler.running.length;
-  }
-
   stats(): EngineStats {
     const { scheduler } = this;
     const { blocks } = scheduler;
@@ -124,7 +120,7 @@ export class Engine {
       const { seq } = chunk;
       if (isPrefill[i]) seq.timings.prefillMs += elapsed;
       else seq.timings.decodeMs += elapsed;
-      this.scheduler.blocks.registerFullBlocks(seq.blocks, seq.allTokens());
+      this.scheduler.blocks.registerFullBlocks(seq.blocks, () => seq.allTokens());
       if (!chunk.completes) return;
       const logits = this.logitsRow(result.logits, row++);
       if (!seq.isFinished) events.push(this.postprocess(seq, logits)); // else cancelled while the step ran

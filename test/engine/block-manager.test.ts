@@ -11,7 +11,7 @@ function admit(blocks: BlockManager, tokens: number[]): SequenceBlocks {
   const matched = blocks.matchPrefix(seq, tokens);
   blocks.allocate(seq, matched, tokens.length, tokens.length);
   seq.numCachedTokens = tokens.length;
-  blocks.registerFullBlocks(seq, tokens);
+  blocks.registerFullBlocks(seq, () => tokens);
   return seq;
 }
 
@@ -107,8 +107,8 @@ describe('BlockManager', () => {
       blocks.allocate(seq, [], prompt.length, prompt.length);
       seq.numCachedTokens = prompt.length;
     }
-    blocks.registerFullBlocks(a, prompt);
-    blocks.registerFullBlocks(b, prompt);
+    blocks.registerFullBlocks(a, () => prompt);
+    blocks.registerFullBlocks(b, () => prompt);
     expect(blocks.matchPrefix(new SequenceBlocks(), prompt)).toEqual([a.blockIds[0]]);
     blocks.release(a);
     blocks.release(b);

@@ -35,7 +35,7 @@ function simulateStep(scheduler: Scheduler, chunks: ScheduledChunk[]): void {
   for (const { seq, numTokens, completes } of chunks) {
     expect(seq.blocks.blockIds.length * BLOCK).toBeGreaterThanOrEqual(seq.blocks.numCachedTokens + numTokens);
     seq.blocks.numCachedTokens += numTokens;
-    scheduler.blocks.registerFullBlocks(seq.blocks, seq.allTokens());
+    scheduler.blocks.registerFullBlocks(seq.blocks, () => seq.allTokens());
     if (completes) seq.append(7);
   }
 }
