@@ -24,8 +24,8 @@ async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
   const sessions = await openModelSessions(req.compiled, { provider: 'cpu', intraOpThreads: req.threads });
   try {
     const { spec } = req.compiled.manifest;
-    const { pool, newSequence } = soloCache(spec, req.promptTokens + req.decodeTokens + 1);
-    const runner = new ModelRunner(sessions, pool);
+    const { size, newSequence } = soloCache(req.promptTokens + req.decodeTokens + 1);
+    const runner = new ModelRunner(sessions, size);
     const { vocabSize } = spec;
     const prompt = Array.from({ length: req.promptTokens }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
     const timings: PrecisionTimings = { prefillMs: [], decodeStepMs: [] };

@@ -29,9 +29,8 @@ function timeCalls<T extends object, K extends keyof T>(obj: T, method: K, label
 }
 
 function instrument(sessions: ModelSessions, totals: Totals): void {
-  timeCalls(sessions.shards, 'attentionIn', 'q/k/v projections (all shards)', totals);
-  timeCalls(sessions.attentionCore, 'run', 'attention core (shard 0)', totals);
-  for (const layer of sessions.layers) timeCalls(layer.attnOut, 'run', 'o_proj, norm, router (shard 0)', totals);
+  timeCalls(sessions.shards, 'attention', 'q/k/v, attention, o_proj parts (all shards)', totals);
+  for (const layer of sessions.layers) timeCalls(layer.attnOut, 'run', 'o_proj part, norm, router (shard 0)', totals);
   timeCalls(sessions.shards, 'runMlp', 'MLPs and experts (all shards)', totals);
   timeCalls(sessions.shards, 'lmHead', 'LM head (all shards)', totals);
 }
@@ -40,8 +39,8 @@ async function profile(modelDir: string, weights: WeightPrecision, promptTokens:
   const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0 });
   try {
-    const { pool, sequences } = batchCaches(compiled.manifest.spec, promptTokens + steps + 1, batch);
-    const runner = new ModelRunner(sessions, pool);
+    const { size, sequences } = batchCaches(promptTokens + steps + 1, batch);
+    const runner = new ModelRunner(sessions, size);
     sequences.forEach((cache, b) => runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]));
     const totals: Totals = new Map();
     instrument(sessions, totals);

@@ -24,6 +24,7 @@ import {
   buildAttentionIn,
   buildAttentionOut,
   buildLmHead,
+  buildOutProjection,
   buildSwiglu,
   readLinear,
   readSwiglu,
@@ -35,7 +36,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 7;
+const COMPILER_VERSION = 8;
 
 export interface CompileOptions {
   modelDir: string;
@@ -52,12 +53,17 @@ export interface CompileOptions {
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
-/** One tensor-parallel shard's slice of a layer's MLP; null where the slice is empty. */
+/** One tensor-parallel shard's slice of a layer's attention and MLP; null where the slice is empty. */
 export interface MlpShardGraphs {
   /** q/k/v projection and RoPE for this shard's heads; null when it has none. */
   attnIn: string | null;
   /** Kv heads [start, end) of attnIn (query heads follow: start * group .. end * group). */
   kvHeads: [number, number];
+  /**
+   * Ranks above 0: o_proj over this shard's heads only (their columns), a partial sum of the
+   * whole projection; rank 0's part sits in the layer's attnOut. Null without heads, and for MLA.
+   */
+  oProj: string | null;
   dense: string | null;
   shared: string | null;
   /** One graph per routed expert; empty for dense layers. */
@@ -74,6 +80,16 @@ export interface LayerGraphs {
   shards: MlpShardGraphs[];
 }
 
+/** A shard's weightless attention graphs, built for its own number of heads. */
+export interface ShardAttentionGraphs {
+  /** Kv heads [start, end) whose cache planes the shard owns (MLA: rank 0 owns the one latent row). */
+  kvHeads: [number, number];
+  /** Null when the shard has no heads. */
+  core: string | null;
+  /** The batched one-token-per-sequence attention of decode steps; null for MLA and without heads. */
+  decode: string | null;
+}
+
 export interface LmHeadShard {
   file: string;
   /** Vocabulary rows [start, end) this shard's logits cover. */
@@ -87,9 +103,8 @@ export interface Manifest {
   weights: WeightPrecision;
   spec: ModelSpec;
   tensorParallel: number;
-  attentionCore: string;
-  /** The batched one-token-per-sequence attention of decode steps. */
-  attentionDecode: string | null;
+  /** Index = tensor-parallel rank: each shard attends over its own heads' cache. */
+  attention: ShardAttentionGraphs[];
   layers: LayerGraphs[];
   /** Index = tensor-parallel rank. */
   lmHead: LmHeadShard[];
@@ -169,7 +184,8 @@ function writeGraphs(
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const shards = opts.tensorParallel;
   const mlpGraphs = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts + (m.sharedIntermediateSize > 0 ? 1 : 0) : 1), 0);
-  const total = 3 + spec.numLayers + shards * (1 + spec.numLayers + mlpGraphs);
+  // An upper bound: graphs of empty slices and repeated attention-core shapes are skipped.
+  const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 2 * spec.numLayers + mlpGraphs);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
     writeGraph(dir, file, build);
@@ -189,27 +205,24 @@ function writeGraphs(
   writeFileSync(join(dir, embeddings), new Uint8Array(embed.buffer, embed.byteOffset, embed.byteLength));
   opts.onProgress?.(++done, total, embeddings);
 
-  const mla = spec.mla;
-  const attentionCore = emit('attention-core.onnx', (b) =>
-    mla ? buildMlaAttentionCore(b, { numHeads: spec.numHeads, ...mla }) : buildAttentionCore(b, spec),
-  );
-  // MLA sequences attend one call each (no batched latent-attention graph yet).
-  const attentionDecode = mla ? null : emit('attention-decode.onnx', (b) => buildDecodeAttention(b, spec));
+  const headRanges = attentionInRanges(spec, shards);
+  const attention = attentionGraphs(spec, headRanges, emit);
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
-    const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts));
-    const perShard: MlpShardGraphs[] = attentionInRanges(spec, shards).map((kvHeads, rank) => ({
-      attnIn:
-        kvHeads[1] > kvHeads[0]
-          ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads))
-          : null,
-      kvHeads,
-      dense: null,
-      shared: null,
-      experts: [],
-    }));
-    const attention = layerNames.attention;
-    const mlaIn = isMlaNames(attention) ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attention, read, linearOpts)) : undefined;
+    const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts, headRanges[0]));
+    const perShard: MlpShardGraphs[] = headRanges.map((kvHeads, rank) => {
+      const hasHeads = kvHeads[1] > kvHeads[0];
+      return {
+        attnIn: hasHeads ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        kvHeads,
+        oProj: hasHeads && rank > 0 ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        dense: null,
+        shared: null,
+        experts: [],
+      };
+    });
+    const attentionNames = layerNames.attention;
+    const mlaIn = isMlaNames(attentionNames) ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attentionNames, read, linearOpts)) : undefined;
     const mlp = spec.mlp[i];
     const mlpNames = layerNames.mlp;
     if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
@@ -235,13 +248,39 @@ function writeGraphs(
     end,
   }));
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
-  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attentionCore, attentionDecode, layers, lmHead, embeddings };
+  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attention, layers, lmHead, embeddings };
 }
 
 /** Kv heads [start, end) of each shard's attention input; none for MLA (its own unsplit mlaIn graph). */
 function attentionInRanges(spec: ModelSpec, shards: number): Array<[number, number]> {
   if (spec.mla) return Array.from({ length: shards }, (): [number, number] => [0, 0]);
   return shardRanges(spec.numKvHeads, shards);
+}
+
+/**
+ * Each shard's attention-core and batched-decode graphs, for its own head count (one file per
+ * distinct count). MLA keeps attention unsplit on rank 0: its one latent row serves every head.
+ */
+function attentionGraphs(spec: ModelSpec, headRanges: Array<[number, number]>, emit: (file: string, build: (b: GraphBuilder) => void) => string): ShardAttentionGraphs[] {
+  const mla = spec.mla;
+  if (mla) {
+    const core = emit('attention-core.onnx', (b) => buildMlaAttentionCore(b, { numHeads: spec.numHeads, ...mla }));
+    return headRanges.map((_, rank) => ({ kvHeads: [0, rank === 0 ? 1 : 0], core: rank === 0 ? core : null, decode: null }));
+  }
+  const group = spec.numHeads / spec.numKvHeads;
+  const built = new Map<number, { core: string; decode: string }>();
+  return headRanges.map((kvHeads) => {
+    const numKvHeads = kvHeads[1] - kvHeads[0];
+    if (numKvHeads === 0) return { kvHeads, core: null, decode: null };
+    if (!built.has(numKvHeads)) {
+      const shape = { numHeads: numKvHeads * group, numKvHeads, headDim: spec.headDim };
+      built.set(numKvHeads, {
+        core: emit(`attention-core.kv${numKvHeads}.onnx`, (b) => buildAttentionCore(b, shape)),
+        decode: emit(`attention-decode.kv${numKvHeads}.onnx`, (b) => buildDecodeAttention(b, shape)),
+      });
+    }
+    return { kvHeads, ...built.get(numKvHeads)! };
+  });
 }
 
 function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {

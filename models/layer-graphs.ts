@@ -4,8 +4,10 @@
 // tensor-parallel shards (one thread each: ONNX Runtime's own pool gains nothing on the small
 // matmuls of a decode step, two threads with a half each do):
 //   attn-in   : RMSNorm -> fused q/k/v projection -> RoPE, per shard over a slice of the heads
-//   attn-core : softmax attention over cached keys/values             (one call per sequence)
-//   attn-out  : o_proj + residual -> RMSNorm -> router logits
+//   attn-core : softmax attention over the shard's own cached keys/values (attention-shard.ts)
+//   o-proj    : ranks above 0: o_proj over their heads' columns, a partial sum
+//   attn-out  : rank 0: o_proj over its heads + residual (already holding the other ranks'
+//               partial sums) -> RMSNorm -> router logits
 //   per shard : the dense MLP, the shared experts and each routed expert, over a slice of their
 //               intermediate units; and the LM head (final RMSNorm) over a slice of the vocabulary
 import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
@@ -36,8 +38,8 @@ export function readSwiglu(read: ReadWeight, names: SwigluWeightNames, hidden: n
 
 /**
  * One tensor-parallel shard of the attention input: RMSNorm, then q/k/v projection and RoPE
- * for the kv heads [kvStart, kvEnd) and the query heads that share them. Output `qkv`
- * [T, (qHeads + 2 * kvHeads) * headDim] holds the shard's q, k and v rows side by side.
+ * for the kv heads [kvStart, kvEnd) and the query heads that share them. Outputs `q`
+ * [T, qHeads * headDim], `k` and `v` [T, kvHeads * headDim].
  */
 export function buildAttentionIn(
   b: GraphBuilder,
@@ -86,8 +88,9 @@ export function buildAttentionIn(
     const headNormed = norm && spec.qkNorm === 'head' ? norm(heads) : heads;
     return b.op('Reshape', [applyRope(b, headNormed, cos3, sin3, d), b.constInt64([0, (end - start) * d])]);
   };
-  const packed = b.op('Concat', [roped(q, [qStart, qEnd], norms.q), roped(k, [kvStart, kvEnd], norms.k), v], { axis: -1 });
-  b.output(packed, 'qkv', 'float32', ['T', (numQ + 2 * numKv) * d]);
+  b.output(roped(q, [qStart, qEnd], norms.q), 'q', 'float32', ['T', numQ * d]);
+  b.output(roped(k, [kvStart, kvEnd], norms.k), 'k', 'float32', ['T', numKv * d]);
+  b.output(v, 'v', 'float32', ['T', numKv * d]);
 }
 
 type QkNorm = (x: string) => string;
@@ -113,6 +116,8 @@ function qkNorms(b: GraphBuilder, spec: ModelSpec, names: AttentionWeightNames, 
  * o_proj and the residual, then the post-attention RMSNorm and, for MoE layers, the router.
  * Outputs the residual stream (`hidden_out`), the MLP input (`mlp_in`) and `router_logits`;
  * the MLP itself (dense, shared experts, routed experts) runs as tensor-parallel shards.
+ * Standard attention projects only rank 0's heads `kvHeads` here: the engine has already added
+ * the other ranks' partial projections (buildOutProjection) into `hidden`. MLA is unsplit.
  */
 export function buildAttentionOut(
   b: GraphBuilder,
@@ -121,16 +126,16 @@ export function buildAttentionOut(
   names: LayerWeightNames,
   read: ReadWeight,
   opts: LinearOptions,
+  kvHeads: [number, number],
 ): void {
-  const { hiddenSize: h, numHeads, headDim } = spec;
+  const { hiddenSize: h, numHeads } = spec;
   const a = names.attention;
   // MLA's attention core returns each head's attended latent; W_UV turns it into values first.
-  const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : numHeads * headDim;
+  const [columnStart, columnEnd] = headColumns(spec, kvHeads);
+  const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : columnEnd - columnStart;
   const attn = b.input('attn', 'float32', ['T', attnWidth]);
   const hidden = b.input('hidden', 'float32', ['T', h]);
-  const projected = isMlaNames(a)
-    ? mlaOutProjection(b, spec, a, read, opts, attn)
-    : linear(b, attn, readLinear(read, a.o, h, numHeads * headDim), 'o_proj', opts);
+  const projected = isMlaNames(a) ? mlaOutProjection(b, spec, a, read, opts, attn) : linear(b, attn, outProjection(spec, a.o, read, kvHeads), 'o_proj', opts);
   const residual = b.op('Add', [hidden, projected]);
   const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
   b.output(residual, 'hidden_out', 'float32', ['T', h]);
@@ -141,6 +146,31 @@ export function buildAttentionOut(
     const router = readLinear(read, names.mlp.router, mlp.numRoutedExperts, h);
     b.output(linear(b, x, router, 'router', { precision: 'fp32' }), 'router_logits', 'float32', ['T', mlp.numRoutedExperts]);
   }
+}
+
+/**
+ * A rank above 0's part of o_proj: the columns of its query heads, applied to its heads'
+ * attention output `attn` [T, heads * headDim]. The ranks' outputs `y` [T, hidden] add up to
+ * the whole projection.
+ */
+export function buildOutProjection(b: GraphBuilder, spec: ModelSpec, names: LayerWeightNames, read: ReadWeight, opts: LinearOptions, kvHeads: [number, number]): void {
+  const a = names.attention;
+  if (isMlaNames(a)) throw new Error('buildOutProjection: MLA attention is not split across shards');
+  const [start, end] = headColumns(spec, kvHeads);
+  const attn = b.input('attn', 'float32', ['T', end - start]);
+  b.output(linear(b, attn, outProjection(spec, a.o, read, kvHeads), 'o_proj', opts), 'y', 'float32', ['T', spec.hiddenSize]);
+}
+
+/** o_proj input columns [start, end) of the query heads sharing kv heads [kvStart, kvEnd). */
+function headColumns(spec: ModelSpec, [kvStart, kvEnd]: [number, number]): [number, number] {
+  const width = (spec.numHeads / spec.numKvHeads) * spec.headDim;
+  return [kvStart * width, kvEnd * width];
+}
+
+function outProjection(spec: ModelSpec, name: string, read: ReadWeight, kvHeads: [number, number]): LinearWeight {
+  const whole = readLinear(read, name, spec.hiddenSize, spec.numHeads * spec.headDim);
+  const [start, end] = headColumns(spec, kvHeads);
+  return start === 0 && end === whole.inFeatures ? whole : columns(whole, start, end);
 }
 
 /** Splits `width` into `shards` contiguous ranges, on 4-bit block boundaries where possible. */

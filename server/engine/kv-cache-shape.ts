@@ -6,9 +6,14 @@
 import type { ModelSpec } from '../../models/spec.ts';
 import { KvCachePool, type KvCacheShape } from './kv-cache.ts';
 
-export function kvCacheShape(spec: ModelSpec): KvCacheShape {
-  if (spec.mla) return { numLayers: spec.numLayers, numKvHeads: 1, keyHeadDim: spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim, valueHeadDim: 0 };
-  return { numLayers: spec.numLayers, numKvHeads: spec.numKvHeads, keyHeadDim: spec.headDim, valueHeadDim: spec.headDim };
+/**
+ * The whole model's cache shape, or with `kvHeads` [start, end) the part one tensor-parallel
+ * shard holds: the planes of its own kv heads (MLA's single latent row counts as one head).
+ */
+export function kvCacheShape(spec: ModelSpec, kvHeads?: [number, number]): KvCacheShape {
+  const numKvHeads = (whole: number) => (kvHeads ? kvHeads[1] - kvHeads[0] : whole);
+  if (spec.mla) return { numLayers: spec.numLayers, numKvHeads: numKvHeads(1), keyHeadDim: spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim, valueHeadDim: 0 };
+  return { numLayers: spec.numLayers, numKvHeads: numKvHeads(spec.numKvHeads), keyHeadDim: spec.headDim, valueHeadDim: spec.headDim };
 }
 
 /** Bytes per token (all layers, f32) of this model's cache and of a plain per-head K/V cache. */

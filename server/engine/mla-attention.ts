@@ -5,7 +5,7 @@
 import { ort } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { ModelSessions } from './model-sessions.ts';
-import type { AttentionPlan, PagedAttention } from './paged-attention.ts';
+import type { AttentionShard } from './attention-shard.ts';
 
 const NO_VALUES = new Float32Array(0);
 
@@ -14,7 +14,7 @@ export function runMlaAttention(
   sessions: ModelSessions,
   spec: ModelSpec,
   layer: number,
-  attention: { paged: PagedAttention; plan: AttentionPlan },
+  attention: AttentionShard,
   hidden: Float32Array,
   numTokens: number,
   rope: { cos: Float32Array; sin: Float32Array },
@@ -28,5 +28,5 @@ export function runMlaAttention(
     cos: new ort.Tensor('float32', rope.cos, [numTokens, half]),
     sin: new ort.Tensor('float32', rope.sin, [numTokens, half]),
   });
-  return attention.paged.run(layer, attention.plan, projected.q.data as Float32Array, projected.kv.data as Float32Array, NO_VALUES, numTokens);
+  return attention.pagedAttention.run(layer, attention.planFor(0, numTokens), projected.q.data as Float32Array, projected.kv.data as Float32Array, NO_VALUES, numTokens);
 }

@@ -1,15 +1,15 @@
-// One tensor-parallel shard's part of a step: its heads of every q/k/v projection, its slice
-// of every MLP (dense, shared experts, routed experts) and of the LM head. Rank 0 runs this in
-// the engine thread, the other ranks in their shard workers; the slices' outputs add up
-// (MLPs) or sit side by side (q/k/v heads, logits).
+// One tensor-parallel shard's part of a step: its heads' attention (attention-shard.ts), its
+// slice of every MLP (dense, shared experts, routed experts) and of the LM head. Rank 0 runs
+// this in the engine thread, the other ranks in their shard workers; the slices' outputs add
+// up (o_proj parts, MLPs) or sit side by side (logits).
 import { join } from 'node:path';
 import { gatherRows, groupByExpert, scatterAddWeighted } from '../../kernels/dispatch.ts';
 import type { RoutingResult } from '../../kernels/gating.ts';
 import { GraphSession, ort, type SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
+import { AttentionShard } from './attention-shard.ts';
 
 export interface ShardLayerSessions {
-  attnIn: GraphSession | null;
   dense: GraphSession | null;
   shared: GraphSession | null;
   experts: Array<GraphSession | null>;
@@ -19,6 +19,7 @@ export interface ShardSessions {
   rank: number;
   hiddenSize: number;
   layers: ShardLayerSessions[];
+  attention: AttentionShard;
   lmHead: GraphSession;
   /** Vocabulary columns [start, end) of this shard's logits. */
   vocabStart: number;
@@ -29,18 +30,26 @@ export interface ShardSessions {
 export function openShardSessions(dir: string, manifest: Manifest, rank: number, settings: SessionSettings): ShardSessions {
   const open = (file: string | null): GraphSession | null => (file === null ? null : new GraphSession(join(dir, file), settings));
   const layers = manifest.layers.map(({ shards }) => ({
-    attnIn: open(shards[rank].attnIn),
     dense: open(shards[rank].dense),
     shared: open(shards[rank].shared),
     experts: shards[rank].experts.map(open),
   }));
+  const { kvHeads, core, decode } = manifest.attention[rank];
+  const attention = new AttentionShard(manifest.spec, {
+    kvHeads,
+    core: open(core),
+    decode: open(decode),
+    attnIn: manifest.layers.map(({ shards }) => open(shards[rank].attnIn)),
+    oProj: manifest.layers.map(({ shards }) => open(shards[rank].oProj)),
+  });
   const head = manifest.lmHead[rank];
   const lmHead = new GraphSession(join(dir, head.file), settings);
   const all = (): GraphSession[] => [
     lmHead,
-    ...layers.flatMap((l) => [l.attnIn, l.dense, l.shared, ...l.experts].filter((s): s is GraphSession => s !== null)),
+    ...attention.all(),
+    ...layers.flatMap((l) => [l.dense, l.shared, ...l.experts].filter((s): s is GraphSession => s !== null)),
   ];
-  return { rank, hiddenSize: manifest.spec.hiddenSize, layers, lmHead, vocabStart: head.start, vocabEnd: head.end, all };
+  return { rank, hiddenSize: manifest.spec.hiddenSize, layers, attention, lmHead, vocabStart: head.start, vocabEnd: head.end, all };
 }
 
 export interface MlpJob {
@@ -73,19 +82,6 @@ export function runMlpShard(s: ShardSessions, job: MlpJob, out: Float32Array): v
     const y = session.run({ x: new ort.Tensor('float32', x, [batch.rows.length, h]) }).y.data as Float32Array;
     scatterAddWeighted(out, h, y, batch.rows, batch.weights);
   }
-}
-
-/** This shard's q, k and v rows side by side, [numRows, (qHeads + 2 * kvHeads) * headDim]; null without heads. */
-export function runAttentionInShard(s: ShardSessions, layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numRows: number): Float32Array | null {
-  const session = s.layers[layer].attnIn;
-  if (!session) return null;
-  const half = cos.length / numRows;
-  const out = session.run({
-    hidden: new ort.Tensor('float32', hidden, [numRows, s.hiddenSize]),
-    cos: new ort.Tensor('float32', cos, [numRows, half]),
-    sin: new ort.Tensor('float32', sin, [numRows, half]),
-  });
-  return out.qkv.data as Float32Array;
 }
 
 /** This shard's logit columns for `numRows` final hidden rows: [numRows, vocabEnd - vocabStart]. */

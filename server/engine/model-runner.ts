@@ -1,16 +1,16 @@
 // One forward step over a batch of sequences: each contributes its new tokens (a prefill
 // chunk or one decode token), and all tokens of the step share every weight-bound graph
 // call, so an expert runs once per step on every row routed to it. Stages per layer:
-// attention (per sequence, over its own cache) -> Router -> Dispatch -> Experts -> Combine,
-// the last three on every tensor-parallel shard at once (shard-group.ts).
+// attention (each shard over its heads' cache) -> o_proj, norm, router -> Dispatch ->
+// Experts -> Combine, the tensor-parallel stages on every shard at once (shard-group.ts).
 import { gatherRows } from '../../kernels/dispatch.ts';
 import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
 import { gatingConfigFor } from '../../models/routing.ts';
 import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
 import { isMoe, type ModelSpec } from '../../models/spec.ts';
+import type { KvCacheSize } from './attention-shard.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
-import { type AttentionPlan, PagedAttention } from './paged-attention.ts';
 import type { ModelSessions } from './model-sessions.ts';
 import { runMlaAttention } from './mla-attention.ts';
 
@@ -42,14 +42,16 @@ interface SequenceSlot {
 export class ModelRunner {
   readonly spec: ModelSpec;
   private readonly gating: (GatingConfig | null)[];
-  private readonly pagedAttention: PagedAttention;
+  /** Rank 0's part of the KV cache (all of it for MLA); the other shards hold their heads' planes. */
+  readonly kvPool: KvCachePool;
 
+  /** Allocates a KV cache of `cache` blocks, every shard its heads' part, for the steps to come. */
   constructor(
     readonly sessions: ModelSessions,
-    readonly kvPool: KvCachePool,
+    cache: KvCacheSize,
   ) {
     this.spec = sessions.manifest.spec;
-    this.pagedAttention = new PagedAttention(this.spec, kvPool, sessions.attentionCore, sessions.attentionDecode);
+    this.kvPool = sessions.shards.attachKvCache(cache);
     const layers = sessions.manifest.layers;
     this.gating = this.spec.mlp.map((mlp, i) => {
       const bias = layers[i].correctionBias;
@@ -60,7 +62,12 @@ export class ModelRunner {
   step(batch: StepSequence[]): StepResult {
     const { hiddenSize: h } = this.spec;
     const slots = this.layOut(batch);
-    const plan = this.pagedAttention.plan(slots.map((s) => ({ cache: s.seq.cache, row: s.row, numTokens: s.numTokens, start: s.start })));
+    for (const s of slots) {
+      const needed = Math.ceil((s.start + s.numTokens) / this.kvPool.blockSize);
+      if (s.seq.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.seq.cache.blockIds.length} cache blocks but needs ${needed}`);
+    }
+    const shards = this.sessions.shards;
+    shards.beginStep(slots.map((s) => ({ cache: s.seq.cache, row: s.row, numTokens: s.numTokens, start: s.start })));
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
     let hidden = this.embed(slots, numTokens);
     // rotaryDim == headDim except for MLA, whose rope covers only qk_rope_head_dim.
@@ -73,9 +80,10 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
+      // Standard attention also adds the other shards' o_proj parts into `hidden`.
       const attn = this.spec.mla
-        ? runMlaAttention(this.sessions, this.spec, layer, { paged: this.pagedAttention, plan }, hidden, numTokens, { cos, sin })
-        : this.attention(layer, plan, hidden, numTokens, cos, sin);
+        ? runMlaAttention(this.sessions, this.spec, layer, shards.localAttention, hidden, numTokens, { cos, sin })
+        : shards.attention(layer, hidden, cos, sin, numTokens);
       const out = this.sessions.layers[layer].attnOut.run({
         attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
         hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
@@ -84,7 +92,7 @@ export class ModelRunner {
       hidden = out.hidden_out.data as Float32Array;
       const gating = this.gating[layer];
       const route = gating ? routeTokens(out.router_logits.data as Float32Array, numTokens, gating) : null;
-      this.sessions.shards.runMlp(
+      shards.runMlp(
         { layer, x: out.mlp_in.data as Float32Array, numTokens, route, topK: gating?.topK ?? 0, numExperts: gating?.numExperts ?? 0 },
         hidden,
       );
@@ -120,11 +128,6 @@ export class ModelRunner {
       }
     }
     return hidden;
-  }
-
-  private attention(layer: number, plan: AttentionPlan, hidden: Float32Array, numTokens: number, cos: Float32Array, sin: Float32Array): Float32Array {
-    const { q, k, v } = this.sessions.shards.attentionIn(layer, hidden, cos, sin, numTokens);
-    return this.pagedAttention.run(layer, plan, q, k, v, numTokens);
   }
 
   private lmHead(slots: SequenceSlot[], hidden: Float32Array): Float32Array {

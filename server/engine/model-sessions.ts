@@ -1,6 +1,6 @@
-// Opens a compiled model: the attention core and attn-out graphs as ONNX Runtime sessions on
-// this thread; q/k/v projections, MLPs and the LM head as tensor-parallel shards (this thread
-// is rank 0); and the embeddings.
+// Opens a compiled model: the attn-out (and MLA mla-in) graphs as ONNX Runtime sessions on
+// this thread; attention, MLPs and the LM head as tensor-parallel shards (this thread is
+// rank 0); and the embeddings.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +16,6 @@ export interface LayerSessions {
 
 export interface ModelSessions {
   manifest: Manifest;
-  attentionCore: GraphSession;
-  /** Null for MLA models (no batched latent-attention graph). */
-  attentionDecode: GraphSession | null;
   layers: LayerSessions[];
   shards: ShardGroup;
   /** [vocabSize, hiddenSize] */
@@ -42,7 +39,7 @@ export async function openModelSessions(
   onProgress?: (done: number, total: number) => void,
 ): Promise<ModelSessions> {
   const { dir, manifest } = compiled;
-  const total = 3 + manifest.layers.length;
+  const total = 2 + manifest.layers.length;
   let done = 0;
   const open = async (file: string): Promise<GraphSession> => {
     const session = new GraphSession(join(dir, file), settings);
@@ -51,8 +48,6 @@ export async function openModelSessions(
     await new Promise((resolve) => setImmediate(resolve));
     return session;
   };
-  const attentionCore = await open(manifest.attentionCore);
-  const attentionDecode = manifest.attentionDecode === null ? null : await open(manifest.attentionDecode);
   const layers: LayerSessions[] = [];
   for (const layer of manifest.layers) {
     layers.push({ attnOut: await open(layer.attnOut), mlaIn: layer.mlaIn ? new GraphSession(join(dir, layer.mlaIn), settings) : null });
@@ -63,8 +58,8 @@ export async function openModelSessions(
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const release = async (): Promise<void> => {
     const perLayer = layers.flatMap((l) => (l.mlaIn ? [l.attnOut, l.mlaIn] : [l.attnOut]));
-    for (const session of [attentionCore, ...(attentionDecode ? [attentionDecode] : []), ...perLayer]) session.release();
+    for (const session of perLayer) session.release();
     shards.release();
   };
-  return { manifest, attentionCore, attentionDecode, layers, shards, embeddings, release };
+  return { manifest, layers, shards, embeddings, release };
 }

@@ -4,12 +4,11 @@
 // token share one call of the batched decode graph per layer: in a busy decode step that is
 // one call instead of one per sequence. MLA models (DeepSeek-V2/V3) cache one latent row per
 // token (keys only, one "head") and have no batched graph: their core graph takes queries
-// already in latent space and every sequence attends in its own call.
+// already in latent space and every sequence attends in its own call. With tensor-parallel
+// shards each shard has its own PagedAttention over its heads' planes (attention-shard.ts).
 import { ort } from '../../kernels/session.ts';
-import type { ModelSpec } from '../../models/spec.ts';
 import { causalMask, MASKED } from './attention-mask.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
-import { kvCacheShape } from './kv-cache-shape.ts';
 import type { GraphSession } from '../../kernels/session.ts';
 
 /** A sequence's place in the step: its rows in the token matrix and its cache. */
@@ -48,29 +47,29 @@ export class PagedAttention {
   private readonly qHeadDim: number;
   private readonly outWidth: number;
 
+  /**
+   * `numHeads` query heads attend over the pool's kv heads (a multiple of them); each head's
+   * output has `outHeadDim` values (headDim, or MLA's kvLoraRank).
+   */
   constructor(
-    private readonly spec: ModelSpec,
     private readonly pool: KvCachePool,
+    private readonly numHeads: number,
+    outHeadDim: number,
     private readonly core: GraphSession,
     private readonly decode: GraphSession | null,
   ) {
-    const expected = kvCacheShape(spec);
     const { shape } = pool;
-    if (Object.entries(expected).some(([key, value]) => shape[key as keyof typeof shape] !== value)) throw new Error('the KV cache pool does not match the model');
     this.poolFeeds = pool.keys.map((keys, layer) => {
       const feeds: Record<string, ort.Tensor> = { key_pool: new ort.Tensor('float32', keys, pool.planeDims(shape.keyHeadDim)) };
       if (shape.valueHeadDim > 0) feeds.value_pool = new ort.Tensor('float32', pool.values[layer], pool.planeDims(shape.valueHeadDim));
       return feeds;
     });
     this.qHeadDim = shape.keyHeadDim;
-    this.outWidth = spec.numHeads * (spec.mla ? spec.mla.kvLoraRank : spec.headDim);
+    this.outWidth = numHeads * outHeadDim;
   }
 
+  /** The calls of one step; every sequence's blocks must already cover its new tokens (ModelRunner checks). */
   plan(slots: AttentionSlot[]): AttentionPlan {
-    for (const s of slots) {
-      const needed = this.numBlocks(s);
-      if (s.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.cache.blockIds.length} cache blocks but needs ${needed}`);
-    }
     const decoding = slots.filter((s) => s.numTokens === 1);
     const batched = this.decode !== null && decoding.length >= 2 ? decoding : [];
     return {
@@ -82,7 +81,7 @@ export class PagedAttention {
 
   /**
    * Stores the step's key rows (and value rows; empty for MLA), then returns the attention
-   * outputs [numTokens, outWidth]. q is [numTokens, heads, qHeadDim].
+   * outputs [numTokens, numHeads * outHeadDim]. q is [numTokens, numHeads, qHeadDim].
    */
   run(layer: number, plan: AttentionPlan, q: Float32Array, k: Float32Array, v: Float32Array, numTokens: number): Float32Array {
     const { numKvHeads, keyHeadDim, valueHeadDim } = this.pool.shape;
@@ -91,7 +90,7 @@ export class PagedAttention {
       const keys = k.subarray(s.row * keyWidth, (s.row + s.numTokens) * keyWidth);
       this.pool.write(layer, s.cache, s.start, keys, v.subarray(s.row * valueWidth, (s.row + s.numTokens) * valueWidth));
     }
-    const { numHeads } = this.spec;
+    const { numHeads } = this;
     const qWidth = numHeads * this.qHeadDim;
     const attn = new Float32Array(numTokens * this.outWidth);
     const queries = (data: Float32Array, count: number) => new ort.Tensor('float32', data, [count, numHeads, this.qHeadDim]);

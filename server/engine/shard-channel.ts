@@ -2,8 +2,12 @@
 // of Int32 slots driven with Atomics, and fixed-size buffers for one chunk of rows. Jobs
 // larger than a chunk are cut into chunks by rank 0, so the buffers never need to grow.
 
-export const SLOT = { seq: 0, done: 1, kind: 2, layer: 3, rows: 4, routed: 5, status: 6, errorBytes: 7 } as const;
-export const JOB = { mlp: 1, lmHead: 2, stop: 3, attnIn: 4 } as const;
+// A step's block tables vary in size and reach the shards as a message on a MessagePort,
+// read synchronously (receiveMessageOnPort) by the first attention job that has `plan` set.
+
+export const SLOT = { seq: 0, done: 1, kind: 2, layer: 3, rows: 4, routed: 5, status: 6, errorBytes: 7, start: 8, plan: 9 } as const;
+/** kvCache: allocate the shard's cache planes, `rows` blocks of `layer` tokens. */
+export const JOB = { mlp: 1, lmHead: 2, stop: 3, attention: 4, kvCache: 5 } as const;
 
 /** Rows per chunk of an MLP job. */
 export const CHUNK_ROWS = 512;
@@ -21,7 +25,7 @@ export interface ChannelBuffers {
   shape: ChannelShape;
   ctrl: SharedArrayBuffer;
   x: SharedArrayBuffer;
-  /** RoPE cos then sin rows for an attention-input job, [rows, headDim / 2] each. */
+  /** RoPE cos then sin rows for an attention job, [rows, headDim / 2] each. */
   rope: SharedArrayBuffer;
   ids: SharedArrayBuffer;
   weights: SharedArrayBuffer;

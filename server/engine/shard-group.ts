@@ -1,29 +1,26 @@
 // Rank 0's view of tensor parallelism: its own shard sessions plus one worker thread per
-// other rank. Each MLP stage and the LM head run on every rank at once, each over its slice
-// of the weights; the slices' outputs are summed (MLPs) or laid side by side (logits).
+// other rank. Attention, each MLP stage and the LM head run on every rank at once, each over
+// its slice of the heads or weights; the slices' outputs are summed (o_proj parts, MLPs) or
+// laid side by side (logits).
 // ONNX Runtime's intra-op pool cannot do this for us: without spinning, waking its threads
 // costs more than the small matmuls of a decode step take; two threads with a slice each
 // keep both cores busy.
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
 import { isMoe } from '../../models/spec.ts';
-import { type MlpJob, openShardSessions, runAttentionInShard, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
-import type { ModelSpec } from '../../models/spec.ts';
+import type { AttentionShard, KvCacheSize } from './attention-shard.ts';
+import type { KvCachePool } from './kv-cache.ts';
+import { type MlpJob, openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import type { AttentionSlot } from './paged-attention.ts';
 import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
-import type { ShardWorkerData } from './shard-worker.ts';
+import type { PlannedSlot, ShardWorkerData, StepPlanMessage } from './shard-worker.ts';
 
 const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
 /** A shard that has not answered in this long is taken for dead: fail the step, don't hang. */
 const SHARD_TIMEOUT_MS = 120_000;
 /** How long rank 0 polls for a shard's answer before blocking. */
 const SPIN_MS = 5;
-
-export interface AttentionInputs {
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-}
 
 /** One chunk's three moves in ShardGroup.fanOut. */
 interface FanOutJob {
@@ -42,6 +39,10 @@ interface Remote {
   channel: ShardChannel;
   /** Number of the last job posted. */
   seq: number;
+  /** Step plans (block tables) go here; null for a rank without attention heads. */
+  plans: MessagePort | null;
+  /** A step plan was posted that the rank's next attention job must read first. */
+  planPending: boolean;
   /** Vocabulary columns [vocabStart, vocabEnd) of its logits. */
   vocabStart: number;
   vocabEnd: number;
@@ -49,7 +50,18 @@ interface Remote {
   failure: string | null;
 }
 
+interface JobSlots {
+  kind: number;
+  rows: number;
+  layer?: number;
+  routed?: number;
+  start?: number;
+}
+
 export class ShardGroup {
+  /** Rows per chunk of a job; tests lower it to cross chunk boundaries with tiny models. */
+  chunkRows = CHUNK_ROWS;
+
   private constructor(
     private readonly local: ShardSessions,
     private readonly remotes: Remote[],
@@ -69,36 +81,74 @@ export class ShardGroup {
     return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, manifest);
   }
 
-  /**
-   * q [T, heads * headDim], k and v [T, kvHeads * headDim] of one layer, after RoPE: each
-   * shard projects its own heads, rank 0 puts the heads back in order.
-   */
-  attentionIn(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): AttentionInputs {
-    const { spec } = this.manifest;
-    const { hiddenSize: h, numHeads, numKvHeads, headDim: d } = spec;
-    const out: AttentionInputs = {
-      q: new Float32Array(numTokens * numHeads * d),
-      k: new Float32Array(numTokens * numKvHeads * d),
-      v: new Float32Array(numTokens * numKvHeads * d),
+  /** Rank 0's attention shard (MLA runs all of its attention there). */
+  get localAttention(): AttentionShard {
+    return this.local.attention;
+  }
+
+  /** Gives every rank with attention heads its planes of a cache of `size`; returns rank 0's. */
+  attachKvCache(size: KvCacheSize): KvCachePool {
+    const pool = this.local.attention.attachCache(size);
+    for (const remote of this.attentionRemotes()) {
+      post(remote, { kind: JOB.kvCache, rows: size.numBlocks, layer: size.blockSize });
+      waitFor(remote);
+    }
+    return pool;
+  }
+
+  /** Announces a step's sequences (rows, cached lengths, block tables) to every rank's attention. */
+  beginStep(slots: AttentionSlot[]): void {
+    this.local.attention.beginStep(slots);
+    const remotes = this.attentionRemotes();
+    if (remotes.length === 0) return;
+    const message: StepPlanMessage = {
+      slots: slots.map(({ row, numTokens, start, cache }): PlannedSlot => {
+        const numBlocks = Math.ceil((start + numTokens) / this.local.attention.pool.blockSize);
+        return { row, numTokens, start, blockIds: Int32Array.from(cache.blockIds.slice(0, numBlocks)) };
+      }),
     };
-    const shards = this.manifest.layers[layer].shards;
-    const widest = Math.max(...shards.map(({ kvHeads: [s, e] }) => (e - s) * (numHeads / numKvHeads + 2) * d));
-    const half = d / 2;
+    for (const remote of remotes) {
+      remote.plans?.postMessage(message);
+      remote.planPending = true;
+    }
+  }
+
+  /**
+   * One layer's attention over the step's rows (after beginStep). Every rank projects q/k/v for
+   * its heads, caches k/v and attends; ranks above 0 also apply their part of o_proj, which is
+   * added into `hidden` in place. Returns rank 0's heads' output [numTokens, its heads *
+   * headDim], for its attn-out graph (rank 0's o_proj part, residual, norm, router).
+   */
+  attention(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): Float32Array {
+    const h = this.manifest.spec.hiddenSize;
+    const local = this.local.attention;
+    const half = this.manifest.spec.headDim / 2;
     const rowsOf = (data: Float32Array, width: number, start: number, rows: number) => data.subarray(start * width, (start + rows) * width);
-    this.fanOut(numTokens, Math.min(CHUNK_ROWS, ...this.remotes.map((r) => Math.floor(r.channel.out.length / widest))), {
-      send: (remote, start, rows) => {
-        remote.channel.x.set(rowsOf(hidden, h, start, rows));
-        remote.channel.rope.set(rowsOf(cos, half, start, rows));
-        remote.channel.rope.set(rowsOf(sin, half, start, rows), rows * half);
-        post(remote, JOB.attnIn, rows, layer, 0);
+    const { numHeads, numKvHeads, headDim } = this.manifest.spec;
+    const [kvStart, kvEnd] = this.manifest.attention[0].kvHeads;
+    const width = (kvEnd - kvStart) * (numHeads / numKvHeads) * headDim;
+    const out = new Float32Array(numTokens * width);
+    this.fanOut(
+      numTokens,
+      this.chunkRows,
+      {
+        send: (remote, start, rows) => {
+          remote.channel.x.set(rowsOf(hidden, h, start, rows));
+          remote.channel.rope.set(rowsOf(cos, half, start, rows));
+          remote.channel.rope.set(rowsOf(sin, half, start, rows), rows * half);
+          post(remote, { kind: JOB.attention, rows, layer, start });
+        },
+        runLocal: (start, rows) => {
+          out.set(local.attend(layer, start, rows, rowsOf(hidden, h, start, rows), rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows)), start * width);
+        },
+        collect: (remote, start, rows) => {
+          const partial = remote.channel.out;
+          const offset = start * h;
+          for (let i = 0; i < rows * h; i++) hidden[offset + i] += partial[i];
+        },
       },
-      runLocal: (start, rows) => {
-        const x = rowsOf(hidden, h, start, rows);
-        const local = runAttentionInShard(this.local, layer, x, rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows), rows);
-        if (local) placeHeads(out, spec, shards[0].kvHeads, local, start, rows);
-      },
-      collect: (remote, start, rows) => placeHeads(out, spec, shards[remote.rank].kvHeads, remote.channel.out, start, rows),
-    });
+      this.attentionRemotes(),
+    );
     return out;
   }
 
@@ -115,7 +165,7 @@ export class ShardGroup {
         weights: job.route.weights.subarray(start * k, (start + rows) * k),
       },
     });
-    this.fanOut(job.numTokens, CHUNK_ROWS, {
+    this.fanOut(job.numTokens, this.chunkRows, {
       send: (remote, start, rows) => {
         const chunk = chunkOf(start, rows);
         remote.channel.x.set(chunk.x);
@@ -123,7 +173,7 @@ export class ShardGroup {
           remote.channel.ids.set(chunk.route.expertIds);
           remote.channel.weights.set(chunk.route.weights);
         }
-        post(remote, JOB.mlp, rows, job.layer, k);
+        post(remote, { kind: JOB.mlp, rows, layer: job.layer, routed: k });
       },
       runLocal: (start, rows) => runMlpShard(this.local, chunkOf(start, rows), out.subarray(start * h, (start + rows) * h)),
       collect: (remote, start, rows) => {
@@ -143,7 +193,7 @@ export class ShardGroup {
     this.fanOut(numRows, Math.min(...this.remotes.map((r) => r.channel.lmHeadRows), numRows), {
       send: (remote, start, rows) => {
         remote.channel.x.set(x(start, rows));
-        post(remote, JOB.lmHead, rows, 0, 0);
+        post(remote, { kind: JOB.lmHead, rows });
       },
       runLocal: (start, rows) =>
         placeColumns(logits, vocab, start, rows, runLmHeadShard(this.local, x(start, rows), rows), this.local.vocabStart, this.local.vocabEnd),
@@ -156,49 +206,71 @@ export class ShardGroup {
    * Runs one job on every shard, chunk by chunk: hand each remote its chunk, do rank 0's part
    * while they work, then take each remote's answer.
    */
-  private fanOut(numRows: number, rowsPerChunk: number, job: FanOutJob): void {
+  private fanOut(numRows: number, rowsPerChunk: number, job: FanOutJob, remotes = this.remotes): void {
     for (let start = 0; start < numRows; start += rowsPerChunk) {
       const rows = Math.min(rowsPerChunk, numRows - start);
-      for (const remote of this.remotes) job.send(remote, start, rows);
+      for (const remote of remotes) job.send(remote, start, rows);
       job.runLocal(start, rows);
-      for (const remote of this.remotes) {
+      for (const remote of remotes) {
         waitFor(remote);
         job.collect(remote, start, rows);
       }
     }
   }
 
+  private attentionRemotes(): Remote[] {
+    return this.remotes.filter((r) => r.plans !== null);
+  }
+
   release(): void {
     for (const s of this.local.all()) s.release();
     for (const remote of this.remotes) {
-      post(remote, JOB.stop, 0, 0, 0);
+      post(remote, { kind: JOB.stop, rows: 0 });
+      remote.plans?.close();
       void remote.worker.terminate();
     }
   }
 }
 
 async function startRemote(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, channel: ShardChannel): Promise<Remote> {
-  const workerData: ShardWorkerData = { dir, manifest, rank, settings, buffers: channel.buffers };
-  const worker = new Worker(WORKER_ENTRY, { argv: ['./shard-worker.ts'], workerData });
+  const { port1, port2 } = new MessageChannel();
+  const workerData: ShardWorkerData = { dir, manifest, rank, settings, buffers: channel.buffers, plans: port2 };
+  const worker = new Worker(WORKER_ENTRY, { argv: ['./shard-worker.ts'], workerData, transferList: [port2] });
   await new Promise<void>((resolve, reject) => {
     worker.once('message', (m: { type: string; message?: string }) =>
       m.type === 'ready' ? resolve() : reject(new ShardFailedError(`shard ${rank} failed to start: ${m.message}`)),
     );
     worker.once('error', (err) => reject(new ShardFailedError(`shard ${rank} failed to start: ${err.message}`)));
   });
-  const remote: Remote = { rank, worker, channel, seq: 0, vocabStart: manifest.lmHead[rank].start, vocabEnd: manifest.lmHead[rank].end, failure: null };
+  const hasAttention = manifest.attention[rank].core !== null;
+  if (!hasAttention) port1.close();
+  const remote: Remote = {
+    rank,
+    worker,
+    channel,
+    seq: 0,
+    plans: hasAttention ? port1 : null,
+    planPending: false,
+    vocabStart: manifest.lmHead[rank].start,
+    vocabEnd: manifest.lmHead[rank].end,
+    failure: null,
+  };
   worker.on('exit', (code) => (remote.failure ??= `shard ${rank} exited (code ${code})`));
   worker.on('error', (err) => (remote.failure ??= `shard ${rank} crashed: ${err.message}`));
   return remote;
 }
 
-function post(remote: Remote, kind: number, rows: number, layer: number, routedTopK: number): void {
-  if (remote.failure !== null && kind !== JOB.stop) throw new ShardFailedError(remote.failure);
+function post(remote: Remote, job: JobSlots): void {
+  if (remote.failure !== null && job.kind !== JOB.stop) throw new ShardFailedError(remote.failure);
   const { ctrl } = remote.channel;
-  ctrl[SLOT.kind] = kind;
-  ctrl[SLOT.rows] = rows;
-  ctrl[SLOT.layer] = layer;
-  ctrl[SLOT.routed] = routedTopK;
+  ctrl[SLOT.kind] = job.kind;
+  ctrl[SLOT.rows] = job.rows;
+  ctrl[SLOT.layer] = job.layer ?? 0;
+  ctrl[SLOT.routed] = job.routed ?? 0;
+  ctrl[SLOT.start] = job.start ?? 0;
+  // The first attention job after beginStep reads the step's plan before it starts.
+  ctrl[SLOT.plan] = job.kind === JOB.attention && remote.planPending ? 1 : 0;
+  if (job.kind === JOB.attention) remote.planPending = false;
   Atomics.store(ctrl, SLOT.seq, ++remote.seq);
   Atomics.notify(ctrl, SLOT.seq);
 }
@@ -220,23 +292,6 @@ function waitFor(remote: Remote): void {
     const message = remote.channel.readError();
     ctrl[SLOT.status] = 0;
     throw new ShardFailedError(`shard ${remote.rank} failed: ${message}`);
-  }
-}
-
-/** Copies one shard's packed [rows, q | k | v] output into the full q, k and v rows. */
-function placeHeads(out: AttentionInputs, spec: ModelSpec, [kvStart, kvEnd]: [number, number], packed: Float32Array, firstRow: number, rows: number): void {
-  if (kvEnd <= kvStart) return;
-  const { numHeads, numKvHeads, headDim: d } = spec;
-  const group = numHeads / numKvHeads;
-  const qWidth = (kvEnd - kvStart) * group * d;
-  const kvWidth = (kvEnd - kvStart) * d;
-  const width = qWidth + 2 * kvWidth;
-  for (let r = 0; r < rows; r++) {
-    const src = r * width;
-    const row = firstRow + r;
-    out.q.set(packed.subarray(src, src + qWidth), row * numHeads * d + kvStart * group * d);
-    out.k.set(packed.subarray(src + qWidth, src + qWidth + kvWidth), row * numKvHeads * d + kvStart * d);
-    out.v.set(packed.subarray(src + qWidth + kvWidth, src + width), row * numKvHeads * d + kvStart * d);
   }
 }
 

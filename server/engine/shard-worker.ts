@@ -1,10 +1,12 @@
-// A tensor-parallel shard's thread: opens its slices of the MLPs and the LM head, then
-// serves jobs from rank 0 through shared memory until told to stop. It blocks in
-// Atomics.wait between jobs: no event-loop turn sits between a job's arrival and its start.
-import { parentPort, workerData } from 'node:worker_threads';
+// A tensor-parallel shard's thread: opens its heads' attention and its slices of the MLPs and
+// the LM head, then serves jobs from rank 0 through shared memory until told to stop. It
+// blocks in Atomics.wait between jobs: no event-loop turn sits between a job's arrival and
+// its start (which is also why step plans are read with receiveMessageOnPort).
+import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
-import { openShardSessions, runAttentionInShard, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import { openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import type { AttentionSlot } from './paged-attention.ts';
 import { type ChannelBuffers, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 
 export interface ShardWorkerData {
@@ -13,24 +15,57 @@ export interface ShardWorkerData {
   rank: number;
   settings: SessionSettings;
   buffers: ChannelBuffers;
+  /** Where rank 0 posts each step's StepPlanMessage. */
+  plans: MessagePort;
 }
 
-function runJob(sessions: ShardSessions, channel: ShardChannel): void {
+/** One sequence of a step as the shards need it: its rows, cached length and blocks. */
+export interface PlannedSlot {
+  row: number;
+  numTokens: number;
+  start: number;
+  blockIds: Int32Array;
+}
+
+export interface StepPlanMessage {
+  slots: PlannedSlot[];
+}
+
+/** How long a shard waits for a step plan that rank 0 posted before signalling the job. */
+const PLAN_TIMEOUT_MS = 5_000;
+
+function receivePlan(port: MessagePort): AttentionSlot[] {
+  const until = performance.now() + PLAN_TIMEOUT_MS;
+  for (;;) {
+    const received = receiveMessageOnPort(port);
+    if (received) {
+      const { slots } = received.message as StepPlanMessage;
+      return slots.map(({ row, numTokens, start, blockIds }) => ({ row, numTokens, start, cache: { blockIds: Array.from(blockIds), numCachedTokens: start } }));
+    }
+    if (performance.now() > until) throw new Error('no step plan arrived');
+  }
+}
+
+function runJob(sessions: ShardSessions, channel: ShardChannel, plans: MessagePort): void {
   const { ctrl } = channel;
   const rows = ctrl[SLOT.rows];
   const h = sessions.hiddenSize;
+  if (ctrl[SLOT.kind] === JOB.kvCache) {
+    sessions.attention.attachCache({ numBlocks: rows, blockSize: ctrl[SLOT.layer] });
+    return;
+  }
   // ONNX Runtime takes no views of shared memory as inputs: copy the rows out first.
   const x = channel.x.slice(0, rows * h);
   if (ctrl[SLOT.kind] === JOB.lmHead) {
     channel.out.set(runLmHeadShard(sessions, x, rows));
     return;
   }
-  if (ctrl[SLOT.kind] === JOB.attnIn) {
+  if (ctrl[SLOT.kind] === JOB.attention) {
+    if (ctrl[SLOT.plan] !== 0) sessions.attention.beginStep(receivePlan(plans));
     const half = channel.buffers.shape.headDim / 2;
     const cos = channel.rope.slice(0, rows * half);
     const sin = channel.rope.slice(rows * half, 2 * rows * half);
-    const qkv = runAttentionInShard(sessions, ctrl[SLOT.layer], x, cos, sin, rows);
-    if (qkv) channel.out.set(qkv);
+    channel.out.set(sessions.attention.attendProjected(ctrl[SLOT.layer], ctrl[SLOT.start], rows, x, cos, sin));
     return;
   }
   const topK = ctrl[SLOT.routed];
@@ -69,7 +104,7 @@ function serve(data: ShardWorkerData): void {
     seen = Atomics.load(ctrl, SLOT.seq);
     if (ctrl[SLOT.kind] === JOB.stop) break;
     try {
-      runJob(sessions, channel);
+      runJob(sessions, channel, data.plans);
     } catch (err) {
       channel.writeError(err instanceof Error ? err.message : String(err));
     }

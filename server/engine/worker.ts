@@ -7,7 +7,6 @@ import { TextTokenizer } from '../tokenizer/tokenizer.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { Engine } from './engine.ts';
 import { BlockManager } from './block-manager.ts';
-import { KvCachePool } from './kv-cache.ts';
 import { DEFAULT_KV_CACHE, planKvCache } from './kv-cache-plan.ts';
 import { kvCacheShape } from './kv-cache-shape.ts';
 import { ModelRunner } from './model-runner.ts';
@@ -39,7 +38,6 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
   const kvCache = planKvCache(shape, options.kvCache ?? DEFAULT_KV_CACHE, limits.maxNumSeqs, contextLen);
   // A sequence must fit in the pool on its own, or preempting everything else would not help.
   const maxModelLen = Math.min(contextLen, kvCache.numTokens);
-  const pool = new KvCachePool(shape, kvCache.numBlocks, kvCache.blockSize);
   const scheduler = new Scheduler(new BlockManager(kvCache.numBlocks, kvCache.blockSize), limits);
   const info: ModelInfo = {
     spec,
@@ -50,7 +48,7 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
     reusedCompile: compiled.reused,
     loadMs: performance.now() - started,
   };
-  return { engine: new Engine(new ModelRunner(sessions, pool), scheduler), tokenizer, info };
+  return { engine: new Engine(new ModelRunner(sessions, kvCache), scheduler), tokenizer, info };
 }
 
 function createSequence(id: string, request: SubmitRequest, tokenizer: TextTokenizer, info: ModelInfo): Sequence {

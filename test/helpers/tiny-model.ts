@@ -8,8 +8,6 @@ import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import { compileModel } from '../../models/compile.ts';
 import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { BlockManager, SequenceBlocks } from '../../server/engine/block-manager.ts';
-import { KvCachePool } from '../../server/engine/kv-cache.ts';
-import { kvCacheShape } from '../../server/engine/kv-cache-shape.ts';
 import { ModelRunner } from '../../server/engine/model-runner.ts';
 import { openModelSessions } from '../../server/engine/model-sessions.ts';
 
@@ -46,9 +44,8 @@ export async function openRunner(
   const { maxPositions } = spec;
   // Room for 32 full-length sequences: tests open a few caches each and never free them.
   const numBlocks = Math.ceil((32 * maxPositions) / blockSize);
-  const pool = new KvCachePool(kvCacheShape(spec), numBlocks, blockSize);
   const blocks = new BlockManager(numBlocks, blockSize);
-  const runner = new ModelRunner(sessions, pool);
+  const runner = new ModelRunner(sessions, { numBlocks, blockSize });
   return {
     runner,
     newCache: (maxTokens = maxPositions) => {

@@ -97,7 +97,11 @@ describe('tensor-parallel shards', () => {
     model?.remove();
   });
 
-  it('two shards (a worker thread each half of every MLP and the LM head) match the reference', async () => {
+  it.each([
+    ['whole steps', 512],
+    ['jobs cut into 5-row chunks, across sequences and mid-prompt', 5],
+  ])('two shards (a worker thread each: half the heads with their cache, half of every MLP and the LM head) match the reference: %s', async (_, chunkRows) => {
+    sharded.runner.sessions.shards.chunkRows = chunkRows;
     const prompts = [testTokens(30, 21), testTokens(7, 22)];
     const caches = prompts.map(() => sharded.newCache());
     const refs = prompts.map(() => reference.newSequence());
