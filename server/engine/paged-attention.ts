@@ -1,8 +1,9 @@
 // Attention over the paged KV cache for one model step. Each sequence's new keys and values
 // are written into its blocks; then sequences reading a prompt chunk run the attention-core
-// graph one by one (their causal masks differ in shape), while all sequences decoding a single
-// token share one call of the batched decode graph per layer: in a busy decode step that is
-// one call instead of one per sequence. MLA models (DeepSeek-V2/V3) cache one latent row per
+// graph one by one (their causal masks differ in shape), while sequences decoding a single
+// token share calls of the batched decode graph, one per group of similar lengths: a busy
+// decode step makes a few calls per layer instead of one per sequence, and no call gathers
+// much more cache than its sequences hold (the batch is padded to its longest member). MLA models (DeepSeek-V2/V3) cache one latent row per
 // token (keys only, one "head") and have no batched graph: their core graph takes queries
 // already in latent space and every sequence attends in its own call. With tensor-parallel
 // shards each shard has its own PagedAttention over its heads' planes (attention-shard.ts).
@@ -37,8 +38,11 @@ interface DecodePlan {
 export interface AttentionPlan {
   slots: AttentionSlot[];
   single: SinglePlan[];
-  decode: DecodePlan | null;
+  decode: DecodePlan[];
 }
+
+/** A decode group may gather at most this much more than its sequences hold (padding). */
+const MAX_PADDING = 0.25;
 
 export class PagedAttention {
   /** Each layer's pool planes wrapped once, as graph feeds: ONNX Runtime reads them in place. */
@@ -70,13 +74,33 @@ export class PagedAttention {
 
   /** The calls of one step; every sequence's blocks must already cover its new tokens (ModelRunner checks). */
   plan(slots: AttentionSlot[]): AttentionPlan {
-    const decoding = slots.filter((s) => s.numTokens === 1);
-    const batched = this.decode !== null && decoding.length >= 2 ? decoding : [];
+    const groups = this.decode === null ? [] : this.decodeGroups(slots.filter((s) => s.numTokens === 1)).filter((g) => g.length >= 2);
+    const batched = new Set(groups.flat());
     return {
       slots,
-      single: slots.filter((s) => !batched.includes(s)).map((slot) => this.singlePlan(slot)),
-      decode: batched.length > 0 ? this.decodePlan(batched) : null,
+      single: slots.filter((s) => !batched.has(s)).map((slot) => this.singlePlan(slot)),
+      decode: groups.map((group) => this.decodePlan(group)),
     };
+  }
+
+  /** Decoding sequences by length into groups whose padding to their longest stays within MAX_PADDING. */
+  private decodeGroups(decoding: AttentionSlot[]): AttentionSlot[][] {
+    const groups: AttentionSlot[][] = [];
+    let group: AttentionSlot[] = [];
+    let held = 0;
+    for (const s of [...decoding].sort((a, b) => this.numBlocks(a) - this.numBlocks(b))) {
+      const blocks = this.numBlocks(s);
+      // Sorted ascending, so s would be the group's longest: all members padded to its length.
+      if (group.length > 0 && blocks * (group.length + 1) > (1 + MAX_PADDING) * (held + blocks)) {
+        groups.push(group);
+        group = [];
+        held = 0;
+      }
+      group.push(s);
+      held += blocks;
+    }
+    if (group.length > 0) groups.push(group);
+    return groups;
   }
 
   /**
@@ -99,13 +123,14 @@ export class PagedAttention {
       const out = this.core.run({ q: queries(qRows, slot.numTokens), ...this.poolFeeds[layer], block_ids: blockIds, mask });
       attn.set(out.out.data as Float32Array, slot.row * this.outWidth);
     }
-    if (plan.decode && this.decode) {
-      const { rows, blockIds, mask } = plan.decode;
+    // plan() makes decode groups only when there is a decode graph.
+    const decode = this.decode;
+    const w = this.outWidth;
+    for (const { rows, blockIds, mask } of plan.decode) {
+      if (!decode) break;
       const qBatch = new Float32Array(rows.length * qWidth);
       rows.forEach((row, b) => qBatch.set(q.subarray(row * qWidth, (row + 1) * qWidth), b * qWidth));
-      const out = this.decode.run({ q: queries(qBatch, rows.length), ...this.poolFeeds[layer], block_ids: blockIds, mask });
-      const context = out.out.data as Float32Array;
-      const w = this.outWidth;
+      const context = decode.run({ q: queries(qBatch, rows.length), ...this.poolFeeds[layer], block_ids: blockIds, mask }).out.data as Float32Array;
       rows.forEach((row, b) => attn.set(context.subarray(b * w, (b + 1) * w), row * w));
     }
     return attn;
