@@ -59,7 +59,7 @@ interface JobSlots {
 }
 
 export class ShardGroup {
-  /** Rows per chunk of a job; tests lower it to cross chunk boundaries with tiny models. */
+  /** Rows per chunk of a job, at most CHUNK_ROWS (the channel's size); tests lower it to cross chunk boundaries. */
   chunkRows = CHUNK_ROWS;
 
   private constructor(

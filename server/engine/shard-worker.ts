@@ -36,14 +36,15 @@ const PLAN_TIMEOUT_MS = 5_000;
 
 function receivePlan(port: MessagePort): AttentionSlot[] {
   const until = performance.now() + PLAN_TIMEOUT_MS;
-  for (;;) {
-    const received = receiveMessageOnPort(port);
-    if (received) {
-      const { slots } = received.message as StepPlanMessage;
-      return slots.map(({ row, numTokens, start, blockIds }) => ({ row, numTokens, start, cache: { blockIds: Array.from(blockIds), numCachedTokens: start } }));
-    }
+  let received = receiveMessageOnPort(port);
+  while (!received) {
     if (performance.now() > until) throw new Error('no step plan arrived');
+    received = receiveMessageOnPort(port);
   }
+  // A step that failed after announcing its plan left that plan unread: the newest is this step's.
+  for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) received = next;
+  const { slots } = received.message as StepPlanMessage;
+  return slots.map(({ row, numTokens, start, blockIds }) => ({ row, numTokens, start, cache: { blockIds: Array.from(blockIds), numCachedTokens: start } }));
 }
 
 function runJob(sessions: ShardSessions, channel: ShardChannel, plans: MessagePort): void {

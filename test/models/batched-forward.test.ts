@@ -102,6 +102,17 @@ describe('tensor-parallel shards', () => {
     ['jobs cut into 5-row chunks, across sequences and mid-prompt', 5],
   ])('two shards (a worker thread each: half the heads with their cache, half of every MLP and the LM head) match the reference: %s', async (_, chunkRows) => {
     sharded.runner.sessions.shards.chunkRows = chunkRows;
+    expectShardedMatchesReference();
+  });
+
+  it('a step that fails after announcing its block tables to the shards leaves them in step', () => {
+    sharded.runner.sessions.shards.chunkRows = 512;
+    // The token id is refused while embedding, after the step's plan went to shard 1.
+    expect(() => sharded.runner.step([{ tokens: [1, VOCAB + 7], cache: sharded.newCache(), logits: 'last' }])).toThrow(RangeError);
+    expectShardedMatchesReference();
+  });
+
+  function expectShardedMatchesReference(): void {
     const prompts = [testTokens(30, 21), testTokens(7, 22)];
     const caches = prompts.map(() => sharded.newCache());
     const refs = prompts.map(() => reference.newSequence());
@@ -120,5 +131,5 @@ describe('tensor-parallel shards', () => {
       });
       tokens = next;
     }
-  });
+  }
 });
