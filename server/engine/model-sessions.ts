@@ -59,7 +59,7 @@ export async function openModelSessions(
   const release = async (): Promise<void> => {
     const perLayer = layers.flatMap((l) => (l.mlaIn ? [l.attnOut, l.mlaIn] : [l.attnOut]));
     for (const session of perLayer) session.release();
-    shards.release();
+    await shards.release();
   };
   return { manifest, layers, shards, embeddings, release };
 }

@@ -19,6 +19,8 @@ import type { PlannedSlot, ShardWorkerData, StepPlanMessage } from './shard-work
 const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
 /** A shard that has not answered in this long is taken for dead: fail the step, don't hang. */
 const SHARD_TIMEOUT_MS = 120_000;
+/** How long a stopping shard gets to release its sessions before its thread is terminated. */
+const SHARD_STOP_TIMEOUT_MS = 10_000;
 /** How long rank 0 polls for a shard's answer before blocking. */
 const SPIN_MS = 5;
 
@@ -222,13 +224,24 @@ export class ShardGroup {
     return this.remotes.filter((r) => r.plans !== null);
   }
 
-  release(): void {
+  /**
+   * Stops every shard and waits for its thread to release its sessions and exit: terminating
+   * a thread inside ONNX Runtime's session teardown can abort the whole process.
+   */
+  async release(): Promise<void> {
     for (const s of this.local.all()) s.release();
-    for (const remote of this.remotes) {
-      post(remote, { kind: JOB.stop, rows: 0 });
-      remote.plans?.close();
-      void remote.worker.terminate();
-    }
+    await Promise.all(
+      this.remotes.map(async (remote) => {
+        remote.plans?.close();
+        // A shard that exited or stopped answering has nothing to release in order.
+        if (remote.failure !== null) return void (await remote.worker.terminate());
+        const exited = new Promise<void>((resolve) => remote.worker.once('exit', () => resolve()));
+        post(remote, { kind: JOB.stop, rows: 0 });
+        const timeout = setTimeout(() => void remote.worker.terminate(), SHARD_STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timeout);
+      }),
+    );
   }
 }
 

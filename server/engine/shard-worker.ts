@@ -113,6 +113,8 @@ function serve(data: ShardWorkerData): void {
     Atomics.notify(ctrl, SLOT.done);
   }
   for (const session of sessions.all()) session.release();
+  // Nothing left holds the event loop: the thread exits by itself (ShardGroup.release waits for it).
+  data.plans.close();
 }
 
 try {
