@@ -12,6 +12,7 @@ import { isMoe, type ModelSpec } from '../../models/spec.ts';
 import type { KvCacheSize } from './attention-shard.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
+import { blocksCovering } from './paged-attention.ts';
 import { runMlaAttention } from './mla-attention.ts';
 
 export interface StepSequence {
@@ -63,7 +64,7 @@ export class ModelRunner {
     const { hiddenSize: h } = this.spec;
     const slots = this.layOut(batch);
     for (const s of slots) {
-      const needed = Math.ceil((s.start + s.numTokens) / this.kvPool.blockSize);
+      const needed = blocksCovering(s, this.kvPool.blockSize);
       if (s.seq.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.seq.cache.blockIds.length} cache blocks but needs ${needed}`);
     }
     const shards = this.sessions.shards;

@@ -44,6 +44,11 @@ export interface AttentionPlan {
 /** A decode group may gather at most this much more than its sequences hold (padding). */
 const MAX_PADDING = 0.25;
 
+/** Blocks a sequence's table must hold for the step: all its cached and new positions. */
+export function blocksCovering(s: { start: number; numTokens: number }, blockSize: number): number {
+  return Math.ceil((s.start + s.numTokens) / blockSize);
+}
+
 export class PagedAttention {
   /** Each layer's pool planes wrapped once, as graph feeds: ONNX Runtime reads them in place. */
   private readonly poolFeeds: Record<string, ort.Tensor>[];
@@ -137,7 +142,7 @@ export class PagedAttention {
   }
 
   private numBlocks(s: AttentionSlot): number {
-    return Math.ceil((s.start + s.numTokens) / this.pool.blockSize);
+    return blocksCovering(s, this.pool.blockSize);
   }
 
   private singlePlan(slot: AttentionSlot): SinglePlan {

@@ -12,7 +12,7 @@ import { isMoe } from '../../models/spec.ts';
 import type { AttentionShard, KvCacheSize } from './attention-shard.ts';
 import type { KvCachePool } from './kv-cache.ts';
 import { type MlpJob, openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
-import type { AttentionSlot } from './paged-attention.ts';
+import { type AttentionSlot, blocksCovering } from './paged-attention.ts';
 import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 import type { PlannedSlot, ShardWorkerData, StepPlanMessage } from './shard-worker.ts';
 
@@ -104,10 +104,12 @@ export class ShardGroup {
     const remotes = this.attentionRemotes();
     if (remotes.length === 0) return;
     const message: StepPlanMessage = {
-      slots: slots.map(({ row, numTokens, start, cache }): PlannedSlot => {
-        const numBlocks = Math.ceil((start + numTokens) / this.local.attention.pool.blockSize);
-        return { row, numTokens, start, blockIds: Int32Array.from(cache.blockIds.slice(0, numBlocks)) };
-      }),
+      slots: slots.map(({ row, numTokens, start, cache }): PlannedSlot => ({
+        row,
+        numTokens,
+        start,
+        blockIds: Int32Array.from(cache.blockIds.slice(0, blocksCovering({ start, numTokens }, this.local.attention.pool.blockSize))),
+      })),
     };
     for (const remote of remotes) {
       remote.plans?.postMessage(message);
@@ -234,7 +236,10 @@ export class ShardGroup {
       this.remotes.map(async (remote) => {
         remote.plans?.close();
         // A shard that exited or stopped answering has nothing to release in order.
-        if (remote.failure !== null) return void (await remote.worker.terminate());
+        if (remote.failure !== null) {
+          await remote.worker.terminate();
+          return;
+        }
         const exited = new Promise<void>((resolve) => remote.worker.once('exit', () => resolve()));
         post(remote, { kind: JOB.stop, rows: 0 });
         const timeout = setTimeout(() => void remote.worker.terminate(), SHARD_STOP_TIMEOUT_MS);
