@@ -21,6 +21,11 @@ export interface SessionSettings {
   provider: ExecutionProvider;
   /** Intra-op threads per session; 0 lets ONNX Runtime pick (one per core). */
   intraOpThreads: number;
+  /**
+   * Who attends over the KV cache for decoding tokens and short prompt chunks: the
+   * WebAssembly kernel reading blocks in place (the default) or ONNX Runtime's graphs.
+   */
+  attention?: 'wasm' | 'onnx';
 }
 
 export class SessionLoadError extends Error {

@@ -5,6 +5,7 @@
 // belong to rank 0 (the block manager lives there) and reach the other ranks once per step.
 // MLA keeps its single latent row unsplit on rank 0 (every head reads all of it).
 import { GraphSession, ort } from '../../kernels/session.ts';
+import { type KernelLayout, PagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import { KvCachePool } from './kv-cache.ts';
 import { kvCacheShape } from './kv-cache-shape.ts';
@@ -35,9 +36,11 @@ export class AttentionShard {
   /** Plans of the current step by row range; every layer reuses them. */
   private readonly plans = new Map<string, AttentionPlan>();
 
+  /** `kernel`: the WebAssembly attention kernel's module, or null to attend with ONNX Runtime only. */
   constructor(
     private readonly spec: ModelSpec,
     readonly sessions: AttentionShardSessions,
+    private readonly kernel: WebAssembly.Module | null = null,
   ) {}
 
   get hasHeads(): boolean {
@@ -53,10 +56,23 @@ export class AttentionShard {
   attachCache(size: KvCacheSize): KvCachePool {
     const { core, decode, kvHeads } = this.sessions;
     if (!core) throw new Error('this shard has no attention heads');
-    const pool = new KvCachePool(kvCacheShape(this.spec, kvHeads), size.numBlocks, size.blockSize);
+    const shape = kvCacheShape(this.spec, kvHeads);
     const { mla, numHeads, numKvHeads, headDim } = this.spec;
     const queryHeads = mla ? numHeads : (kvHeads[1] - kvHeads[0]) * (numHeads / numKvHeads);
-    this.paged = new PagedAttention(pool, queryHeads, mla ? mla.kvLoraRank : headDim, core, decode);
+    const layout: KernelLayout = {
+      numHeads: queryHeads,
+      numKvHeads: shape.numKvHeads,
+      keyDim: shape.keyHeadDim,
+      // MLA's values are the first kvLoraRank floats of its latent key rows.
+      valueDim: mla ? mla.kvLoraRank : headDim,
+      valueRowFloats: mla ? shape.keyHeadDim : headDim,
+      scale: mla ? mla.softmaxScale : 1 / Math.sqrt(headDim),
+      numBlocks: size.numBlocks,
+      blockSize: size.blockSize,
+    };
+    const kernel = this.kernel && PagedAttentionKernel.create(this.kernel, layout, KvCachePool.planeFloats(shape, size.numBlocks, size.blockSize));
+    const pool = new KvCachePool(shape, size.numBlocks, size.blockSize, kernel ? (floats) => kernel.floats(floats) : undefined);
+    this.paged = new PagedAttention(pool, queryHeads, layout.valueDim, core, decode, kernel);
     this.cache = pool;
     this.beginStep([]);
     return pool;

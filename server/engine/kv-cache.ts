@@ -28,17 +28,27 @@ export class KvCachePool {
   /** Empty arrays when the model caches no values (MLA). */
   readonly values: Float32Array[];
 
+  /**
+   * `allocate` hands out the planes' zeroed memory: by default plain arrays; the WebAssembly
+   * attention kernel passes views of its own memory so it can read the blocks in place.
+   */
   constructor(
     readonly shape: KvCacheShape,
     readonly numBlocks: number,
     readonly blockSize: number,
+    allocate: (floats: number) => Float32Array = (floats) => new Float32Array(floats),
   ) {
     if (!Number.isSafeInteger(numBlocks) || numBlocks < 1) throw new RangeError(`the KV cache needs at least one block (got ${numBlocks})`);
     // Zero-filled by the allocator page by page as blocks are first written, so the
     // resident size grows with use rather than with the flag.
     const slots = numBlocks * blockSize * shape.numKvHeads;
-    this.keys = Array.from({ length: shape.numLayers }, () => new Float32Array(slots * shape.keyHeadDim));
-    this.values = Array.from({ length: shape.numLayers }, () => new Float32Array(slots * shape.valueHeadDim));
+    this.keys = Array.from({ length: shape.numLayers }, () => allocate(slots * shape.keyHeadDim));
+    this.values = Array.from({ length: shape.numLayers }, () => (shape.valueHeadDim > 0 ? allocate(slots * shape.valueHeadDim) : new Float32Array(0)));
+  }
+
+  /** Floats of all the planes of a pool of this shape and size. */
+  static planeFloats(shape: KvCacheShape, numBlocks: number, blockSize: number): number {
+    return shape.numLayers * numBlocks * blockSize * shape.numKvHeads * (shape.keyHeadDim + shape.valueHeadDim);
   }
 
   get numTokens(): number {

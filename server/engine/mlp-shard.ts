@@ -27,7 +27,8 @@ export interface ShardSessions {
   all(): GraphSession[];
 }
 
-export function openShardSessions(dir: string, manifest: Manifest, rank: number, settings: SessionSettings): ShardSessions {
+/** `kernel`: the WebAssembly attention kernel for this shard's cache, or null for ONNX Runtime alone. */
+export function openShardSessions(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, kernel: WebAssembly.Module | null): ShardSessions {
   const open = (file: string | null): GraphSession | null => (file === null ? null : new GraphSession(join(dir, file), settings));
   const layers = manifest.layers.map(({ shards }) => ({
     dense: open(shards[rank].dense),
@@ -41,7 +42,7 @@ export function openShardSessions(dir: string, manifest: Manifest, rank: number,
     decode: open(decode),
     attnIn: manifest.layers.map(({ shards }) => open(shards[rank].attnIn)),
     oProj: manifest.layers.map(({ shards }) => open(shards[rank].oProj)),
-  });
+  }, kernel);
   const head = manifest.lmHead[rank];
   const lmHead = new GraphSession(join(dir, head.file), settings);
   const all = (): GraphSession[] => [

@@ -7,6 +7,7 @@
 // keep both cores busy.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
+import { compilePagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
 import type { Manifest } from '../../models/compile.ts';
 import { isMoe } from '../../models/spec.ts';
 import type { AttentionShard, KvCacheSize } from './attention-shard.ts';
@@ -71,6 +72,7 @@ export class ShardGroup {
   ) {}
 
   static async open(dir: string, manifest: Manifest, settings: SessionSettings): Promise<ShardGroup> {
+    const kernel = settings.attention === 'onnx' ? null : await compilePagedAttentionKernel();
     const { spec } = manifest;
     const shape = {
       hiddenSize: spec.hiddenSize,
@@ -79,8 +81,8 @@ export class ShardGroup {
       maxVocabSlice: Math.max(...manifest.lmHead.map((s) => s.end - s.start)),
     };
     const ranks = Array.from({ length: manifest.tensorParallel - 1 }, (_, i) => i + 1);
-    const remotes = await Promise.all(ranks.map((rank) => startRemote(dir, manifest, rank, settings, ShardChannel.create(shape))));
-    return new ShardGroup(openShardSessions(dir, manifest, 0, settings), remotes, manifest);
+    const remotes = await Promise.all(ranks.map((rank) => startRemote(dir, manifest, rank, settings, kernel, ShardChannel.create(shape))));
+    return new ShardGroup(openShardSessions(dir, manifest, 0, settings, kernel), remotes, manifest);
   }
 
   /** Rank 0's attention shard (MLA runs all of its attention there). */
@@ -250,9 +252,17 @@ export class ShardGroup {
   }
 }
 
-async function startRemote(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, channel: ShardChannel): Promise<Remote> {
+async function startRemote(
+  dir: string,
+  manifest: Manifest,
+  rank: number,
+  settings: SessionSettings,
+  kernel: WebAssembly.Module | null,
+  channel: ShardChannel,
+): Promise<Remote> {
   const { port1, port2 } = new MessageChannel();
-  const workerData: ShardWorkerData = { dir, manifest, rank, settings, buffers: channel.buffers, plans: port2 };
+  // A compiled WebAssembly.Module crosses to the worker as is: nothing is assembled twice.
+  const workerData: ShardWorkerData = { dir, manifest, rank, settings, kernel, buffers: channel.buffers, plans: port2 };
   const worker = new Worker(WORKER_ENTRY, { argv: ['./shard-worker.ts'], workerData, transferList: [port2] });
   await new Promise<void>((resolve, reject) => {
     worker.once('message', (m: { type: string; message?: string }) =>

@@ -14,6 +14,8 @@ export interface ShardWorkerData {
   manifest: Manifest;
   rank: number;
   settings: SessionSettings;
+  /** The WebAssembly attention kernel, or null to attend with ONNX Runtime alone. */
+  kernel: WebAssembly.Module | null;
   buffers: ChannelBuffers;
   /** Where rank 0 posts each step's StepPlanMessage. */
   plans: MessagePort;
@@ -96,7 +98,7 @@ function waitForJob(ctrl: Int32Array, seen: number): void {
 
 function serve(data: ShardWorkerData): void {
   const channel = new ShardChannel(data.buffers);
-  const sessions = openShardSessions(data.dir, data.manifest, data.rank, data.settings);
+  const sessions = openShardSessions(data.dir, data.manifest, data.rank, data.settings, data.kernel);
   parentPort?.postMessage({ type: 'ready' });
   const { ctrl } = channel;
   let seen = 0;

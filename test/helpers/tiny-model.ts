@@ -37,9 +37,10 @@ export async function openRunner(
   int4AccuracyLevel: 0 | 4 = 4,
   tensorParallel = 1,
   blockSize = 16,
+  attention: 'wasm' | 'onnx' = 'wasm',
 ): Promise<OpenedRunner> {
   const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
-  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1 });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1, attention });
   const { spec } = compiled.manifest;
   const { maxPositions } = spec;
   // Room for 32 full-length sequences: tests open a few caches each and never free them.

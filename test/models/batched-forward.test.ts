@@ -1,5 +1,7 @@
 // One model step over several sequences at once must give each sequence exactly what it
-// gets alone: prefills of different lengths side by side, and prefills mixed with decodes.
+// gets alone: prefills of different lengths side by side, and prefills mixed with decodes;
+// both with the WebAssembly attention kernel (decodes and short chunks) and with ONNX
+// Runtime's graphs alone (the batched decode graph).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
 import { argmax, logitRows, maxAbsDiff } from '../helpers/logits.ts';
@@ -11,14 +13,14 @@ const TOP_K = 2;
 const rows = (logits: Float32Array, from: number, count: number): Float32Array => logitRows(logits, VOCAB, from, count);
 const maxDiff = maxAbsDiff;
 
-describe('batched forward', () => {
+describe.each(['wasm', 'onnx'] as const)('batched forward, %s attention', (attention) => {
   let model: TinyModel;
   let opened: OpenedRunner;
   let reference: ReferenceDeepseek;
 
   beforeAll(async () => {
     model = writeTinyModel({}, 11);
-    opened = await openRunner(model, 'fp32');
+    opened = await openRunner(model, 'fp32', 4, 1, 16, attention);
     reference = ReferenceDeepseek.load(model.dir);
   });
   afterAll(async () => {
@@ -30,6 +32,10 @@ describe('batched forward', () => {
     const prompts = [testTokens(5, 1), testTokens(17, 2), testTokens(32, 3), testTokens(1, 4)];
     const caches = prompts.map(() => opened.newCache());
     const batched = await opened.runner.step(prompts.map((tokens, i) => ({ tokens, cache: caches[i], logits: 'all' as const })));
+    // With the kernel it took the one-token prompt, and the core graph the others.
+    const plan = opened.runner.sessions.shards.localAttention.planFor(0, 5 + 17 + 32 + 1);
+    expect(plan.kernel.map((s) => s.numTokens)).toEqual(attention === 'wasm' ? [1] : []);
+    expect(plan.single.map((s) => s.slot.numTokens)).toEqual(attention === 'wasm' ? [5, 17, 32] : [5, 17, 32, 1]);
     let row = 0;
     for (const tokens of prompts) {
       const expected = reference.newSequence().forward(tokens);
