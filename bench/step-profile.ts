@@ -35,9 +35,11 @@ function instrument(sessions: ModelSessions, totals: Totals): void {
   timeCalls(sessions.shards, 'lmHead', 'LM head (all shards)', totals);
 }
 
-async function profile(modelDir: string, weights: WeightPrecision, promptTokens: number, steps: number, batch: number): Promise<string[][]> {
+type Attention = 'wasm' | 'onnx';
+
+async function profile(modelDir: string, weights: WeightPrecision, attention: Attention, promptTokens: number, steps: number, batch: number): Promise<string[][]> {
   const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
-  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0 });
+  const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0, attention });
   try {
     const { size, sequences } = batchCaches(promptTokens + steps + 1, batch);
     const runner = new ModelRunner(sessions, size);
@@ -51,9 +53,9 @@ async function profile(modelDir: string, weights: WeightPrecision, promptTokens:
     const perStep = (performance.now() - started) / steps;
     const timed = [...totals.values()].reduce((a, b) => a + b, 0) / steps;
     return [
-      ...[...totals].map(([label, ms]) => [weights, label, (ms / steps).toFixed(2), ((100 * ms) / steps / perStep).toFixed(0)]),
-      [weights, 'everything else (embedding, gating, JavaScript)', (perStep - timed).toFixed(2), ((100 * (perStep - timed)) / perStep).toFixed(0)],
-      [weights, 'whole decode step (mean)', perStep.toFixed(2), '100'],
+      ...[...totals].map(([label, ms]) => [weights, attention, label, (ms / steps).toFixed(2), ((100 * ms) / steps / perStep).toFixed(0)]),
+      [weights, attention, 'everything else (embedding, gating, JavaScript)', (perStep - timed).toFixed(2), ((100 * (perStep - timed)) / perStep).toFixed(0)],
+      [weights, attention, 'whole decode step (mean)', perStep.toFixed(2), '100'],
     ];
   } finally {
     await sessions.release();
@@ -69,15 +71,20 @@ export async function runStepProfile(argv: string[]): Promise<number> {
       'prompt-tokens': { type: 'string', default: '512' },
       steps: { type: 'string', default: '32' },
       batch: { type: 'string', default: '1' },
+      // The baseline in the same run: decode attention by ONNX Runtime's graphs.
+      attention: { type: 'string', default: 'wasm,onnx' },
     },
   });
   const modelDir = values.model ?? ensureBenchModel(defaultCacheDir(), progressPrinter('writing bench model'));
   const rows: string[][] = [];
   for (const weights of String(values.weights).split(',')) {
     if (weights !== 'fp32' && weights !== 'int4') throw new Error(`--weights takes fp32 and/or int4, got "${weights}"`);
-    rows.push(...(await profile(modelDir, weights, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch))));
+    for (const attention of String(values.attention).split(',')) {
+      if (attention !== 'wasm' && attention !== 'onnx') throw new Error(`--attention takes wasm and/or onnx, got "${attention}"`);
+      rows.push(...(await profile(modelDir, weights, attention, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch))));
+    }
   }
-  printTable(['weights', 'stage', 'ms/step', '%'], rows);
+  printTable(['weights', 'attention', 'stage', 'ms/step', '%'], rows);
   return 0;
 }
 

@@ -29,6 +29,8 @@ export interface ServerConfig {
   threads: number;
   /** Tensor-parallel shards for the MLPs and LM head; 0 = min(2, cores). */
   tensorParallel: number;
+  /** Decode attention by the WebAssembly kernel or by ONNX Runtime's graphs. */
+  attention: 'wasm' | 'onnx';
   /** Where compiled models and the demo checkpoint live; null = the default cache directory. */
   cacheDir: string | null;
   /** Longest prompt + completion served; null = the model's max_position_embeddings. */
@@ -105,6 +107,10 @@ export const SETTINGS: Settings = {
   weights: {
     flag: 'weights', env: 'MOE_SERVER_WEIGHTS', metavar: 'fp32|int4', defaultValue: 'int4', parse: oneOf(['fp32', 'int4'] as const),
     help: 'Weight precision of the compiled model.',
+  },
+  attention: {
+    flag: 'attention', env: 'MOE_SERVER_ATTENTION', metavar: 'wasm|onnx', defaultValue: 'wasm', parse: oneOf(['wasm', 'onnx'] as const),
+    help: 'Who attends over the KV cache for decoding tokens: the WebAssembly kernel reading blocks in place, or ONNX Runtime graphs (which gather a copy first). Prompts always use ONNX Runtime.',
   },
   host: { flag: 'host', env: 'MOE_SERVER_HOST', metavar: 'ADDR', defaultValue: '127.0.0.1', parse: text, help: 'Address to listen on (0.0.0.0 for all interfaces).' },
   port: { flag: 'port', env: 'MOE_SERVER_PORT', metavar: 'N', defaultValue: 8000, parse: integerIn(0, 65535), help: 'TCP port (0 picks a free one).' },

@@ -17,6 +17,7 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     modelDir,
     weights: config.weights,
     threads: config.threads,
+    attention: config.attention,
     tensorParallel: config.tensorParallel,
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,

@@ -38,6 +38,8 @@ export interface LoadModelOptions {
   weights: WeightPrecision;
   /** Intra-op threads per session; 0 = one per core. */
   threads: number;
+  /** Decode attention: the WebAssembly kernel (default) or ONNX Runtime's graphs. */
+  attention?: 'wasm' | 'onnx';
   /** Tensor-parallel shards; 0 = defaultTensorParallel(). */
   tensorParallel: number;
   cacheDir?: string;
@@ -58,7 +60,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       maxModelLen: opts.maxModelLen,
       kvCache: opts.kvCache,
       scheduler: opts.scheduler,
-      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism() },
+      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), attention: opts.attention },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },
     opts.onProgress,

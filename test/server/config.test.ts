@@ -17,6 +17,7 @@ describe('server configuration', () => {
       servedModelName: null,
       threads: 0,
       tensorParallel: 0,
+      attention: 'wasm',
       cacheDir: null,
       maxModelLen: null,
       maxNumSeqs: 64,
