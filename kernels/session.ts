@@ -22,8 +22,8 @@ export interface SessionSettings {
   /** Intra-op threads per session; 0 lets ONNX Runtime pick (one per core). */
   intraOpThreads: number;
   /**
-   * Who attends over the KV cache for decoding tokens and short prompt chunks: the
-   * WebAssembly kernel reading blocks in place (the default) or ONNX Runtime's graphs.
+   * Who attends over the KV cache for decoding tokens: the WebAssembly kernel reading
+   * blocks in place (the default) or ONNX Runtime's graphs. Prompt chunks always use ONNX Runtime.
    */
   attention?: 'wasm' | 'onnx';
 }
