@@ -64,8 +64,8 @@ export class PagedAttentionKernel {
 
   /**
    * A kernel with room for `planeFloats` floats of cache planes (allocated with floats()), or
-   * null when the kernel can't serve this layout: rows that aren't multiples of 4 floats, or
-   * a cache beyond a 32-bit memory.
+   * null when the kernel can't serve this layout: rows that aren't multiples of 4 floats, a
+   * cache beyond a 32-bit memory, or a memory the process cannot reserve.
    */
   static create(module: WebAssembly.Module, layout: KernelLayout, planeFloats: number): PagedAttentionKernel | null {
     const { keyDim, valueDim, numHeads, numBlocks, blockSize } = layout;
@@ -73,7 +73,13 @@ export class PagedAttentionKernel {
     const scratchFloats = KERNEL_MAX_QUERIES * numHeads * (keyDim + valueDim) + numBlocks + (numBlocks * blockSize + 4);
     const pages = Math.ceil((4 * (planeFloats + scratchFloats) + 8 * ALIGN) / WASM_PAGE);
     if (pages > MAX_PAGES) return null;
-    return new PagedAttentionKernel(module, layout, pages);
+    try {
+      return new PagedAttentionKernel(module, layout, pages);
+    } catch (err) {
+      // The address space for the memory could not be reserved (a ulimit, say): ONNX Runtime attends instead.
+      if (err instanceof RangeError) return null;
+      throw err;
+    }
   }
 
   private constructor(
