@@ -30,7 +30,7 @@ function timeCalls<T extends object, K extends keyof T>(obj: T, method: K, label
 
 function instrument(sessions: ModelSessions, totals: Totals): void {
   timeCalls(sessions.shards, 'attention', 'q/k/v, attention, o_proj parts (all shards)', totals);
-  for (const layer of sessions.layers) timeCalls(layer.attnOut, 'run', 'o_proj part, norm, router (shard 0)', totals);
+  for (const layer of sessions.layers) timeCalls(layer.attnOut, 'run', 'norm, router (and o_proj where unsplit; shard 0)', totals);
   timeCalls(sessions.shards, 'runMlp', 'MLPs and experts (all shards)', totals);
   timeCalls(sessions.shards, 'lmHead', 'LM head (all shards)', totals);
 }

@@ -36,7 +36,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 8;
+const COMPILER_VERSION = 9;
 
 export interface CompileOptions {
   modelDir: string;
@@ -60,8 +60,10 @@ export interface MlpShardGraphs {
   /** Kv heads [start, end) of attnIn (query heads follow: start * group .. end * group). */
   kvHeads: [number, number];
   /**
-   * Ranks above 0: o_proj over this shard's heads only (their columns), a partial sum of the
-   * whole projection; rank 0's part sits in the layer's attnOut. Null without heads, and for MLA.
+   * o_proj over this shard's heads only (their columns), a partial sum of the whole projection,
+   * on every shard with heads when more than one has some: each shard projects its own part
+   * while the others do, and the layer's attnOut then starts from the summed residual. Null
+   * without heads, for MLA and when one shard holds every head (attnOut projects then).
    */
   oProj: string | null;
   dense: string | null;
@@ -71,6 +73,10 @@ export interface MlpShardGraphs {
 }
 
 export interface LayerGraphs {
+  /**
+   * Rank 0, after attention: post-attention RMSNorm and router logits of the residual. It also
+   * applies o_proj (input `attn`) and adds the residual when the shards have no oProj graphs.
+   */
   attnOut: string;
   /** MLA layers: the unsplit q / latent-row graph (shards then have no attnIn). */
   mlaIn?: string;
@@ -207,15 +213,19 @@ function writeGraphs(
 
   const headRanges = attentionInRanges(spec, shards);
   const attention = attentionGraphs(spec, headRanges, emit);
+  // With heads on several shards, each applies its part of o_proj itself, at the same time.
+  const splitOutProjection = !spec.mla && headRanges.filter(([start, end]) => end > start).length > 1;
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
-    const attnOut = emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, i, layerNames, read, linearOpts, headRanges[0]));
+    const attnOut = emit(`${prefix}.attn-out.onnx`, (b) =>
+      buildAttentionOut(b, spec, i, layerNames, read, linearOpts, splitOutProjection ? null : headRanges[0]),
+    );
     const perShard: MlpShardGraphs[] = headRanges.map((kvHeads, rank) => {
       const hasHeads = kvHeads[1] > kvHeads[0];
       return {
         attnIn: hasHeads ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
         kvHeads,
-        oProj: hasHeads && rank > 0 ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        oProj: hasHeads && splitOutProjection ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
         dense: null,
         shared: null,
         experts: [],

@@ -5,9 +5,10 @@
 // matmuls of a decode step, two threads with a half each do):
 //   attn-in   : RMSNorm -> fused q/k/v projection -> RoPE, per shard over a slice of the heads
 //   attn-core : softmax attention over the shard's own cached keys/values (attention-shard.ts)
-//   o-proj    : ranks above 0: o_proj over their heads' columns, a partial sum
-//   attn-out  : rank 0: o_proj over its heads + residual (already holding the other ranks'
-//               partial sums) -> RMSNorm -> router logits
+//   o-proj    : every shard with heads (when several have some): o_proj over its heads'
+//               columns, a partial sum added into the residual, all shards at once
+//   attn-out  : rank 0: RMSNorm -> router logits of the residual; with the o_proj and the
+//               residual add first where nothing split o_proj (MLA, or one shard)
 //   per shard : the dense MLP, the shared experts and each routed expert, over a slice of their
 //               intermediate units; and the LM head (final RMSNorm) over a slice of the vocabulary
 import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
@@ -113,11 +114,12 @@ function qkNorms(b: GraphBuilder, spec: ModelSpec, names: AttentionWeightNames, 
 }
 
 /**
- * o_proj and the residual, then the post-attention RMSNorm and, for MoE layers, the router.
- * Outputs the residual stream (`hidden_out`), the MLP input (`mlp_in`) and `router_logits`;
- * the MLP itself (dense, shared experts, routed experts) runs as tensor-parallel shards.
- * Standard attention projects only rank 0's heads `kvHeads` here: the engine has already added
- * the other ranks' partial projections (buildOutProjection) into `hidden`. MLA is unsplit.
+ * The post-attention RMSNorm and, for MoE layers, the router: outputs the MLP input (`mlp_in`)
+ * and `router_logits`; the MLP itself (dense, shared experts, routed experts) runs as
+ * tensor-parallel shards. When the shards split o_proj (buildOutProjection), the engine has
+ * already added every part into `hidden` and `projectHeads` is null. Otherwise (MLA, or one
+ * shard with every head) the graph first applies o_proj over `projectHeads` to input `attn`
+ * and adds the residual, also output as `hidden_out`.
  */
 export function buildAttentionOut(
   b: GraphBuilder,
@@ -126,19 +128,22 @@ export function buildAttentionOut(
   names: LayerWeightNames,
   read: ReadWeight,
   opts: LinearOptions,
-  kvHeads: [number, number],
+  projectHeads: [number, number] | null,
 ): void {
   const { hiddenSize: h, numHeads } = spec;
   const a = names.attention;
-  // MLA's attention core returns each head's attended latent; W_UV turns it into values first.
-  const [columnStart, columnEnd] = headColumns(spec, kvHeads);
-  const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : columnEnd - columnStart;
-  const attn = b.input('attn', 'float32', ['T', attnWidth]);
   const hidden = b.input('hidden', 'float32', ['T', h]);
-  const projected = isMlaNames(a) ? mlaOutProjection(b, spec, a, read, opts, attn) : linear(b, attn, outProjection(spec, a.o, read, kvHeads), 'o_proj', opts);
-  const residual = b.op('Add', [hidden, projected]);
+  let residual = hidden;
+  if (projectHeads) {
+    // MLA's attention core returns each head's attended latent; W_UV turns it into values first.
+    const [columnStart, columnEnd] = headColumns(spec, projectHeads);
+    const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : columnEnd - columnStart;
+    const attn = b.input('attn', 'float32', ['T', attnWidth]);
+    const projected = isMlaNames(a) ? mlaOutProjection(b, spec, a, read, opts, attn) : linear(b, attn, outProjection(spec, a.o, read, projectHeads), 'o_proj', opts);
+    residual = b.op('Add', [hidden, projected]);
+    b.output(residual, 'hidden_out', 'float32', ['T', h]);
+  }
   const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
-  b.output(residual, 'hidden_out', 'float32', ['T', h]);
   b.output(x, 'mlp_in', 'float32', ['T', h]);
   const mlp = spec.mlp[layer];
   if (isMoe(mlp) && names.mlp.kind === 'moe') {
@@ -149,9 +154,9 @@ export function buildAttentionOut(
 }
 
 /**
- * A rank above 0's part of o_proj: the columns of its query heads, applied to its heads'
- * attention output `attn` [T, heads * headDim]. The ranks' outputs `y` [T, hidden] add up to
- * the whole projection.
+ * A shard's part of o_proj: the columns of its query heads, applied to its heads' attention
+ * output `attn` [T, heads * headDim]. The shards' outputs `y` [T, hidden] add up to the whole
+ * projection.
  */
 export function buildOutProjection(b: GraphBuilder, spec: ModelSpec, names: LayerWeightNames, read: ReadWeight, opts: LinearOptions, kvHeads: [number, number]): void {
   const a = names.attention;

@@ -81,16 +81,15 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      // Standard attention also adds the other shards' o_proj parts into `hidden`.
+      // Where the shards split o_proj, attention adds every part into `hidden` and returns null.
       const attn = this.spec.mla
         ? runMlaAttention(this.sessions, this.spec, layer, shards.localAttention, hidden, numTokens, { cos, sin })
         : shards.attention(layer, hidden, cos, sin, numTokens);
-      const out = this.sessions.layers[layer].attnOut.run({
-        attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
-        hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
-      });
+      const feeds: Record<string, ort.Tensor> = { hidden: new ort.Tensor('float32', hidden, [numTokens, h]) };
+      if (attn) feeds.attn = new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]);
+      const out = this.sessions.layers[layer].attnOut.run(feeds);
       // The residual stream; every shard's MLP output is added into it in place.
-      hidden = out.hidden_out.data as Float32Array;
+      if (attn) hidden = out.hidden_out.data as Float32Array;
       const gating = this.gating[layer];
       const route = gating ? routeTokens(out.router_logits.data as Float32Array, numTokens, gating) : null;
       shards.runMlp(

@@ -121,19 +121,24 @@ export class ShardGroup {
 
   /**
    * One layer's attention over the step's rows (after beginStep). Every rank projects q/k/v for
-   * its heads, caches k/v and attends; ranks above 0 also apply their part of o_proj, which is
-   * added into `hidden` in place. Returns rank 0's heads' output [numTokens, its heads *
-   * headDim], for its attn-out graph (rank 0's o_proj part, residual, norm, router).
+   * its heads, caches k/v and attends. Where the layer splits o_proj, every rank also applies
+   * its part, all of them at once, and the parts are added into `hidden` in place: returns null.
+   * Otherwise (one rank holds every head) returns that rank's output [numTokens, heads *
+   * headDim] for the attn-out graph to project.
    */
-  attention(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): Float32Array {
+  attention(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): Float32Array | null {
     const h = this.manifest.spec.hiddenSize;
     const local = this.local.attention;
     const half = this.manifest.spec.headDim / 2;
     const rowsOf = (data: Float32Array, width: number, start: number, rows: number) => data.subarray(start * width, (start + rows) * width);
+    const addInto = (partial: Float32Array, start: number, rows: number) => {
+      const offset = start * h;
+      for (let i = 0; i < rows * h; i++) hidden[offset + i] += partial[i];
+    };
+    const projected = local.projectsOutput(layer);
     const { numHeads, numKvHeads, headDim } = this.manifest.spec;
     const [kvStart, kvEnd] = this.manifest.attention[0].kvHeads;
-    const width = (kvEnd - kvStart) * (numHeads / numKvHeads) * headDim;
-    const out = new Float32Array(numTokens * width);
+    const out = projected ? null : new Float32Array(numTokens * (kvEnd - kvStart) * (numHeads / numKvHeads) * headDim);
     this.fanOut(
       numTokens,
       this.chunkRows,
@@ -145,13 +150,12 @@ export class ShardGroup {
           post(remote, { kind: JOB.attention, rows, layer, start });
         },
         runLocal: (start, rows) => {
-          out.set(local.attend(layer, start, rows, rowsOf(hidden, h, start, rows), rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows)), start * width);
+          const args = [layer, start, rows, rowsOf(hidden, h, start, rows), rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows)] as const;
+          // The rows are read (attn-in) before the projection is added into them.
+          if (out) out.set(local.attend(...args), start * (out.length / numTokens));
+          else addInto(local.attendProjected(...args), start, rows);
         },
-        collect: (remote, start, rows) => {
-          const partial = remote.channel.out;
-          const offset = start * h;
-          for (let i = 0; i < rows * h; i++) hidden[offset + i] += partial[i];
-        },
+        collect: (remote, start, rows) => addInto(remote.channel.out, start, rows),
       },
       this.attentionRemotes(),
     );
