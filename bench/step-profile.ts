@@ -30,8 +30,8 @@ function timeCalls<T extends object, K extends keyof T>(obj: T, method: K, label
 
 function instrument(sessions: ModelSessions, totals: Totals): void {
   timeCalls(sessions.shards, 'attention', 'q/k/v, attention, o_proj parts (all shards)', totals);
-  for (const layer of sessions.layers) timeCalls(layer.attnOut, 'run', 'norm, router (and o_proj where unsplit; shard 0)', totals);
-  timeCalls(sessions.shards, 'runMlp', 'MLPs and experts (all shards)', totals);
+  for (const layer of sessions.layers) if (layer.attnOut) timeCalls(layer.attnOut, 'run', 'MLA: W_UV, o_proj, residual (shard 0)', totals);
+  timeCalls(sessions.shards, 'runMlp', 'norm, router, MLPs and experts (all shards)', totals);
   timeCalls(sessions.shards, 'lmHead', 'LM head (all shards)', totals);
 }
 

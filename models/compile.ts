@@ -14,7 +14,7 @@ import { buildAttentionCore, buildDecodeAttention } from '../kernels/ops/attenti
 import { buildMlaAttentionCore } from '../kernels/ops/mla-attention.ts';
 import { buildMlaIn } from './mla-graphs.ts';
 import { isMlaNames } from './family.ts';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { LinearWeight, WeightPrecision } from '../kernels/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointWeights } from './checkpoint/weight-source.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
@@ -24,6 +24,8 @@ import {
   buildAttentionIn,
   buildAttentionOut,
   buildLmHead,
+  buildMlpIn,
+  type MlpSlice,
   buildOutProjection,
   buildSwiglu,
   readLinear,
@@ -36,7 +38,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 9;
+const COMPILER_VERSION = 10;
 
 export interface CompileOptions {
   modelDir: string;
@@ -60,24 +62,23 @@ export interface MlpShardGraphs {
   /** Kv heads [start, end) of attnIn (query heads follow: start * group .. end * group). */
   kvHeads: [number, number];
   /**
-   * o_proj over this shard's heads only (their columns), a partial sum of the whole projection,
-   * on every shard with heads when more than one has some: each shard projects its own part
-   * while the others do, and the layer's attnOut then starts from the summed residual. Null
-   * without heads, for MLA and when one shard holds every head (attnOut projects then).
+   * o_proj over this shard's heads only (their columns), a partial sum of the whole projection:
+   * each shard projects its own part while the others do, and rank 0 adds the parts into the
+   * residual. Null without heads, and for MLA (whose layer attnOut projects).
    */
   oProj: string | null;
-  dense: string | null;
-  shared: string | null;
+  /**
+   * From the residual after attention: the post-attention RMSNorm, the router (MoE layers) and
+   * this shard's slice of the dense MLP or shared experts (output `y`, when it has one).
+   */
+  mlpIn: string;
   /** One graph per routed expert; empty for dense layers. */
   experts: Array<string | null>;
 }
 
 export interface LayerGraphs {
-  /**
-   * Rank 0, after attention: post-attention RMSNorm and router logits of the residual. It also
-   * applies o_proj (input `attn`) and adds the residual when the shards have no oProj graphs.
-   */
-  attnOut: string;
+  /** MLA layers (attention unsplit, on rank 0): W_UV, o_proj and the residual add. */
+  attnOut?: string;
   /** MLA layers: the unsplit q / latent-row graph (shards then have no attnIn). */
   mlaIn?: string;
   /** DeepSeek-V3: gate.e_score_correction_bias, exact f32 values (selection only). */
@@ -189,21 +190,19 @@ function writeGraphs(
 ): Manifest {
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const shards = opts.tensorParallel;
-  const mlpGraphs = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts + (m.sharedIntermediateSize > 0 ? 1 : 0) : 1), 0);
+  const routedExperts = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts : 0), 0);
   // An upper bound: graphs of empty slices and repeated attention-core shapes are skipped.
-  const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 2 * spec.numLayers + mlpGraphs);
+  const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 3 * spec.numLayers + routedExperts);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
     writeGraph(dir, file, build);
     opts.onProgress?.(++done, total, file);
     return file;
   };
-  /** Reads one SwiGLU MLP once and writes a graph per shard of its intermediate units. */
-  const emitShards = (prefix: string, mlpNames: SwigluWeightNames, width: number, gate?: Float32Array): Array<string | null> => {
+  /** Reads one SwiGLU MLP once; each shard's slice of its intermediate units, null where empty. */
+  const shardSlices = (mlpNames: SwigluWeightNames, width: number): Array<SwigluWeights | null> => {
     const weights: SwigluWeights = readSwiglu(read, mlpNames, spec.hiddenSize, width);
-    return shardRanges(width, shards).map((range, rank) =>
-      range[1] > range[0] ? emit(`${prefix}.tp${rank}.onnx`, (b) => buildSwiglu(b, spec, sliceSwiglu(weights, range), linearOpts, gate)) : null,
-    );
+    return shardRanges(width, shards).map((range) => (range[1] > range[0] ? sliceSwiglu(weights, range) : null));
   };
 
   const embeddings = 'embeddings.f32';
@@ -213,42 +212,46 @@ function writeGraphs(
 
   const headRanges = attentionInRanges(spec, shards);
   const attention = attentionGraphs(spec, headRanges, emit);
-  // With heads on several shards, each applies its part of o_proj itself, at the same time.
-  const splitOutProjection = !spec.mla && headRanges.filter(([start, end]) => end > start).length > 1;
   const layers = names.layers.map((layerNames, i): LayerGraphs => {
     const prefix = `layer${String(i).padStart(3, '0')}`;
-    const attnOut = emit(`${prefix}.attn-out.onnx`, (b) =>
-      buildAttentionOut(b, spec, i, layerNames, read, linearOpts, splitOutProjection ? null : headRanges[0]),
-    );
-    const perShard: MlpShardGraphs[] = headRanges.map((kvHeads, rank) => {
-      const hasHeads = kvHeads[1] > kvHeads[0];
-      return {
-        attnIn: hasHeads ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
-        kvHeads,
-        oProj: hasHeads && splitOutProjection ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
-        dense: null,
-        shared: null,
-        experts: [],
-      };
-    });
     const attentionNames = layerNames.attention;
-    const mlaIn = isMlaNames(attentionNames) ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attentionNames, read, linearOpts)) : undefined;
+    const mla = isMlaNames(attentionNames);
+    const mlaIn = mla ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attentionNames, read, linearOpts)) : undefined;
+    const attnOut = mla ? emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, layerNames, read, linearOpts)) : undefined;
     const mlp = spec.mlp[i];
     const mlpNames = layerNames.mlp;
+    const postNorm = read(layerNames.postAttentionNorm, [spec.hiddenSize]);
+    let router: LinearWeight | null = null;
+    let slices: Array<MlpSlice | null>;
+    const experts: Array<Array<string | null>> = headRanges.map(() => []);
     if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
-      emitShards(`${prefix}.mlp`, mlpNames.mlp, mlp.intermediateSize).forEach((f, r) => (perShard[r].dense = f));
+      slices = shardSlices(mlpNames.mlp, mlp.intermediateSize).map((weights) => weights && { weights });
     } else if (mlpNames.kind === 'moe' && isMoe(mlp)) {
+      router = readLinear(read, mlpNames.router, mlp.numRoutedExperts, spec.hiddenSize);
       const gate = mlpNames.sharedGate === undefined ? undefined : read(mlpNames.sharedGate, [1, spec.hiddenSize]);
-      if (mlpNames.shared) emitShards(`${prefix}.shared`, mlpNames.shared, mlp.sharedIntermediateSize, gate).forEach((f, r) => (perShard[r].shared = f));
+      const shared = mlpNames.shared ? shardSlices(mlpNames.shared, mlp.sharedIntermediateSize) : headRanges.map(() => null);
+      slices = shared.map((weights) => weights && { weights, gate });
       mlpNames.experts.forEach((expertNames, j) => {
-        const files = emitShards(`${prefix}.expert${String(j).padStart(3, '0')}`, expertNames, mlp.expertIntermediateSize);
-        files.forEach((f, r) => perShard[r].experts.push(f));
+        const name = `${prefix}.expert${String(j).padStart(3, '0')}`;
+        shardSlices(expertNames, mlp.expertIntermediateSize).forEach((weights, r) =>
+          experts[r].push(weights && emit(`${name}.tp${r}.onnx`, (b) => buildSwiglu(b, spec, weights, linearOpts))),
+        );
       });
     } else {
       throw new Error(`layer ${i}: spec and weight names disagree`);
     }
+    const perShard = headRanges.map((kvHeads, rank): MlpShardGraphs => {
+      const hasHeads = kvHeads[1] > kvHeads[0];
+      return {
+        attnIn: hasHeads ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        kvHeads,
+        oProj: hasHeads && !mla ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        mlpIn: emit(`${prefix}.mlp-in.tp${rank}.onnx`, (b) => buildMlpIn(b, spec, postNorm, router, slices[rank], linearOpts)),
+        experts: experts[rank],
+      };
+    });
     const bias = mlpNames.kind === 'moe' && mlpNames.correctionBias !== undefined && isMoe(mlp) ? read(mlpNames.correctionBias, [mlp.numRoutedExperts]) : undefined;
-    return { attnOut, shards: perShard, ...(mlaIn ? { mlaIn } : {}), ...(bias ? { correctionBias: Array.from(bias) } : {}) };
+    return { shards: perShard, ...(attnOut ? { attnOut } : {}), ...(mlaIn ? { mlaIn } : {}), ...(bias ? { correctionBias: Array.from(bias) } : {}) };
   });
   const norm = read(names.finalNorm, [spec.hiddenSize]);
   const head = readLinear(read, names.lmHead, spec.vocabSize, spec.hiddenSize);

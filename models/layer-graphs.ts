@@ -5,12 +5,13 @@
 // matmuls of a decode step, two threads with a half each do):
 //   attn-in   : RMSNorm -> fused q/k/v projection -> RoPE, per shard over a slice of the heads
 //   attn-core : softmax attention over the shard's own cached keys/values (attention-shard.ts)
-//   o-proj    : every shard with heads (when several have some): o_proj over its heads'
-//               columns, a partial sum added into the residual, all shards at once
-//   attn-out  : rank 0: RMSNorm -> router logits of the residual; with the o_proj and the
-//               residual add first where nothing split o_proj (MLA, or one shard)
-//   per shard : the dense MLP, the shared experts and each routed expert, over a slice of their
-//               intermediate units; and the LM head (final RMSNorm) over a slice of the vocabulary
+//   o-proj    : every shard with heads: o_proj over its heads' columns, a partial sum added
+//               into the residual, all shards at once
+//   attn-out  : MLA only (attention unsplit, on rank 0): W_UV, o_proj and the residual add
+//   mlp-in    : per shard: RMSNorm -> router logits, and the shard's slice of the dense MLP or
+//               shared experts; every shard routes its own copy of the rows
+//   per shard : each routed expert over a slice of its intermediate units; and the LM head
+//               (final RMSNorm) over a slice of the vocabulary
 import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { linear, type LinearOptions, type LinearWeight, concatLinear } from '../kernels/ops/linear.ts';
 import { rmsNorm } from '../kernels/ops/norm.ts';
@@ -114,43 +115,47 @@ function qkNorms(b: GraphBuilder, spec: ModelSpec, names: AttentionWeightNames, 
 }
 
 /**
- * The post-attention RMSNorm and, for MoE layers, the router: outputs the MLP input (`mlp_in`)
- * and `router_logits`; the MLP itself (dense, shared experts, routed experts) runs as
- * tensor-parallel shards. When the shards split o_proj (buildOutProjection), the engine has
- * already added every part into `hidden` and `projectHeads` is null. Otherwise (MLA, or one
- * shard with every head) the graph first applies o_proj over `projectHeads` to input `attn`
- * and adds the residual, also output as `hidden_out`.
+ * MLA's attention output: W_UV turns each head's attended latent `attn` into values, o_proj
+ * projects them, and the residual `hidden` is added: `hidden_out`. MLA attention is not split
+ * across shards (one latent row serves every head), so this runs on rank 0 alone.
  */
-export function buildAttentionOut(
+export function buildAttentionOut(b: GraphBuilder, spec: ModelSpec, names: LayerWeightNames, read: ReadWeight, opts: LinearOptions): void {
+  const a = names.attention;
+  if (!isMlaNames(a) || !spec.mla) throw new Error('buildAttentionOut: only MLA layers project their attention output in one graph');
+  const { hiddenSize: h, numHeads } = spec;
+  const attn = b.input('attn', 'float32', ['T', numHeads * spec.mla.kvLoraRank]);
+  const hidden = b.input('hidden', 'float32', ['T', h]);
+  b.output(b.op('Add', [hidden, mlaOutProjection(b, spec, a, read, opts, attn)]), 'hidden_out', 'float32', ['T', h]);
+}
+
+/** A shard's dense-MLP or shared-expert slice, with Qwen2-MoE's shared_expert_gate. */
+export interface MlpSlice {
+  weights: SwigluWeights;
+  gate?: Float32Array;
+}
+
+/**
+ * One shard's start of a layer's MLP, from the residual `hidden` (attention already added):
+ * the post-attention RMSNorm (`mlp_in`), for MoE layers the router (`router_logits`), and the
+ * shard's slice of the dense MLP or of the shared experts (`y`, a partial sum) when it has one.
+ * Every shard runs its own on the same rows: the norm and router are the same graph on the same
+ * input (so every shard routes alike), and no shard waits for another to route.
+ */
+export function buildMlpIn(
   b: GraphBuilder,
   spec: ModelSpec,
-  layer: number,
-  names: LayerWeightNames,
-  read: ReadWeight,
+  norm: Float32Array,
+  router: LinearWeight | null,
+  slice: MlpSlice | null,
   opts: LinearOptions,
-  projectHeads: [number, number] | null,
 ): void {
-  const { hiddenSize: h, numHeads } = spec;
-  const a = names.attention;
+  const h = spec.hiddenSize;
   const hidden = b.input('hidden', 'float32', ['T', h]);
-  let residual = hidden;
-  if (projectHeads) {
-    // MLA's attention core returns each head's attended latent; W_UV turns it into values first.
-    const [columnStart, columnEnd] = headColumns(spec, projectHeads);
-    const attnWidth = spec.mla ? numHeads * spec.mla.kvLoraRank : columnEnd - columnStart;
-    const attn = b.input('attn', 'float32', ['T', attnWidth]);
-    const projected = isMlaNames(a) ? mlaOutProjection(b, spec, a, read, opts, attn) : linear(b, attn, outProjection(spec, a.o, read, projectHeads), 'o_proj', opts);
-    residual = b.op('Add', [hidden, projected]);
-    b.output(residual, 'hidden_out', 'float32', ['T', h]);
-  }
-  const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
+  const x = rmsNorm(b, hidden, norm, spec.rmsNormEps, 'post_norm');
   b.output(x, 'mlp_in', 'float32', ['T', h]);
-  const mlp = spec.mlp[layer];
-  if (isMoe(mlp) && names.mlp.kind === 'moe') {
-    // The router stays fp32 whatever the weight precision: expert choice must not drift.
-    const router = readLinear(read, names.mlp.router, mlp.numRoutedExperts, h);
-    b.output(linear(b, x, router, 'router', { precision: 'fp32' }), 'router_logits', 'float32', ['T', mlp.numRoutedExperts]);
-  }
+  // The router stays fp32 whatever the weight precision: expert choice must not drift.
+  if (router) b.output(linear(b, x, router, 'router', { precision: 'fp32' }), 'router_logits', 'float32', ['T', router.outFeatures]);
+  if (slice) b.output(swigluSlice(b, spec, x, slice, opts), 'y', 'float32', ['T', h]);
 }
 
 /**
@@ -205,19 +210,22 @@ export function sliceSwiglu(w: SwigluWeights, [start, end]: [number, number]): S
 }
 
 /**
- * A SwiGLU MLP (or one shard of it). With `gate` [hidden] (Qwen2-MoE's shared_expert_gate)
- * the output is scaled per row by sigmoid(gate . x); that scalar is the same for every shard,
- * so the shards' scaled slices still add up to the gated whole.
+ * A SwiGLU MLP (or one shard of it) over `x`. With a gate [hidden] (Qwen2-MoE's
+ * shared_expert_gate) the output is scaled per row by sigmoid(gate . x); that scalar is the
+ * same for every shard, so the shards' scaled slices still add up to the gated whole.
  */
-export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions, gate?: Float32Array): void {
+function swigluSlice(b: GraphBuilder, spec: ModelSpec, x: string, { weights, gate }: MlpSlice, opts: LinearOptions): string {
+  const y = swiglu(b, x, weights, 'mlp', opts);
+  if (gate === undefined) return y;
+  // fp32 like the router: a one-row matmul costs nothing and keeps the gate exact.
+  const logit = linear(b, x, { data: gate, outFeatures: 1, inFeatures: spec.hiddenSize }, 'shared_gate', { precision: 'fp32' });
+  return b.op('Mul', [y, b.op('Sigmoid', [logit])]);
+}
+
+/** One routed expert (or one shard of it): `x` [M, hidden] -> `y`. */
+export function buildSwiglu(b: GraphBuilder, spec: ModelSpec, weights: SwigluWeights, opts: LinearOptions): void {
   const x = b.input('x', 'float32', ['M', spec.hiddenSize]);
-  let y = swiglu(b, x, weights, 'mlp', opts);
-  if (gate !== undefined) {
-    // fp32 like the router: a one-row matmul costs nothing and keeps the gate exact.
-    const logit = linear(b, x, { data: gate, outFeatures: 1, inFeatures: spec.hiddenSize }, 'shared_gate', { precision: 'fp32' });
-    y = b.op('Mul', [y, b.op('Sigmoid', [logit])]);
-  }
-  b.output(y, 'y', 'float32', ['M', spec.hiddenSize]);
+  b.output(swigluSlice(b, spec, x, { weights }, opts), 'y', 'float32', ['M', spec.hiddenSize]);
 }
 
 /** Final RMSNorm and the vocabulary rows [start, end) of the LM head (one shard of it). */

@@ -1,6 +1,6 @@
 // One tensor-parallel shard's attention: the q/k/v projection of its heads, its own KV cache
-// (those heads' planes of every layer), paged attention over that cache and, where several
-// shards have heads, its part of o_proj. Splitting the cache by heads splits attention's bytes and work across the
+// (those heads' planes of every layer), paged attention over that cache and its part of
+// o_proj. Splitting the cache by heads splits attention's bytes and work across the
 // shards the way the matmuls already are; no shard ever reads another's planes. Block tables
 // belong to rank 0 (the block manager lives there) and reach the other ranks once per step.
 // MLA keeps its single latent row unsplit on rank 0 (every head reads all of it).
@@ -19,7 +19,7 @@ export interface AttentionShardSessions {
   decode: GraphSession | null;
   /** Per layer: the q/k/v projection of the shard's heads (null for MLA, whose mla-in is unsplit). */
   attnIn: Array<GraphSession | null>;
-  /** Per layer: the shard's columns of o_proj, where the layer splits it across the shards. */
+  /** Per layer: the shard's columns of o_proj (null for MLA, whose attention is not split). */
   oProj: Array<GraphSession | null>;
 }
 
@@ -116,11 +116,6 @@ export class AttentionShard {
     });
     const data = (name: string) => out[name].data as Float32Array;
     return this.pagedAttention.run(layer, this.planFor(start, rows), data('q'), data('k'), data('v'), rows);
-  }
-
-  /** Whether the shard applies its part of o_proj itself in `layer` (attendProjected). */
-  projectsOutput(layer: number): boolean {
-    return this.sessions.oProj[layer] !== null;
   }
 
   /** attend(), then this shard's part of o_proj: [rows, hidden], a partial sum of the projection. */

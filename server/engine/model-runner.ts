@@ -1,14 +1,14 @@
 // One forward step over a batch of sequences: each contributes its new tokens (a prefill
 // chunk or one decode token), and all tokens of the step share every weight-bound graph
-// call, so an expert runs once per step on every row routed to it. Stages per layer:
-// attention (each shard over its heads' cache) -> o_proj, norm, router -> Dispatch ->
-// Experts -> Combine, the tensor-parallel stages on every shard at once (shard-group.ts).
+// call, so an expert runs once per step on every row routed to it. Stages per layer, each on
+// every tensor-parallel shard at once (shard-group.ts): attention (each shard over its heads'
+// cache) and its o_proj part -> norm, router and the shard's dense/shared slice -> Dispatch ->
+// Experts -> Combine.
 import { gatherRows } from '../../kernels/dispatch.ts';
-import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
-import { gatingConfigFor } from '../../models/routing.ts';
+import type { RoutingResult } from '../../kernels/gating.ts';
 import { fillRopeTables } from '../../kernels/rope-tables.ts';
 import { ort } from '../../kernels/session.ts';
-import { isMoe, type ModelSpec } from '../../models/spec.ts';
+import type { ModelSpec } from '../../models/spec.ts';
 import type { KvCacheSize } from './attention-shard.ts';
 import type { BlockTable, KvCachePool } from './kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
@@ -42,7 +42,6 @@ interface SequenceSlot {
 
 export class ModelRunner {
   readonly spec: ModelSpec;
-  private readonly gating: (GatingConfig | null)[];
   /** Rank 0's part of the KV cache (all of it for MLA); the other shards hold their heads' planes. */
   readonly kvPool: KvCachePool;
 
@@ -53,11 +52,6 @@ export class ModelRunner {
   ) {
     this.spec = sessions.manifest.spec;
     this.kvPool = sessions.shards.attachKvCache(cache);
-    const layers = sessions.manifest.layers;
-    this.gating = this.spec.mlp.map((mlp, i) => {
-      const bias = layers[i].correctionBias;
-      return isMoe(mlp) ? gatingConfigFor(mlp, bias ? Float32Array.from(bias) : undefined) : null;
-    });
   }
 
   step(batch: StepSequence[]): StepResult {
@@ -81,21 +75,21 @@ export class ModelRunner {
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
     for (let layer = 0; layer < this.spec.numLayers; layer++) {
-      // Where the shards split o_proj, attention adds every part into `hidden` and returns null.
-      const attn = this.spec.mla
-        ? runMlaAttention(this.sessions, this.spec, layer, shards.localAttention, hidden, numTokens, { cos, sin })
-        : shards.attention(layer, hidden, cos, sin, numTokens);
-      const feeds: Record<string, ort.Tensor> = { hidden: new ort.Tensor('float32', hidden, [numTokens, h]) };
-      if (attn) feeds.attn = new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]);
-      const out = this.sessions.layers[layer].attnOut.run(feeds);
-      // The residual stream; every shard's MLP output is added into it in place.
-      if (attn) hidden = out.hidden_out.data as Float32Array;
-      const gating = this.gating[layer];
-      const route = gating ? routeTokens(out.router_logits.data as Float32Array, numTokens, gating) : null;
-      shards.runMlp(
-        { layer, x: out.mlp_in.data as Float32Array, numTokens, route, topK: gating?.topK ?? 0, numExperts: gating?.numExperts ?? 0 },
-        hidden,
-      );
+      if (this.spec.mla) {
+        // MLA attends on rank 0 alone; its attn-out projects and adds the residual.
+        const attn = runMlaAttention(this.sessions, this.spec, layer, shards.localAttention, hidden, numTokens, { cos, sin });
+        const attnOut = this.sessions.layers[layer].attnOut;
+        if (!attnOut) throw new Error(`layer ${layer} has no MLA attn-out graph`);
+        hidden = attnOut.run({
+          attn: new ort.Tensor('float32', attn, [numTokens, attn.length / numTokens]),
+          hidden: new ort.Tensor('float32', hidden, [numTokens, h]),
+        }).hidden_out.data as Float32Array;
+      } else {
+        // Every shard's o_proj part is added into `hidden` in place.
+        shards.attention(layer, hidden, cos, sin, numTokens);
+      }
+      // The residual stream: every shard's MLP output is added into it in place.
+      const route = shards.runMlp(layer, hidden, numTokens);
       if (route) {
         routing.push(route);
         moeLayers.push(layer);

@@ -1,5 +1,5 @@
-// Opens a compiled model: the attn-out (and MLA mla-in) graphs as ONNX Runtime sessions on
-// this thread; attention, MLPs and the LM head as tensor-parallel shards (this thread is
+// Opens a compiled model: MLA's unsplit mla-in and attn-out graphs as ONNX Runtime sessions
+// on this thread; attention, MLPs and the LM head as tensor-parallel shards (this thread is
 // rank 0); and the embeddings.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -8,10 +8,12 @@ import { GraphSession, type SessionSettings } from '../../kernels/session.ts';
 import type { CompiledModel, Manifest } from '../../models/compile.ts';
 import { ShardGroup } from './shard-group.ts';
 
+/** MLA layers' unsplit graphs (rank 0); both null for standard attention. */
 export interface LayerSessions {
-  attnOut: GraphSession;
-  /** MLA layers' q / cache-row graph (not tensor-parallel); null for standard attention. */
+  /** The q / cache-row graph. */
   mlaIn: GraphSession | null;
+  /** W_UV, o_proj and the residual add. */
+  attnOut: GraphSession | null;
 }
 
 export interface ModelSessions {
@@ -39,9 +41,11 @@ export async function openModelSessions(
   onProgress?: (done: number, total: number) => void,
 ): Promise<ModelSessions> {
   const { dir, manifest } = compiled;
-  const total = 2 + manifest.layers.length;
+  const mla = manifest.layers.filter((l) => l.mlaIn !== undefined).length;
+  const total = 2 + mla;
   let done = 0;
-  const open = async (file: string): Promise<GraphSession> => {
+  const open = async (file: string | undefined): Promise<GraphSession | null> => {
+    if (file === undefined) return null;
     const session = new GraphSession(join(dir, file), settings);
     onProgress?.(++done, total);
     // Yield between sessions so a loading worker still answers messages.
@@ -49,16 +53,13 @@ export async function openModelSessions(
     return session;
   };
   const layers: LayerSessions[] = [];
-  for (const layer of manifest.layers) {
-    layers.push({ attnOut: await open(layer.attnOut), mlaIn: layer.mlaIn ? new GraphSession(join(dir, layer.mlaIn), settings) : null });
-  }
+  for (const layer of manifest.layers) layers.push({ mlaIn: await open(layer.mlaIn), attnOut: await open(layer.attnOut) });
   const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
   onProgress?.(++done, total);
   const raw = readFileSync(join(dir, manifest.embeddings));
   const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   const release = async (): Promise<void> => {
-    const perLayer = layers.flatMap((l) => (l.mlaIn ? [l.attnOut, l.mlaIn] : [l.attnOut]));
-    for (const session of perLayer) session.release();
+    for (const session of layers.flatMap((l) => [l.mlaIn, l.attnOut])) session?.release();
     await shards.release();
   };
   return { manifest, layers, shards, embeddings, release };

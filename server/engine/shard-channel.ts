@@ -5,7 +5,8 @@
 // A step's block tables vary in size and reach the shards as a message on a MessagePort,
 // read synchronously (receiveMessageOnPort) by the first attention job that has `plan` set.
 
-export const SLOT = { seq: 0, done: 1, kind: 2, layer: 3, rows: 4, routed: 5, status: 6, errorBytes: 7, start: 8, plan: 9 } as const;
+/** routing: an MLP job's answer, the checksum of the shard's routing (routingChecksum). */
+export const SLOT = { seq: 0, done: 1, kind: 2, layer: 3, rows: 4, status: 5, errorBytes: 6, start: 7, plan: 8, routing: 9 } as const;
 /** kvCache: allocate the shard's cache planes, `rows` blocks of `layer` tokens. */
 export const JOB = { mlp: 1, lmHead: 2, stop: 3, attention: 4, kvCache: 5 } as const;
 
@@ -16,7 +17,6 @@ const ERROR_BYTES = 2048;
 export interface ChannelShape {
   hiddenSize: number;
   headDim: number;
-  maxTopK: number;
   /** Widest vocabulary slice of any shard. */
   maxVocabSlice: number;
 }
@@ -27,8 +27,6 @@ export interface ChannelBuffers {
   x: SharedArrayBuffer;
   /** RoPE cos then sin rows for an attention job, [rows, headDim / 2] each. */
   rope: SharedArrayBuffer;
-  ids: SharedArrayBuffer;
-  weights: SharedArrayBuffer;
   out: SharedArrayBuffer;
   error: SharedArrayBuffer;
 }
@@ -37,8 +35,6 @@ export class ShardChannel {
   readonly ctrl: Int32Array;
   readonly x: Float32Array;
   readonly rope: Float32Array;
-  readonly ids: Int32Array;
-  readonly weights: Float32Array;
   readonly out: Float32Array;
   readonly error: Uint8Array;
   /** Rows of logits one LM-head chunk can carry. */
@@ -48,8 +44,6 @@ export class ShardChannel {
     this.ctrl = new Int32Array(buffers.ctrl);
     this.x = new Float32Array(buffers.x);
     this.rope = new Float32Array(buffers.rope);
-    this.ids = new Int32Array(buffers.ids);
-    this.weights = new Float32Array(buffers.weights);
     this.out = new Float32Array(buffers.out);
     this.error = new Uint8Array(buffers.error);
     this.lmHeadRows = Math.max(1, Math.floor(this.out.length / buffers.shape.maxVocabSlice));
@@ -63,8 +57,6 @@ export class ShardChannel {
       ctrl: floats(16),
       x: floats(CHUNK_ROWS * shape.hiddenSize),
       rope: floats(CHUNK_ROWS * shape.headDim),
-      ids: floats(CHUNK_ROWS * shape.maxTopK),
-      weights: floats(CHUNK_ROWS * shape.maxTopK),
       out: floats(outFloats),
       error: new SharedArrayBuffer(ERROR_BYTES),
     });

@@ -9,10 +9,10 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import { compilePagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
 import type { Manifest } from '../../models/compile.ts';
-import { isMoe } from '../../models/spec.ts';
 import type { AttentionShard, KvCacheSize } from './attention-shard.ts';
+import type { RoutingResult } from '../../kernels/gating.ts';
 import type { KvCachePool } from './kv-cache.ts';
-import { type MlpJob, openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import { openShardSessions, routingChecksum, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
 import { type AttentionSlot, blocksCovering } from './paged-attention.ts';
 import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 import type { PlannedSlot, ShardWorkerData, StepPlanMessage } from './shard-worker.ts';
@@ -57,7 +57,6 @@ interface JobSlots {
   kind: number;
   rows: number;
   layer?: number;
-  routed?: number;
   start?: number;
 }
 
@@ -77,7 +76,6 @@ export class ShardGroup {
     const shape = {
       hiddenSize: spec.hiddenSize,
       headDim: spec.headDim,
-      maxTopK: Math.max(1, ...spec.mlp.map((m) => (isMoe(m) ? m.numExpertsPerToken : 1))),
       maxVocabSlice: Math.max(...manifest.lmHead.map((s) => s.end - s.start)),
     };
     const ranks = Array.from({ length: manifest.tensorParallel - 1 }, (_, i) => i + 1);
@@ -120,13 +118,11 @@ export class ShardGroup {
   }
 
   /**
-   * One layer's attention over the step's rows (after beginStep). Every rank projects q/k/v for
-   * its heads, caches k/v and attends. Where the layer splits o_proj, every rank also applies
-   * its part, all of them at once, and the parts are added into `hidden` in place: returns null.
-   * Otherwise (one rank holds every head) returns that rank's output [numTokens, heads *
-   * headDim] for the attn-out graph to project.
+   * One layer's standard attention over the step's rows (after beginStep): every rank projects
+   * q/k/v for its heads, caches k/v, attends and applies its part of o_proj, all at once; the
+   * parts are added into the residual `hidden` in place.
    */
-  attention(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): Float32Array | null {
+  attention(layer: number, hidden: Float32Array, cos: Float32Array, sin: Float32Array, numTokens: number): void {
     const h = this.manifest.spec.hiddenSize;
     const local = this.local.attention;
     const half = this.manifest.spec.headDim / 2;
@@ -135,10 +131,6 @@ export class ShardGroup {
       const offset = start * h;
       for (let i = 0; i < rows * h; i++) hidden[offset + i] += partial[i];
     };
-    const projected = local.projectsOutput(layer);
-    const { numHeads, numKvHeads, headDim } = this.manifest.spec;
-    const [kvStart, kvEnd] = this.manifest.attention[0].kvHeads;
-    const out = projected ? null : new Float32Array(numTokens * (kvEnd - kvStart) * (numHeads / numKvHeads) * headDim);
     this.fanOut(
       numTokens,
       this.chunkRows,
@@ -149,49 +141,48 @@ export class ShardGroup {
           remote.channel.rope.set(rowsOf(sin, half, start, rows), rows * half);
           post(remote, { kind: JOB.attention, rows, layer, start });
         },
-        runLocal: (start, rows) => {
-          const args = [layer, start, rows, rowsOf(hidden, h, start, rows), rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows)] as const;
-          // The rows are read (attn-in) before the projection is added into them.
-          if (out) out.set(local.attend(...args), start * (out.length / numTokens));
-          else addInto(local.attendProjected(...args), start, rows);
-        },
+        // attn-in reads the rows before the local part of o_proj is added into them.
+        runLocal: (start, rows) =>
+          addInto(local.attendProjected(layer, start, rows, rowsOf(hidden, h, start, rows), rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows)), start, rows),
         collect: (remote, start, rows) => addInto(remote.channel.out, start, rows),
       },
       this.attentionRemotes(),
     );
-    return out;
   }
 
-  /** Adds the layer's whole MLP output (every shard's slice) into `out` [numTokens, hidden]. */
-  runMlp(job: MlpJob, out: Float32Array): void {
+  /**
+   * Runs the layer's MLP on the residual rows `hidden` [numTokens, hidden] (attention already
+   * added) and adds its whole output (every shard's slice) into them in place. Every shard
+   * normalises and routes the rows itself; returns rank 0's routing (null for a dense layer).
+   */
+  runMlp(layer: number, hidden: Float32Array, numTokens: number): RoutingResult | null {
     const h = this.local.hiddenSize;
-    const k = job.route ? job.topK : 0;
-    const chunkOf = (start: number, rows: number): MlpJob => ({
-      ...job,
-      x: job.x.subarray(start * h, (start + rows) * h),
-      numTokens: rows,
-      route: job.route && {
-        expertIds: job.route.expertIds.subarray(start * k, (start + rows) * k),
-        weights: job.route.weights.subarray(start * k, (start + rows) * k),
-      },
-    });
-    this.fanOut(job.numTokens, this.chunkRows, {
+    const gating = this.local.layers[layer].gating;
+    const k = gating?.topK ?? 0;
+    const route = gating && { expertIds: new Int32Array(numTokens * k), weights: new Float32Array(numTokens * k) };
+    let checksum = 0; // of rank 0's routing of the current chunk
+    this.fanOut(numTokens, this.chunkRows, {
       send: (remote, start, rows) => {
-        const chunk = chunkOf(start, rows);
-        remote.channel.x.set(chunk.x);
-        if (chunk.route) {
-          remote.channel.ids.set(chunk.route.expertIds);
-          remote.channel.weights.set(chunk.route.weights);
-        }
-        post(remote, { kind: JOB.mlp, rows, layer: job.layer, routed: k });
+        remote.channel.x.set(hidden.subarray(start * h, (start + rows) * h));
+        post(remote, { kind: JOB.mlp, rows, layer });
       },
-      runLocal: (start, rows) => runMlpShard(this.local, chunkOf(start, rows), out.subarray(start * h, (start + rows) * h)),
+      runLocal: (start, rows) => {
+        const rowsOf = hidden.subarray(start * h, (start + rows) * h);
+        const chunk = runMlpShard(this.local, { layer, hidden: rowsOf, numTokens: rows }, rowsOf);
+        checksum = routingChecksum(chunk);
+        if (route && chunk) {
+          route.expertIds.set(chunk.expertIds, start * k);
+          route.weights.set(chunk.weights, start * k);
+        }
+      },
       collect: (remote, start, rows) => {
+        if (remote.channel.ctrl[SLOT.routing] !== checksum) throw new ShardFailedError(`shard ${remote.rank} routed layer ${layer} differently from shard 0`);
         const partial = remote.channel.out;
         const offset = start * h;
-        for (let i = 0; i < rows * h; i++) out[offset + i] += partial[i];
+        for (let i = 0; i < rows * h; i++) hidden[offset + i] += partial[i];
       },
     });
+    return route;
   }
 
   /** Logits [numRows, vocabSize] for final hidden rows, each shard filling its columns. */
@@ -298,7 +289,6 @@ function post(remote: Remote, job: JobSlots): void {
   ctrl[SLOT.kind] = job.kind;
   ctrl[SLOT.rows] = job.rows;
   ctrl[SLOT.layer] = job.layer ?? 0;
-  ctrl[SLOT.routed] = job.routed ?? 0;
   ctrl[SLOT.start] = job.start ?? 0;
   // The first attention job after beginStep reads the step's plan before it starts.
   ctrl[SLOT.plan] = job.kind === JOB.attention && remote.planPending ? 1 : 0;

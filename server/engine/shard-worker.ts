@@ -5,7 +5,7 @@
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
-import { openShardSessions, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
+import { openShardSessions, routingChecksum, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
 import type { AttentionSlot } from './paged-attention.ts';
 import { type ChannelBuffers, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 
@@ -71,12 +71,9 @@ function runJob(sessions: ShardSessions, channel: ShardChannel, plans: MessagePo
     channel.out.set(sessions.attention.attendProjected(ctrl[SLOT.layer], ctrl[SLOT.start], rows, x, cos, sin));
     return;
   }
-  const topK = ctrl[SLOT.routed];
   const out = channel.out.subarray(0, rows * h);
   out.fill(0);
-  const route = topK > 0 ? { expertIds: channel.ids.subarray(0, rows * topK), weights: channel.weights.subarray(0, rows * topK) } : null;
-  const numExperts = route ? sessions.layers[ctrl[SLOT.layer]].experts.length : 0;
-  runMlpShard(sessions, { layer: ctrl[SLOT.layer], x, numTokens: rows, route, topK, numExperts }, out);
+  ctrl[SLOT.routing] = routingChecksum(runMlpShard(sessions, { layer: ctrl[SLOT.layer], hidden: x, numTokens: rows }, out));
 }
 
 /**

@@ -3,6 +3,7 @@
 import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { GraphSession } from '../../kernels/session.ts';
 import { compileModel } from '../../models/compile.ts';
 import { CheckpointError } from '../../models/errors.ts';
 import { ensureSyntheticCheckpoint } from '../../models/synthetic.ts';
@@ -22,8 +23,8 @@ describe('compileModel', () => {
     expect(first.reused).toBe(false);
     expect(existsSync(join(first.dir, 'manifest.json'))).toBe(true);
     const files = readdirSync(first.dir);
-    // attention core, batched decode attention, LM head, 3 layers x (attn-in, attn-out), the dense MLP, 2 MoE layers x (shared + 8 experts)
-    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(3 + 3 * 2 + 1 + 2 * 9);
+    // attention core, batched decode attention, LM head, 3 layers x (attn-in, o-proj, mlp-in), 2 MoE layers x 8 experts
+    expect(files.filter((f) => f.endsWith('.onnx')).length).toBe(3 + 3 * 3 + 2 * 8);
     expect(files.filter((f) => f.endsWith('.onnx.data')).length).toBeGreaterThan(0);
     const again = compileModel({ modelDir: dir, weights: 'fp32', cacheDir });
     expect(again).toMatchObject({ reused: true, dir: first.dir });
@@ -34,15 +35,25 @@ describe('compileModel', () => {
 
   it('splits every MLP and the LM head into one graph per tensor-parallel shard', () => {
     const dir = tinyCheckpoint();
-    const { manifest } = compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir(), tensorParallel: 2 });
+    const { manifest, dir: compiled } = compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir(), tensorParallel: 2 });
     expect(manifest.tensorParallel).toBe(2);
     expect(manifest.lmHead.map(({ start, end }) => [start, end])).toEqual([[0, 16000], [16000, 32000]]);
     for (const layer of manifest.layers) {
       expect(layer.shards).toHaveLength(2);
       expect(layer.shards[0].experts.length).toBe(layer.shards[1].experts.length);
     }
-    expect(manifest.layers[0].shards.every((s) => s.dense !== null && s.experts.length === 0)).toBe(true);
-    expect(manifest.layers[1].shards.every((s) => s.shared !== null && s.experts.length === 8)).toBe(true);
+    expect(manifest.layers[0].shards.every((s) => s.experts.length === 0)).toBe(true);
+    expect(manifest.layers[1].shards.every((s) => s.experts.length === 8)).toBe(true);
+    // Standard attention: every shard with heads applies its own part of o_proj; no attn-out.
+    expect(manifest.layers.every((l) => l.attnOut === undefined && l.shards.every((s) => (s.oProj !== null) === (s.attnIn !== null)))).toBe(true);
+    // Each shard's mlp-in normalises, routes (MoE layers) and runs its dense or shared slice.
+    const outputs = (file: string): string[] => {
+      const session = new GraphSession(join(compiled, file), { provider: 'cpu', intraOpThreads: 1 });
+      session.release();
+      return [...session.outputNames];
+    };
+    expect(outputs(manifest.layers[0].shards[1].mlpIn).sort()).toEqual(['mlp_in', 'y']);
+    expect(outputs(manifest.layers[1].shards[1].mlpIn).sort()).toEqual(['mlp_in', 'router_logits', 'y']);
   });
 
   it('keys the compiled model by content, not by path', () => {
