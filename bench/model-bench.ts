@@ -1,8 +1,10 @@
 // `moe-server bench` / `npm run bench`: prefill and batch-1 decode speed of the model runner
 // for each weight precision, against the memory-bandwidth roofline measured in the same run
 // (decode must read every active weight once per token, so bandwidth / active bytes bounds
-// it). Each precision is timed in a fresh child process. Prints a table and writes JSON
-// under bench/results/.
+// it). Each precision is timed in a fresh child process per round, and the rounds alternate
+// the precisions: on a shared machine a burst of someone else's load then slows one round of
+// each side, not all of one side, and the ratios between precisions hold. Prints a table and
+// writes JSON under bench/results/.
 import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -26,8 +28,8 @@ export interface ModelBenchOptions {
   cacheDir?: string;
   /** Tensor-parallel shards; default defaultTensorParallel(). */
   tensorParallel?: number;
-  /** Repetitions of prefill and of the decode run; medians are reported. */
-  runs?: number;
+  /** Rounds, each one prefill and one decode run per precision in turn; medians are reported. */
+  rounds?: number;
 }
 
 interface PrecisionResult {
@@ -44,12 +46,24 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const modelDir = opts.modelDir ?? ensureBenchModel(cacheDir, progressPrinter('writing bench model'));
   const threads = availableParallelism();
+  const tensorParallel = opts.tensorParallel ?? defaultTensorParallel();
+  const compiled = opts.weights.map((weights) =>
+    compileModel({ modelDir, weights, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${weights}`) }),
+  );
+  const timed = opts.weights.map((weights, i) => ({ weights, spec: compiled[i].manifest.spec, timings: { prefillMs: [], decodeStepMs: [] } as PrecisionTimings }));
   // The machines are shared: bandwidth drifts between runs. Measure it between the timed
-  // runs (never during them) and divide by the median of all readings.
+  // rounds (never during them) and divide by the median of all readings.
   const readings = [await measureMemoryBandwidth(threads)];
-  const timed: Array<{ weights: WeightPrecision; timings: PrecisionTimings; spec: ModelSpec }> = [];
-  for (const weights of opts.weights) {
-    timed.push({ weights, ...(await timePrecision(modelDir, cacheDir, weights, threads, opts)) });
+  const rounds = opts.rounds ?? 3;
+  for (let round = 0; round < rounds; round++) {
+    // Rotate which precision goes first, so neither always runs right after a bandwidth reading.
+    for (let j = 0; j < timed.length; j++) {
+      const i = (round + j) % timed.length;
+      const t = await timePrecisionInChild({ compiled: compiled[i], threads, promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens, runs: 1 });
+      timed[i].timings.prefillMs.push(...t.prefillMs);
+      timed[i].timings.decodeStepMs.push(...t.decodeStepMs);
+      console.log(`round ${round + 1}/${rounds} ${timed[i].weights}: decode median ${median(t.decodeStepMs).toFixed(2)} ms/token`);
+    }
     readings.push(await measureMemoryBandwidth(threads));
   }
   const bandwidth = median(readings.map((r) => r.bytesPerSecond));
@@ -87,25 +101,6 @@ export function timePrecisionInChild(req: PrecisionRunRequest): Promise<Precisio
     child.once('exit', (code) => reject(new Error(`benchmark child exited with code ${code}`)));
     child.send(req);
   });
-}
-
-async function timePrecision(
-  modelDir: string,
-  cacheDir: string,
-  weights: WeightPrecision,
-  threads: number,
-  opts: ModelBenchOptions,
-): Promise<{ timings: PrecisionTimings; spec: ModelSpec }> {
-  const tensorParallel = opts.tensorParallel ?? defaultTensorParallel();
-  const compiled = compileModel({ modelDir, weights, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${weights}`) });
-  const timings = await timePrecisionInChild({
-    compiled,
-    threads,
-    promptTokens: opts.promptTokens,
-    decodeTokens: opts.decodeTokens,
-    runs: opts.runs ?? 3,
-  });
-  return { timings, spec: compiled.manifest.spec };
 }
 
 function summarise(weights: WeightPrecision, timings: PrecisionTimings, spec: ModelSpec, bandwidth: number, promptTokens: number): PrecisionResult {

@@ -112,7 +112,7 @@ const commands: Record<string, Command> = {
   bench: {
     summary: 'benchmark prefill and decode speed against the memory-bandwidth roofline',
     usage:
-      `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64] [--cache-dir DIR]\n` +
+      `moe-server bench [--model DIR] [--weights fp32,int4] [--prompt-tokens 512] [--decode-tokens 64] [--rounds 3] [--cache-dir DIR]\n` +
       `moe-server bench --families all|NAME,... [--weights int4] [--rounds 3] ...   one row per family at comparable size`,
     options: {
       model: { type: 'string' },
@@ -142,6 +142,7 @@ const commands: Record<string, Command> = {
         weights: String(v.weights).split(',').map(weightsOption),
         promptTokens: integer(v['prompt-tokens'], '--prompt-tokens'),
         decodeTokens: integer(v['decode-tokens'], '--decode-tokens'),
+        rounds: integer(v.rounds, '--rounds'),
         cacheDir: optionalString(v['cache-dir']),
       });
     },
