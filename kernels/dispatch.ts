@@ -32,6 +32,25 @@ function fillCounts(
 }
 
 /**
+ * Deals a step's expert batches out among `ranks` shards that each hold every expert whole:
+ * the batch with the most rows first, each to the shard with the least work so far (a call's
+ * fixed cost counted as two rows), ties to the lower rank. Deterministic in its input, so
+ * shards that routed alike deal alike without talking. Returns each batch's rank.
+ */
+export function dealBatches(batches: ExpertBatch[], ranks: number): Int32Array {
+  const order = batches.map((_, i) => i).sort((a, b) => batches[b].rows.length - batches[a].rows.length || batches[a].expert - batches[b].expert);
+  const load = new Float64Array(ranks);
+  const rankOf = new Int32Array(batches.length);
+  for (const i of order) {
+    let best = 0;
+    for (let r = 1; r < ranks; r++) if (load[r] < load[best]) best = r;
+    rankOf[i] = best;
+    load[best] += 2 + batches[i].rows.length;
+  }
+  return rankOf;
+}
+
+/**
  * Groups routing entries by expert (a counting sort). Returns only experts with at least one
  * token, in ascending expert id; each batch's rows ascend. Batches are views into two shared
  * buffers, so the whole grouping costs four allocations plus the batch objects.

@@ -6,7 +6,7 @@
 // memory at a time, never the whole model.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
+import { availableParallelism, homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
@@ -50,9 +50,37 @@ export interface CompileOptions {
   int4AccuracyLevel?: 0 | 4;
   /** Tensor-parallel shards (threads) the MLPs and the LM head are split over; default 1. */
   tensorParallel?: number;
+  /** How routed experts sit on the shards; default 'auto' (resolveExpertPlacement). */
+  expertPlacement?: ExpertPlacement | 'auto';
   /** Parent directory of compiled models; defaults to defaultCacheDir(). */
   cacheDir?: string;
   onProgress?: (done: number, total: number, what: string) => void;
+}
+
+/**
+ * Routed experts across tensor-parallel shards. 'split': every shard holds a slice of every
+ * expert's intermediate units and runs its slice of each chosen expert. 'replicate': every
+ * shard holds every expert whole (the routed experts' memory once per shard) and runs whole
+ * experts, the step's chosen experts dealt out among the shards: half as many, twice as
+ * large matmuls per shard, which ONNX Runtime's one-row kernels run more efficiently.
+ */
+export type ExpertPlacement = 'split' | 'replicate';
+
+/** Replicas may take at most this share of the machine's memory for 'auto' to replicate. */
+const REPLICA_MEMORY_SHARE = 1 / 8;
+
+/**
+ * 'auto' replicates the routed experts when the copies beyond the first fit in an eighth of
+ * the machine's memory (the bench model in int4: about 0.4 GB; a 16B-parameter model: over
+ * 10 GB, so it stays split). One shard has nothing to place.
+ */
+export function resolveExpertPlacement(spec: ModelSpec, weights: WeightPrecision, tensorParallel: number, requested: ExpertPlacement | 'auto'): ExpertPlacement {
+  if (tensorParallel <= 1) return 'split';
+  if (requested !== 'auto') return requested;
+  const routed = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts * 3 * spec.hiddenSize * m.expertIntermediateSize : 0), 0);
+  // 4-bit blocks of 32 with an f32 scale, and ONNX Runtime's prepacked copy on top (~1.2x).
+  const bytesPerWeight = weights === 'int4' ? 0.75 : 4;
+  return routed * bytesPerWeight * (tensorParallel - 1) <= totalmem() * REPLICA_MEMORY_SHARE ? 'replicate' : 'split';
 }
 
 /** One tensor-parallel shard's slice of a layer's attention and MLP; null where the slice is empty. */
@@ -72,7 +100,7 @@ export interface MlpShardGraphs {
    * this shard's slice of the dense MLP or shared experts (output `y`, when it has one).
    */
   mlpIn: string;
-  /** One graph per routed expert; empty for dense layers. */
+  /** One graph per routed expert (its slice, or whole when replicated); empty for dense layers. */
   experts: Array<string | null>;
 }
 
@@ -110,6 +138,8 @@ export interface Manifest {
   weights: WeightPrecision;
   spec: ModelSpec;
   tensorParallel: number;
+  /** Absent in manifests written before placement existed: 'split'. */
+  expertPlacement?: ExpertPlacement;
   /** Index = tensor-parallel rank: each shard attends over its own heads' cache. */
   attention: ShardAttentionGraphs[];
   layers: LayerGraphs[];
@@ -139,9 +169,9 @@ export function defaultCacheDir(): string {
   return join(base, 'moe-server');
 }
 
-export function compileKey(modelDir: string, weights: WeightPrecision, int4AccuracyLevel: number, tensorParallel: number): string {
+export function compileKey(modelDir: string, weights: WeightPrecision, int4AccuracyLevel: number, tensorParallel: number, expertPlacement: ExpertPlacement): string {
   const hash = createHash('sha256');
-  const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null, tensorParallel };
+  const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null, tensorParallel, expertPlacement };
   hash.update(JSON.stringify({ compiler: COMPILER_VERSION, options, checkpoint: checkpointFingerprint(modelDir) }));
   return hash.digest('hex').slice(0, 24);
 }
@@ -150,7 +180,8 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   const { spec, family } = loadModelSpec(opts.modelDir);
   const tensorParallel = opts.tensorParallel ?? 1;
   if (!Number.isSafeInteger(tensorParallel) || tensorParallel < 1) throw new RangeError(`tensorParallel must be a positive integer, got ${tensorParallel}`);
-  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel);
+  const placement = resolveExpertPlacement(spec, opts.weights, tensorParallel, opts.expertPlacement ?? 'auto');
+  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel, placement);
   const outDir = join(opts.cacheDir ?? defaultCacheDir(), 'compiled', key);
   const manifestPath = join(outDir, 'manifest.json');
   if (existsSync(manifestPath)) {
@@ -165,7 +196,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   try {
     const names = family.weightNames(spec);
     const read: ReadWeight = checkpointWeights(reader, spec, names, family.checkpointRenames);
-    const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel });
+    const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel, expertPlacement: placement });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmpDir, outDir);
@@ -186,10 +217,11 @@ function writeGraphs(
   spec: ModelSpec,
   names: WeightNames,
   read: ReadWeight,
-  opts: CompileOptions & { tensorParallel: number },
+  opts: CompileOptions & { tensorParallel: number; expertPlacement: ExpertPlacement },
 ): Manifest {
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const shards = opts.tensorParallel;
+  const replicate = opts.expertPlacement === 'replicate';
   const routedExperts = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts : 0), 0);
   // An upper bound: graphs of empty slices and repeated attention-core shapes are skipped.
   const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 3 * spec.numLayers + routedExperts);
@@ -233,6 +265,13 @@ function writeGraphs(
       slices = shared.map((weights) => weights && { weights, gate });
       mlpNames.experts.forEach((expertNames, j) => {
         const name = `${prefix}.expert${String(j).padStart(3, '0')}`;
+        if (replicate) {
+          // One whole graph, opened by every shard.
+          const weights = readSwiglu(read, expertNames, spec.hiddenSize, mlp.expertIntermediateSize);
+          const file = emit(`${name}.onnx`, (b) => buildSwiglu(b, spec, weights, linearOpts));
+          experts.forEach((list) => list.push(file));
+          return;
+        }
         shardSlices(expertNames, mlp.expertIntermediateSize).forEach((weights, r) =>
           experts[r].push(weights && emit(`${name}.tp${r}.onnx`, (b) => buildSwiglu(b, spec, weights, linearOpts))),
         );
@@ -261,7 +300,7 @@ function writeGraphs(
     end,
   }));
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
-  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, attention, layers, lmHead, embeddings };
+  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, expertPlacement: replicate ? 'replicate' : 'split', attention, layers, lmHead, embeddings };
 }
 
 /** Kv heads [start, end) of each shard's attention input; none for MLA (its own unsplit mlaIn graph). */

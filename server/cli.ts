@@ -54,11 +54,12 @@ const commands: Record<string, Command> = {
   },
   compile: {
     summary: 'compile a checkpoint into ONNX graphs (reused while checkpoint and options are unchanged)',
-    usage: `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--cache-dir DIR]`,
+    usage: `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--expert-placement auto|split|replicate] [--cache-dir DIR]`,
     options: {
       model: { type: 'string' },
       weights: { type: 'string', default: 'int4' },
       'tensor-parallel': { type: 'string', default: '0' },
+      'expert-placement': { type: 'string', default: 'auto' },
       'cache-dir': { type: 'string' },
     },
     async run(v) {
@@ -66,6 +67,7 @@ const commands: Record<string, Command> = {
         modelDir: requireString(v.model, '--model'),
         weights: weightsOption(v.weights),
         tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel') || defaultTensorParallel(),
+        expertPlacement: oneOf(String(v['expert-placement']), ['auto', 'split', 'replicate'] as const, '--expert-placement'),
         cacheDir: optionalString(v['cache-dir']),
         onProgress: progressPrinter('compiling graphs'),
       });

@@ -31,6 +31,8 @@ export interface ServerConfig {
   tensorParallel: number;
   /** Decode attention by the WebAssembly kernel or by ONNX Runtime's graphs. */
   attention: 'wasm' | 'onnx';
+  /** Routed experts split across the tensor-parallel shards or replicated on each. */
+  expertPlacement: 'auto' | 'split' | 'replicate';
   /** Where compiled models and the demo checkpoint live; null = the default cache directory. */
   cacheDir: string | null;
   /** Longest prompt + completion served; null = the model's max_position_embeddings. */
@@ -137,6 +139,10 @@ export const SETTINGS: Settings = {
     flag: 'tensor-parallel', env: 'MOE_SERVER_TENSOR_PARALLEL', metavar: 'N', defaultValue: 0, parse: integerIn(0, 64),
     defaultText: '0 (= min(2, cores))',
     help: 'Threads the MLPs, experts and LM head are split over, each running its slice of every weight (tensor parallelism).',
+  },
+  expertPlacement: {
+    flag: 'expert-placement', env: 'MOE_SERVER_EXPERT_PLACEMENT', metavar: 'auto|split|replicate', defaultValue: 'auto', parse: oneOf(['auto', 'split', 'replicate'] as const),
+    help: 'Routed experts on the tensor-parallel shards: a slice of every expert on each (split), or every expert whole on each, the chosen ones dealt out (replicate: faster, the experts\' memory once per shard). auto replicates when the copies fit in an eighth of the memory.',
   },
   cacheDir: {
     flag: 'cache-dir', env: 'MOE_SERVER_CACHE_DIR', metavar: 'DIR', defaultValue: null, parse: optionalText,

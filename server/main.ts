@@ -19,6 +19,7 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     threads: config.threads,
     attention: config.attention,
     tensorParallel: config.tensorParallel,
+    expertPlacement: config.expertPlacement,
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
     kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },

@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
-import { defaultTensorParallel } from '../models/compile.ts';
+import { defaultTensorParallel, type ExpertPlacement } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
 import type { KvCacheSettings } from './engine/kv-cache-plan.ts';
 import type { SchedulerLimits } from './engine/scheduler.ts';
@@ -42,6 +42,8 @@ export interface LoadModelOptions {
   attention?: 'wasm' | 'onnx';
   /** Tensor-parallel shards; 0 = defaultTensorParallel(). */
   tensorParallel: number;
+  /** Routed experts split across the shards or replicated on each; default 'auto'. */
+  expertPlacement?: ExpertPlacement | 'auto';
   cacheDir?: string;
   maxModelLen?: number;
   kvCache?: KvCacheSettings;
@@ -62,6 +64,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       scheduler: opts.scheduler,
       session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), attention: opts.attention },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
+      expertPlacement: opts.expertPlacement,
     },
     opts.onProgress,
   );

@@ -5,7 +5,7 @@
 // layer's rows itself (mlp-in): the same graph on the same rows routes every shard alike, and
 // no shard idles while another routes.
 import { join } from 'node:path';
-import { gatherRows, groupByExpert, scatterAddWeighted } from '../../kernels/dispatch.ts';
+import { dealBatches, gatherRows, groupByExpert, scatterAddWeighted } from '../../kernels/dispatch.ts';
 import { type GatingConfig, type RoutingResult, routeTokens } from '../../kernels/gating.ts';
 import { GraphSession, ort, type SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
@@ -23,6 +23,9 @@ export interface ShardLayerSessions {
 
 export interface ShardSessions {
   rank: number;
+  numShards: number;
+  /** Every shard holds every routed expert whole and runs a share of them (ExpertPlacement). */
+  replicatedExperts: boolean;
   hiddenSize: number;
   layers: ShardLayerSessions[];
   attention: AttentionShard;
@@ -59,7 +62,18 @@ export function openShardSessions(dir: string, manifest: Manifest, rank: number,
     ...attention.all(),
     ...layers.flatMap((l) => [l.mlpIn, ...l.experts].filter((s): s is GraphSession => s !== null)),
   ];
-  return { rank, hiddenSize: manifest.spec.hiddenSize, layers, attention, lmHead, vocabStart: head.start, vocabEnd: head.end, all };
+  return {
+    rank,
+    numShards: manifest.tensorParallel,
+    replicatedExperts: manifest.expertPlacement === 'replicate',
+    hiddenSize: manifest.spec.hiddenSize,
+    layers,
+    attention,
+    lmHead,
+    vocabStart: head.start,
+    vocabEnd: head.end,
+    all,
+  };
 }
 
 export interface MlpJob {
@@ -87,9 +101,12 @@ export function runMlpShard(s: ShardSessions, job: MlpJob, out: Float32Array): R
   }
   if (!route || !layer.gating) return route;
   const { topK, numExperts } = layer.gating;
-  for (const batch of groupByExpert(route, numTokens, topK, numExperts)) {
+  const batches = groupByExpert(route, numTokens, topK, numExperts);
+  // Replicated experts: this shard runs its share of the chosen experts, whole.
+  const dealt = s.replicatedExperts ? dealBatches(batches, s.numShards) : null;
+  for (const [i, batch] of batches.entries()) {
     const session = layer.experts[batch.expert];
-    if (!session) continue;
+    if (!session || (dealt && dealt[i] !== s.rank)) continue;
     // One row (a decode step of one sequence) needs no gathering.
     const rows = numTokens === 1 ? x : gatherRows(x, h, batch.rows);
     const y = session.run({ x: new ort.Tensor('float32', rows, [batch.rows.length, h]) }).y.data as Float32Array;

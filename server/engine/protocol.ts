@@ -1,6 +1,7 @@
 // Messages between the main thread (EngineClient) and the engine worker.
 import type { WeightPrecision } from '../../kernels/ops/linear.ts';
 import type { SessionSettings } from '../../kernels/session.ts';
+import type { ExpertPlacement } from '../../models/compile.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { EngineEvent, EngineStats } from './engine.ts';
 import type { KvCachePlan, KvCacheSettings } from './kv-cache-plan.ts';
@@ -15,6 +16,8 @@ export interface EngineOptions {
   session: SessionSettings;
   /** Tensor-parallel shards (threads) for the MLPs and LM head; see defaultTensorParallel(). */
   tensorParallel: number;
+  /** Routed experts split across the shards or replicated on each; default 'auto'. */
+  expertPlacement?: ExpertPlacement | 'auto';
   /** Longest sequence (prompt + output) served; defaults to the model's max_position_embeddings. */
   maxModelLen?: number;
   /** Default DEFAULT_KV_CACHE. */

@@ -26,6 +26,7 @@ async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer
     modelDir: options.modelDir,
     weights: options.weights,
     tensorParallel: options.tensorParallel,
+    expertPlacement: options.expertPlacement,
     cacheDir: options.cacheDir,
     onProgress: (done, total) => post({ type: 'progress', stage: 'compile', done, total }),
   });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WeightPrecision } from '../../kernels/ops/linear.ts';
-import { compileModel } from '../../models/compile.ts';
+import { compileModel, type ExpertPlacement } from '../../models/compile.ts';
 import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { BlockManager, SequenceBlocks } from '../../server/engine/block-manager.ts';
 import { ModelRunner } from '../../server/engine/model-runner.ts';
@@ -38,8 +38,9 @@ export async function openRunner(
   tensorParallel = 1,
   blockSize = 16,
   attention: 'wasm' | 'onnx' = 'wasm',
+  expertPlacement: ExpertPlacement | 'auto' = 'auto',
 ): Promise<OpenedRunner> {
-  const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, cacheDir: model.cacheDir });
+  const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, expertPlacement, cacheDir: model.cacheDir });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1, attention });
   const { spec } = compiled.manifest;
   const { maxPositions } = spec;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  dealBatches,
   countTokensPerExpert,
   gatherRows,
   groupByExpert,
@@ -153,5 +154,27 @@ describe('countTokensPerExpert', () => {
       expect([...counts]).toEqual([...fromGroups]);
       expect(counts.reduce((a, b) => a + b, 0)).toBe(36);
     }
+  });
+});
+
+describe('dealBatches', () => {
+  const batch = (expert: number, rows: number) => ({ expert, rows: Int32Array.from({ length: rows }, (_, i) => i), weights: new Float32Array(rows) });
+
+  it('gives two shards two of one token\'s four experts each', () => {
+    const rankOf = dealBatches([batch(3, 1), batch(9, 1), batch(12, 1), batch(30, 1)], 2);
+    expect([...rankOf].filter((r) => r === 0)).toHaveLength(2);
+    expect([...rankOf].filter((r) => r === 1)).toHaveLength(2);
+  });
+
+  it('deals the largest batches first, each to the least-loaded shard', () => {
+    // Costs (2 + rows) 6, 10, 5, 3, 3: shard 0 takes the 10, shard 1 the 6 and the 5 (11),
+    // shard 0 expert 3 (13), shard 1 expert 4 (14).
+    expect([...dealBatches([batch(0, 4), batch(1, 8), batch(2, 3), batch(3, 1), batch(4, 1)], 2)]).toEqual([1, 0, 1, 0, 1]);
+  });
+
+  it('is deterministic in its input and covers one shard', () => {
+    const batches = [batch(5, 2), batch(6, 2), batch(7, 2)];
+    expect([...dealBatches(batches, 2)]).toEqual([...dealBatches(batches, 2)]);
+    expect([...dealBatches(batches, 1)]).toEqual([0, 0, 0]);
   });
 });

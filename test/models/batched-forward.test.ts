@@ -88,14 +88,16 @@ describe.each(['wasm', 'onnx'] as const)('batched forward, %s attention', (atten
   });
 });
 
-describe('tensor-parallel shards', () => {
+// 'split': each shard runs its slice of every chosen expert; 'replicate': whole experts, dealt out.
+describe.each(['split', 'replicate'] as const)('tensor-parallel shards, routed experts %s', (placement) => {
   let model: TinyModel;
   let sharded: OpenedRunner;
   let reference: ReferenceDeepseek;
 
   beforeAll(async () => {
     model = writeTinyModel({ num_experts_per_tok: 3, norm_topk_prob: true }, 17);
-    sharded = await openRunner(model, 'fp32', 4, 2);
+    sharded = await openRunner(model, 'fp32', 4, 2, 16, 'wasm', placement);
+    expect(sharded.runner.sessions.manifest.expertPlacement).toBe(placement);
     reference = ReferenceDeepseek.load(model.dir);
   });
   afterAll(async () => {

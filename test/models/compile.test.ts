@@ -4,7 +4,9 @@ import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphSession } from '../../kernels/session.ts';
-import { compileModel } from '../../models/compile.ts';
+import { compileModel, resolveExpertPlacement } from '../../models/compile.ts';
+import { loadModelSpec } from '../../models/registry.ts';
+import { isMoe } from '../../models/spec.ts';
 import { CheckpointError } from '../../models/errors.ts';
 import { ensureSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { removeTempDirs, rewriteTensors, tempDir, thrownBy } from './helpers.ts';
@@ -35,8 +37,9 @@ describe('compileModel', () => {
 
   it('splits every MLP and the LM head into one graph per tensor-parallel shard', () => {
     const dir = tinyCheckpoint();
-    const { manifest, dir: compiled } = compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir(), tensorParallel: 2 });
+    const { manifest, dir: compiled } = compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir(), tensorParallel: 2, expertPlacement: 'split' });
     expect(manifest.tensorParallel).toBe(2);
+    expect(manifest.layers[1].shards[0].experts[0]).not.toBe(manifest.layers[1].shards[1].experts[0]);
     expect(manifest.lmHead.map(({ start, end }) => [start, end])).toEqual([[0, 16000], [16000, 32000]]);
     for (const layer of manifest.layers) {
       expect(layer.shards).toHaveLength(2);
@@ -54,6 +57,27 @@ describe('compileModel', () => {
     };
     expect(outputs(manifest.layers[0].shards[1].mlpIn).sort()).toEqual(['mlp_in', 'y']);
     expect(outputs(manifest.layers[1].shards[1].mlpIn).sort()).toEqual(['mlp_in', 'router_logits', 'y']);
+  });
+
+  it('replicates routed experts whole on every shard when asked, and when they fit (auto)', () => {
+    const dir = tinyCheckpoint();
+    const cacheDir = tempDir();
+    const replicated = compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 2, expertPlacement: 'replicate' });
+    expect(replicated.manifest.expertPlacement).toBe('replicate');
+    const [first, second] = replicated.manifest.layers[1].shards;
+    expect(first.experts).toEqual(second.experts);
+    expect(first.experts[0]).toMatch(/^layer001\.expert000\.onnx$/);
+    // The shared expert stays split inside each shard's mlp-in.
+    expect(first.mlpIn).not.toBe(second.mlpIn);
+    // A tiny model's replicas fit anywhere: auto picks replicate, the same compiled directory.
+    expect(compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 2 })).toMatchObject({ reused: true, dir: replicated.dir });
+    // Experts whose copies would not fit in an eighth of the memory stay split under auto.
+    const { spec } = loadModelSpec(dir);
+    const huge = { ...spec, mlp: spec.mlp.map((m) => (isMoe(m) ? { ...m, numRoutedExperts: 1_000_000 } : m)) };
+    expect(resolveExpertPlacement(huge, 'int4', 2, 'auto')).toBe('split');
+    expect(resolveExpertPlacement(huge, 'int4', 2, 'replicate')).toBe('replicate');
+    // One shard has nothing to place.
+    expect(compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 1, expertPlacement: 'replicate' }).manifest.expertPlacement).toBe('split');
   });
 
   it('keys the compiled model by content, not by path', () => {

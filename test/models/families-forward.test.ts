@@ -20,6 +20,8 @@ interface Variant {
   name: string;
   overrides: Record<string, unknown>;
   tensorParallel?: number;
+  /** With 2 shards the tiny models' experts are replicated ('auto'); some variants split them. */
+  expertPlacement?: 'split';
   /** Engine reads fused 3-D experts; the reference reads the same model saved per expert. */
   fused?: boolean;
   /** Renames the engine's checkpoint tensors (another transformers release's spelling). */
@@ -28,9 +30,9 @@ interface Variant {
 
 const variants: Variant[] = [
   { family: 'mixtral', name: 'GQA 4/2, top-2 of 8 (always renormalised)', overrides: {} },
-  { family: 'mixtral', name: 'top-1 of 4, MHA, tied embeddings, linear rope, 2 shards; newer transformers layout (mlp., fused experts)', overrides: { num_local_experts: 4, num_experts_per_tok: 1, num_key_value_heads: 4, tie_word_embeddings: true, rope_scaling: { type: 'linear', factor: 2 } }, tensorParallel: 2, fused: true, rename: ['.block_sparse_moe.', '.mlp.'] },
+  { family: 'mixtral', name: 'top-1 of 4, MHA, tied embeddings, linear rope, 2 shards with experts replicated; newer transformers layout (mlp., fused experts)', overrides: { num_local_experts: 4, num_experts_per_tok: 1, num_key_value_heads: 4, tie_word_embeddings: true, rope_scaling: { type: 'linear', factor: 2 } }, tensorParallel: 2, fused: true, rename: ['.block_sparse_moe.', '.mlp.'] },
   { family: 'qwen2_moe', name: 'dense layer 0, gated shared expert, q/k/v biases', overrides: {} },
-  { family: 'qwen2_moe', name: 'decoder_sparse_step 2, norm_topk_prob, top-3, 2 shards, fused experts', overrides: { num_hidden_layers: 4, mlp_only_layers: [], decoder_sparse_step: 2, norm_topk_prob: true, num_experts_per_tok: 3 }, tensorParallel: 2, fused: true },
+  { family: 'qwen2_moe', name: 'decoder_sparse_step 2, norm_topk_prob, top-3, 2 shards with experts split, fused experts', overrides: { num_hidden_layers: 4, mlp_only_layers: [], decoder_sparse_step: 2, norm_topk_prob: true, num_experts_per_tok: 3 }, tensorParallel: 2, expertPlacement: 'split', fused: true },
   { family: 'qwen3_moe', name: 'head_dim 32 != hidden / heads, per-head q/k norm, renormalised', overrides: {} },
   { family: 'qwen3_moe', name: 'derived head_dim, mlp_only_layers [1], no renorm, 2 shards', overrides: { head_dim: null, mlp_only_layers: [1], norm_topk_prob: false }, tensorParallel: 2 },
   { family: 'olmoe', name: 'q/k norm over the projection, GQA, no renorm', overrides: {} },
@@ -38,7 +40,7 @@ const variants: Variant[] = [
   { family: 'deepseek_v2', name: 'MLA without q_lora_rank, YaRN, group-limited greedy, routed scaling 2', overrides: {} },
   { family: 'deepseek_v2', name: 'greedy, norm_topk_prob (then unscaled), no rope scaling, 2 shards', overrides: { topk_method: 'greedy', norm_topk_prob: true, rope_scaling: null }, tensorParallel: 2 },
   { family: 'deepseek_v3', name: 'q_lora_rank, sigmoid + correction bias, noaux_tc groups, renorm, scaling 2.5', overrides: {} },
-  { family: 'deepseek_v3', name: 'one group, top-3, YaRN mscale != mscale_all_dim, 2 shards', overrides: { n_group: 1, topk_group: 1, num_experts_per_tok: 3, rope_scaling: { type: 'yarn', factor: 8, original_max_position_embeddings: 64, mscale: 1, mscale_all_dim: 0.8 } }, tensorParallel: 2 },
+  { family: 'deepseek_v3', name: 'one group, top-3, YaRN mscale != mscale_all_dim, 2 shards with experts split', overrides: { n_group: 1, topk_group: 1, num_experts_per_tok: 3, rope_scaling: { type: 'yarn', factor: 8, original_max_position_embeddings: 64, mscale: 1, mscale_all_dim: 0.8 } }, tensorParallel: 2, expertPlacement: 'split' },
 ];
 
 interface Reference {
@@ -51,7 +53,7 @@ function loadReference(family: SyntheticFamily, dir: string): Reference {
 
 
 
-describe.each(variants)('$family fp32 forward matches the reference: $name', ({ family, name, overrides, tensorParallel, fused, rename }) => {
+describe.each(variants)('$family fp32 forward matches the reference: $name', ({ family, name, overrides, tensorParallel, expertPlacement, fused, rename }) => {
   let model: TinyModel;
   let perExpert: TinyModel | null = null;
   let opened: OpenedRunner;
@@ -61,7 +63,7 @@ describe.each(variants)('$family fp32 forward matches the reference: $name', ({ 
     model = writeTinyModel(overrides, 7, family, fused ?? false);
     if (fused) perExpert = writeTinyModel(overrides, 7, family, false);
     if (rename) renameTensors(model.dir, ...rename);
-    opened = await openRunner(model, 'fp32', 4, tensorParallel ?? 1);
+    opened = await openRunner(model, 'fp32', 4, tensorParallel ?? 1, 16, 'wasm', expertPlacement);
     reference = loadReference(family, (perExpert ?? model).dir);
   });
   afterAll(async () => {

@@ -18,6 +18,7 @@ describe('server configuration', () => {
       threads: 0,
       tensorParallel: 0,
       attention: 'wasm',
+      expertPlacement: 'auto',
       cacheDir: null,
       maxModelLen: null,
       maxNumSeqs: 64,
