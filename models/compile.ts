@@ -71,8 +71,8 @@ const REPLICA_MEMORY_SHARE = 1 / 8;
 
 /**
  * 'auto' replicates the routed experts when the copies beyond the first fit in an eighth of
- * the machine's memory (the bench model in int4: about 0.4 GB; a 16B-parameter model: over
- * 10 GB, so it stays split). One shard has nothing to place.
+ * the machine's memory (the bench model in int4: about 0.4 GB more; DeepSeekMoE-16B in int4:
+ * about 11 GB more, so it stays split below about 90 GB). One shard has nothing to place.
  */
 export function resolveExpertPlacement(spec: ModelSpec, weights: WeightPrecision, tensorParallel: number, requested: ExpertPlacement | 'auto'): ExpertPlacement {
   if (tensorParallel <= 1) return 'split';
