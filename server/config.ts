@@ -160,7 +160,7 @@ export const SETTINGS: Settings = {
   },
   maxBatchTokens: {
     flag: 'max-batch-tokens', env: 'MOE_SERVER_MAX_BATCH_TOKENS', metavar: 'N', defaultValue: DEFAULT_SCHEDULER_LIMITS.maxBatchTokens, parse: integerIn(1, 1_000_000),
-    help: 'Token budget of one model step. Decodes come first; prompts are read in chunks in what is left, so a long prompt never stalls running streams for long.',
+    help: 'Token budget of one model step, at least --max-num-seqs. Decodes come first; prompts are read in chunks in what is left, so a long prompt never stalls running streams for long.',
   },
   kvCacheTokens: {
     flag: 'kv-cache-tokens', env: 'MOE_SERVER_KV_CACHE_TOKENS', metavar: 'N', defaultValue: null, parse: integerIn(1, 1_000_000_000),
@@ -218,7 +218,15 @@ function resolveOne<K extends keyof ServerConfig>(key: K, flags: FlagValues, env
 /** Flags (parsed by parseArgs) over environment variables over defaults. */
 export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const entries = KEYS.map((key) => [key, resolveOne(key, flags, env)]);
-  return Object.fromEntries(entries) as ServerConfig;
+  const config = Object.fromEntries(entries) as ServerConfig;
+  // Each running sequence decodes one token per step, first come first: with fewer tokens per
+  // step than running sequences, the newest would wait for older ones to finish.
+  if (config.maxBatchTokens < config.maxNumSeqs) {
+    throw new ConfigValueError(
+      `--max-batch-tokens (${config.maxBatchTokens}) must be at least --max-num-seqs (${config.maxNumSeqs}): every running sequence needs a token in each step`,
+    );
+  }
+  return config;
 }
 
 /** The settings table for --help: flag, variable, default and what it does. */

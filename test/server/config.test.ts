@@ -52,6 +52,8 @@ describe('server configuration', () => {
     expect(() => resolveConfig({}, { MOE_SERVER_API_KEYS: 'a,,b' })).toThrow(/empty API key/);
     expect(() => resolveConfig({ 'expert-load-window': '0' }, {})).toThrow(/--expert-load-window/);
     expect(() => resolveConfig({}, { MOE_SERVER_EXPERT_METRICS: 'none' })).toThrow(/MOE_SERVER_EXPERT_METRICS must be one of all, layer/);
+    expect(() => resolveConfig({ 'max-batch-tokens': '32' }, {})).toThrow(/--max-batch-tokens \(32\) must be at least --max-num-seqs \(64\)/);
+    expect(resolveConfig({ 'max-batch-tokens': '32', 'max-num-seqs': '32' }, {}).maxBatchTokens).toBe(32);
   });
 
   it('serve --help lists every flag with its variable and default', async () => {
