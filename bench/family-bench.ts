@@ -51,7 +51,7 @@ export async function runFamilyBench(opts: FamilyBenchOptions): Promise<number> 
   });
   for (let round = 0; round < opts.rounds; round++) {
     for (const [i, { compiled: c }] of compiled.entries()) {
-      const t = await timePrecisionInChild({ compiled: c, threads: availableParallelism(), promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens, runs: 1 });
+      const t = await timePrecisionInChild({ compiled: c, threads: availableParallelism(), promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens });
       rows[i].prefillMs.push(...t.prefillMs);
       rows[i].decodeStepMs.push(...t.decodeStepMs);
       console.log(`round ${round + 1}/${opts.rounds} ${rows[i].family}: decode median ${median(t.decodeStepMs).toFixed(2)} ms/token`);

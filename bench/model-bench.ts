@@ -59,7 +59,7 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
     // Rotate which precision goes first, so neither always runs right after a bandwidth reading.
     for (let j = 0; j < timed.length; j++) {
       const i = (round + j) % timed.length;
-      const t = await timePrecisionInChild({ compiled: compiled[i], threads, promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens, runs: 1 });
+      const t = await timePrecisionInChild({ compiled: compiled[i], threads, promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens });
       timed[i].timings.prefillMs.push(...t.prefillMs);
       timed[i].timings.decodeStepMs.push(...t.decodeStepMs);
       console.log(`round ${round + 1}/${rounds} ${timed[i].weights}: decode median ${median(t.decodeStepMs).toFixed(2)} ms/token`);

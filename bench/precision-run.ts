@@ -12,7 +12,6 @@ export interface PrecisionRunRequest {
   threads: number;
   promptTokens: number;
   decodeTokens: number;
-  runs: number;
 }
 
 export interface PrecisionTimings {
@@ -32,17 +31,15 @@ async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
     // An untimed prefill first: a fresh process's first steps also pay one-time costs
     // (allocations, page faults, code tiering) that are not the model's speed.
     runner.step([{ tokens: prompt, cache: newSequence(), logits: 'last' }]);
-    for (let r = 0; r < req.runs; r++) {
-      const cache = newSequence();
-      let started = performance.now();
-      let result = runner.step([{ tokens: prompt, cache, logits: 'last' }]);
-      timings.prefillMs.push(performance.now() - started);
-      for (let i = 0; i < req.decodeTokens; i++) {
-        const next = argmax(result.logits);
-        started = performance.now();
-        result = runner.step([{ tokens: [next], cache, logits: 'last' }]);
-        timings.decodeStepMs.push(performance.now() - started);
-      }
+    const cache = newSequence();
+    let started = performance.now();
+    let result = runner.step([{ tokens: prompt, cache, logits: 'last' }]);
+    timings.prefillMs.push(performance.now() - started);
+    for (let i = 0; i < req.decodeTokens; i++) {
+      const next = argmax(result.logits);
+      started = performance.now();
+      result = runner.step([{ tokens: [next], cache, logits: 'last' }]);
+      timings.decodeStepMs.push(performance.now() - started);
     }
     return timings;
   } finally {

@@ -5,15 +5,8 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-export interface AbChildArgs {
-  tree: string;
-  weights: 'fp32' | 'int4';
-  batch: number;
-  promptTokens: number;
-}
-
 const [tree, weights, batch, promptTokens] = process.argv.slice(2);
-const args: AbChildArgs = { tree, weights: weights as AbChildArgs['weights'], batch: Number(batch), promptTokens: Number(promptTokens) };
+const args = { tree, weights, batch: Number(batch), promptTokens: Number(promptTokens) };
 const load = (file: string) => import(pathToFileURL(join(args.tree, file)).href);
 
 const { compileModel, defaultCacheDir, defaultTensorParallel } = await load('models/compile.ts');

@@ -91,21 +91,21 @@ export interface MlpJob {
 export function runMlpShard(s: ShardSessions, job: MlpJob, out: Float32Array): RoutingResult | null {
   const h = s.hiddenSize;
   const { numTokens } = job;
-  const layer = s.layers[job.layer];
-  const start = layer.mlpIn.run({ hidden: new ort.Tensor('float32', job.hidden, [numTokens, h]) });
+  const { mlpIn, gating, experts } = s.layers[job.layer];
+  const start = mlpIn.run({ hidden: new ort.Tensor('float32', job.hidden, [numTokens, h]) });
   const x = start.mlp_in.data as Float32Array;
-  const route = layer.gating ? routeTokens(start.router_logits.data as Float32Array, numTokens, layer.gating) : null;
   if (start.y) {
     const y = start.y.data as Float32Array;
     for (let i = 0; i < out.length; i++) out[i] += y[i];
   }
-  if (!route || !layer.gating) return route;
-  const { topK, numExperts } = layer.gating;
+  if (!gating) return null;
+  const route = routeTokens(start.router_logits.data as Float32Array, numTokens, gating);
+  const { topK, numExperts } = gating;
   const batches = groupByExpert(route, numTokens, topK, numExperts);
   // Replicated experts: this shard runs its share of the chosen experts, whole.
   const dealt = s.replicatedExperts ? dealBatches(batches, s.numShards) : null;
   for (const [i, batch] of batches.entries()) {
-    const session = layer.experts[batch.expert];
+    const session = experts[batch.expert];
     if (!session || (dealt && dealt[i] !== s.rank)) continue;
     // One row (a decode step of one sequence) needs no gathering.
     const rows = numTokens === 1 ? x : gatherRows(x, h, batch.rows);
