@@ -1,6 +1,7 @@
 // `npm run bench:profile`: where one decode step's time goes, per stage, for the bench model
 // (or --model), after a 512-token prompt, for one sequence or a batch of them (--batch N). Stages are timed by wrapping the runner's own calls,
-// so the numbers are the engine's, not a re-implementation's. Prints a table.
+// so the numbers are the engine's, not a re-implementation's. Prints a table, then how long
+// rank 0 waited for the other shards at each hand-off (part of the stages' time).
 import { parseArgs } from 'node:util';
 import type { WeightPrecision } from '../kernels/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
@@ -9,7 +10,7 @@ import { ModelRunner } from '../server/engine/model-runner.ts';
 import { openModelSessions, type ModelSessions } from '../server/engine/model-sessions.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { ensureBenchModel } from './bench-model.ts';
-import { printTable } from './table.ts';
+import { percentile, printTable } from './table.ts';
 
 type Totals = Map<string, number>;
 
@@ -37,7 +38,24 @@ function instrument(sessions: ModelSessions, totals: Totals): void {
 
 type Attention = 'wasm' | 'onnx';
 
-async function profile(modelDir: string, weights: WeightPrecision, attention: Attention, promptTokens: number, steps: number, batch: number): Promise<string[][]> {
+/**
+ * How rank 0's waits at the hand-offs are spread. On a noisy virtual machine most hand-offs
+ * cost microseconds and a few cost milliseconds (a shard paused by garbage collection or the
+ * scheduler), so the total says little without the tail.
+ */
+function describeHandoffs(label: string, waits: number[], steps: number): string {
+  if (waits.length === 0) return `${label}: one shard, no hand-offs`;
+  const sorted = waits.slice().sort((a, b) => a - b);
+  const total = sorted.reduce((a, b) => a + b, 0);
+  const longest = sorted.slice(Math.floor(sorted.length * 0.9)).reduce((a, b) => a + b, 0);
+  const us = (ms: number) => `${Math.round(ms * 1000)} us`;
+  return (
+    `${label}: ${waits.length / steps} hand-offs a step; rank 0 waited p50 ${us(percentile(sorted, 0.5))}, ` +
+    `p90 ${us(percentile(sorted, 0.9))}, max ${us(sorted[sorted.length - 1])}; the longest 10% hold ${((100 * longest) / total).toFixed(0)}% of the waiting`
+  );
+}
+
+async function profile(modelDir: string, weights: WeightPrecision, attention: Attention, promptTokens: number, steps: number, batch: number): Promise<{ rows: string[][]; handoffs: string }> {
   const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0, attention });
   try {
@@ -46,17 +64,26 @@ async function profile(modelDir: string, weights: WeightPrecision, attention: At
     sequences.forEach((cache, b) => runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]));
     const totals: Totals = new Map();
     instrument(sessions, totals);
+    const waits: number[] = [];
+    sessions.shards.handoffWaits = waits;
     const started = performance.now();
     for (let i = 0; i < steps; i++) {
       runner.step(sequences.map((cache, b) => ({ tokens: [3 + ((i * 7919 + b * 104729) % 30000)], cache, logits: 'last' as const })));
     }
     const perStep = (performance.now() - started) / steps;
+    sessions.shards.handoffWaits = null;
     const timed = [...totals.values()].reduce((a, b) => a + b, 0) / steps;
-    return [
-      ...[...totals].map(([label, ms]) => [weights, attention, label, (ms / steps).toFixed(2), ((100 * ms) / steps / perStep).toFixed(0)]),
-      [weights, attention, 'everything else (embedding, gating, JavaScript)', (perStep - timed).toFixed(2), ((100 * (perStep - timed)) / perStep).toFixed(0)],
-      [weights, attention, 'whole decode step (mean)', perStep.toFixed(2), '100'],
-    ];
+    const row = (label: string, ms: number) => [weights, attention, label, ms.toFixed(2), ((100 * ms) / perStep).toFixed(0)];
+    const waited = waits.reduce((a, b) => a + b, 0);
+    return {
+      rows: [
+        ...[...totals].map(([label, ms]) => row(label, ms / steps)),
+        row('  of these: rank 0 waiting for the other shards', waited / steps),
+        row('everything else (embedding, gating, JavaScript)', perStep - timed),
+        [weights, attention, 'whole decode step (mean)', perStep.toFixed(2), '100'],
+      ],
+      handoffs: describeHandoffs(`${weights} ${attention}`, waits, steps),
+    };
   } finally {
     await sessions.release();
   }
@@ -77,14 +104,19 @@ export async function runStepProfile(argv: string[]): Promise<number> {
   });
   const modelDir = values.model ?? ensureBenchModel(defaultCacheDir(), progressPrinter('writing bench model'));
   const rows: string[][] = [];
+  const handoffs: string[] = [];
   for (const weights of String(values.weights).split(',')) {
     if (weights !== 'fp32' && weights !== 'int4') throw new Error(`--weights takes fp32 and/or int4, got "${weights}"`);
     for (const attention of String(values.attention).split(',')) {
       if (attention !== 'wasm' && attention !== 'onnx') throw new Error(`--attention takes wasm and/or onnx, got "${attention}"`);
-      rows.push(...(await profile(modelDir, weights, attention, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch))));
+      const result = await profile(modelDir, weights, attention, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch));
+      rows.push(...result.rows);
+      handoffs.push(result.handoffs);
     }
   }
   printTable(['weights', 'attention', 'stage', 'ms/step', '%'], rows);
+  console.log('');
+  for (const line of handoffs) console.log(line);
   return 0;
 }
 

@@ -63,6 +63,12 @@ interface JobSlots {
 export class ShardGroup {
   /** Rows per chunk of a job, at most CHUNK_ROWS (the channel's size); tests lower it to cross chunk boundaries. */
   chunkRows = CHUNK_ROWS;
+  /**
+   * When set (bench:profile sets it), every hand-off appends how long rank 0 waited for a
+   * shard's answer after finishing its own part, in ms: the cost of the shards not finishing
+   * together.
+   */
+  handoffWaits: number[] | null = null;
 
   private constructor(
     private readonly local: ShardSessions,
@@ -213,7 +219,8 @@ export class ShardGroup {
       for (const remote of remotes) job.send(remote, start, rows);
       job.runLocal(start, rows);
       for (const remote of remotes) {
-        waitFor(remote);
+        const waited = waitFor(remote);
+        this.handoffWaits?.push(waited);
         job.collect(remote, start, rows);
       }
     }
@@ -297,8 +304,8 @@ function post(remote: Remote, job: JobSlots): void {
   Atomics.notify(ctrl, SLOT.seq);
 }
 
-/** Blocks until the remote finished its current job; throws its error if it had one. */
-function waitFor(remote: Remote): void {
+/** Blocks until the remote finished its current job; throws its error if it had one. Returns the ms waited. */
+function waitFor(remote: Remote): number {
   const { ctrl } = remote.channel;
   const started = performance.now();
   while (Atomics.load(ctrl, SLOT.done) !== remote.seq) {
@@ -315,6 +322,7 @@ function waitFor(remote: Remote): void {
     ctrl[SLOT.status] = 0;
     throw new ShardFailedError(`shard ${remote.rank} failed: ${message}`);
   }
+  return performance.now() - started;
 }
 
 function placeColumns(logits: Float32Array, vocab: number, firstRow: number, rows: number, slice: Float32Array, from: number, to: number): void {

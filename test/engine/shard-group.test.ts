@@ -19,6 +19,21 @@ describe('shard group', () => {
     model?.remove();
   });
 
+  it('records how long rank 0 waited at every hand-off when asked to', () => {
+    const cache = opened.newCache();
+    const { shards, layers } = opened.runner.sessions;
+    opened.runner.step([{ tokens: testTokens(4, 1), cache, logits: 'last' }]);
+    const waits: number[] = [];
+    shards.handoffWaits = waits;
+    opened.runner.step([{ tokens: [5], cache, logits: 'last' }]);
+    shards.handoffWaits = null;
+    // One remote: attention and MLP in every layer, then the LM head.
+    expect(waits).toHaveLength(2 * layers.length + 1);
+    expect(waits.every((ms) => ms >= 0)).toBe(true);
+    opened.runner.step([{ tokens: [6], cache, logits: 'last' }]);
+    expect(waits).toHaveLength(2 * layers.length + 1);
+  });
+
   it('fails fast, naming the shard, once a shard worker has exited', async () => {
     const cache = opened.newCache();
     expect(() => opened.runner.step([{ tokens: testTokens(4, 1), cache, logits: 'last' }])).not.toThrow();
