@@ -80,10 +80,16 @@ function checkToken(token: number, vocabSize: number, what: string): void {
   }
 }
 
+/** The largest finite float32: a penalised logit is held inside the range, never infinite. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 function penalizeRepeat(logits: Float32Array, token: number, penalty: number): void {
   checkToken(token, logits.length, 'penalised');
   const logit = logits[token];
-  logits[token] = logit > 0 ? logit / penalty : logit * penalty;
+  // A tiny penalty divides a positive logit past float32's range: stored as is it would become
+  // Infinity and leave nothing to sample from, so it saturates instead (still the largest).
+  const penalised = logit > 0 ? logit / penalty : logit * penalty;
+  logits[token] = Math.max(-FLOAT32_MAX, Math.min(FLOAT32_MAX, penalised));
 }
 
 /**

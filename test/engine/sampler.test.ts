@@ -225,6 +225,15 @@ describe('applyPenalties', () => {
     expect([...logits]).toEqual([1, -4, 1, -2, 1]);
   });
 
+  it('a tiny repetition penalty saturates a logit at the float32 range instead of making it infinite', () => {
+    const logits = Float32Array.from([2, 1, -1]);
+    applyPenalties(logits, params({ repetitionPenalty: 1e-300 }), new Map(), new Set([0, 2]));
+    expect(logits[0]).toBe(3.4028234663852886e38);
+    expect(logits[2]).toBeCloseTo(0); // -1 * 1e-300: below float32's smallest, so zero
+    // Still a distribution to sample from: the penalised token wins at any temperature.
+    expect(sampleToken(logits, params({ temperature: 1 }), new FixedRng([0.5]))).toBe(0);
+  });
+
   it('adds logit_bias first, then penalises', () => {
     const logits = Float32Array.from([2, 0, 0, 0, 3]);
     const p = params({ repetitionPenalty: 2, logitBias: new Map([[0, 6], [4, -100]]) });
