@@ -44,6 +44,12 @@ export interface EngineStats {
 
 export class Engine {
   private readonly samplerScratch: SamplerScratch;
+  /**
+   * Events of the step in progress. Sequences finished (or cancelled) earlier are dropped at
+   * the step's start; if the step then throws, failAll() still delivers their events, or
+   * their clients would wait forever for an end that was already decided.
+   */
+  private stepEvents: EngineEvent[] = [];
   /** Sees every model step's report (metrics, the routing debug hook); set by the worker. */
   onStep: ((report: StepReport) => void) | null = null;
 
@@ -66,9 +72,10 @@ export class Engine {
     return true;
   }
 
-  /** Ends every sequence after a step failed; their clients get the message. */
+  /** Ends every sequence after a step failed; their clients get the message (and any event the step had made). */
   failAll(message: string): EngineEvent[] {
-    const events: EngineEvent[] = [];
+    const events = this.stepEvents;
+    this.stepEvents = [];
     for (const seq of this.sequences()) {
       this.scheduler.remove(seq);
       events.push({ type: 'failed', seqId: seq.id, message });
@@ -97,11 +104,13 @@ export class Engine {
 
   async step(): Promise<EngineEvent[]> {
     const events: EngineEvent[] = [];
+    this.stepEvents = events;
     this.dropFinished(events);
     const preemptionsBefore = this.scheduler.numPreemptions;
     const chunks = this.scheduler.schedule();
     if (chunks.length === 0) {
       if (this.scheduler.numPreemptions === preemptionsBefore) this.failUnschedulable(events);
+      this.stepEvents = [];
       return events;
     }
     const started = performance.now();
@@ -123,10 +132,24 @@ export class Engine {
       this.scheduler.blocks.registerFullBlocks(seq.blocks, () => seq.allTokens());
       if (!chunk.completes) return;
       const logits = this.logitsRow(result.logits, row++);
-      if (!seq.isFinished) events.push(this.postprocess(seq, logits)); // else cancelled while the step ran
+      if (!seq.isFinished) events.push(this.sampleOrFail(seq, logits)); // else cancelled while the step ran
     });
     this.dropFinished(events);
+    this.stepEvents = [];
     return events;
+  }
+
+  /**
+   * postprocess(), or, when this sequence alone cannot go on (its logits leave nothing to
+   * sample, say), its end: one request's failure must not fail the others in the step.
+   */
+  private sampleOrFail(seq: Sequence, logits: Float32Array): EngineEvent {
+    try {
+      return this.postprocess(seq, logits);
+    } catch (err) {
+      this.scheduler.remove(seq);
+      return { type: 'failed', seqId: seq.id, message: `could not sample a token: ${err instanceof Error ? err.message : String(err)}` };
+    }
   }
 
   /**
