@@ -24,9 +24,39 @@ export function renderChat(model: ServedModel, messages: readonly ChatMessage[],
   }
 }
 
+/**
+ * How much a tokenizer's normaliser may shrink text before tokens are cut from it (composing
+ * a letter and its accents into one character, say); no common normaliser comes near it.
+ */
+const NORMALISER_SHRINK = 4;
+
+/**
+ * Refuses text too long for the context before it is tokenised. Tokenising runs on the main
+ * thread and is slow (about 10-15 us a character with this tokenizer library), so a
+ * multi-megabyte prompt would stall every other request for tens of seconds only to be
+ * refused afterwards. No token stands for more than maxTokenChars characters, so text longer
+ * than this bound has more tokens than the context holds.
+ */
+export function checkTextFits(model: ServedModel, text: string, param: string): void {
+  const limit = model.maxModelLen * model.tokenizer.maxTokenChars * NORMALISER_SHRINK;
+  if (text.length <= limit) return;
+  throw invalidRequest(
+    `This model's maximum context length is ${model.maxModelLen} tokens, but '${param}' is ${text.length} characters long, ` +
+      `more than any prompt of that many tokens (at most ${limit} characters); shorten it.`,
+    param,
+    'context_length_exceeded',
+  );
+}
+
+/** Token ids of text that checkTextFits() passed. */
+export function encodeText(model: ServedModel, text: string, param: string, addSpecialTokens: boolean): number[] {
+  checkTextFits(model, text, param);
+  return model.tokenizer.encode(text, addSpecialTokens);
+}
+
 /** The rendered template already holds BOS where the model wants it: no special tokens added. */
 export function chatPromptIds(model: ServedModel, messages: readonly ChatMessage[], addGenerationPrompt = true): number[] {
-  const ids = model.tokenizer.encode(renderChat(model, messages, addGenerationPrompt), false);
+  const ids = encodeText(model, renderChat(model, messages, addGenerationPrompt), 'messages', false);
   checkPromptLength(model, ids, 'messages');
   return ids;
 }
@@ -40,7 +70,7 @@ export function completionPromptIds(model: ServedModel, prompt: CompletionReques
   const prompts: Array<string | number[]> = typeof prompt === 'string' ? [prompt] : isTokenIds(prompt) ? [prompt] : prompt;
   return prompts.map((p, index) => {
     const param = prompts.length === 1 && prompt === p ? 'prompt' : `prompt[${index}]`;
-    const ids = typeof p === 'string' ? model.tokenizer.encode(p, true) : p;
+    const ids = typeof p === 'string' ? encodeText(model, p, param, true) : p;
     if (ids.length === 0) throw invalidRequest(`Invalid '${param}': the prompt has no tokens.`, param);
     const bad = ids.find((id) => id >= model.vocabSize);
     if (bad !== undefined) throw invalidRequest(`Invalid '${param}': token id ${bad} is outside the vocabulary (0..${model.vocabSize - 1}).`, param);

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest } from '../openai/errors.ts';
 import { checkModel } from '../openai/params.ts';
-import { renderChat } from '../openai/prompts.ts';
+import { encodeText, renderChat } from '../openai/prompts.ts';
 import { DetokenizeRequest, TokenizeRequest } from '../schemas/tokenize.ts';
 import type { ServerContext } from './context.ts';
 
@@ -17,8 +17,8 @@ export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
     const tokens =
       body.messages !== undefined
-        ? model.tokenizer.encode(renderChat(model, body.messages, body.add_generation_prompt ?? true), false)
-        : model.tokenizer.encode(body.prompt ?? '', body.add_special_tokens ?? true);
+        ? encodeText(model, renderChat(model, body.messages, body.add_generation_prompt ?? true), 'messages', false)
+        : encodeText(model, body.prompt ?? '', 'prompt', body.add_special_tokens ?? true);
     const tokenStrs = body.return_token_strs === true ? { token_strs: tokens.map((id) => model.tokenizer.idToToken(id) ?? '') } : {};
     return { count: tokens.length, max_model_len: model.maxModelLen, tokens, ...tokenStrs };
   });

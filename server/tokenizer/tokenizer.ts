@@ -25,11 +25,16 @@ export class TextTokenizer {
   readonly eosToken: string | null;
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
+  /** The longest vocabulary entry (added tokens included), in UTF-16 units: no token stands for more text. */
+  readonly maxTokenChars: number;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
     readonly config: TokenizerConfig,
   ) {
+    let longest = 1;
+    for (const token of tokenizer.get_vocab(true).keys()) longest = Math.max(longest, token.length);
+    this.maxTokenChars = longest;
     this.bosToken = specialTokenText(config.bos_token);
     this.eosToken = specialTokenText(config.eos_token);
     this.bosTokenId = this.bosToken === null ? null : (tokenizer.token_to_id(this.bosToken) ?? null);

@@ -152,4 +152,17 @@ describe('completions over HTTP with the openai client', () => {
     const secondTooLong = served.client.completions.create({ model: MODEL, prompt: [[5, 6], testTokens(served.test.model.maxModelLen, 1)] });
     await expect(secondTooLong).rejects.toMatchObject({ status: 400, param: 'prompt[1]' });
   });
+
+  it('refuses text that cannot fit before tokenising it (slow, on the main thread), so a huge prompt stalls nobody', async () => {
+    // No token of the test tokenizer stands for more than 16 characters; the bound allows a
+    // normaliser to shrink text 4x on top.
+    const limit = served.test.model.maxModelLen * 16 * 4;
+    const huge = 'word '.repeat(Math.ceil((limit + 1) / 5));
+    const tooLong = served.client.completions.create({ model: MODEL, prompt: huge, max_tokens: 1 });
+    await expect(tooLong).rejects.toMatchObject({ status: 400, param: 'prompt', code: 'context_length_exceeded' });
+    const tokenize = await postJson(served.server, '/tokenize', { prompt: huge });
+    expect(tokenize.status).toBe(400);
+    // Counted in characters, not tokens: refused before the tokenizer saw it.
+    expect(await tokenize.json()).toMatchObject({ error: { code: 'context_length_exceeded', message: expect.stringContaining(`${huge.length} characters`) } });
+  });
 });
