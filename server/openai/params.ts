@@ -31,7 +31,8 @@ function samplingParams(body: SamplingFields, vocabSize: number): SamplingParams
   return {
     ...defaultSamplingParams,
     temperature: body.temperature ?? defaultSamplingParams.temperature,
-    topK: body.top_k === undefined || body.top_k < 0 ? 0 : body.top_k,
+    // Keeping the whole vocabulary or more is no filter: held at the vocabulary's size.
+    topK: body.top_k === undefined || body.top_k < 0 ? 0 : Math.min(body.top_k, vocabSize),
     topP: body.top_p ?? 1,
     minP: body.min_p ?? 0,
     presencePenalty: body.presence_penalty ?? 0,
@@ -58,11 +59,15 @@ export function choiceRequests(body: SamplingFields, model: ServedModel, prompts
   if (prompts.length * n > MAX_CHOICES_PER_REQUEST) {
     throw invalidRequest(`Too many choices: ${prompts.length} prompt(s) x n=${n} exceeds ${MAX_CHOICES_PER_REQUEST}.`, 'n');
   }
+  if (body.seed !== undefined && body.seed + (n - 1) > Number.MAX_SAFE_INTEGER) {
+    throw invalidRequest(`Invalid 'seed': choice j samples with seed + j, and seed + ${n - 1} is beyond ${Number.MAX_SAFE_INTEGER}.`, 'seed');
+  }
   const sampling = samplingParams(body, model.vocabSize);
   const stops = body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const base = {
-    // Without a limit: the rest of the context (the engine clamps to what is left).
-    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? model.maxModelLen,
+    // Without a limit: the rest of the context. Any limit is clamped to the context here (the
+    // engine clamps to what the prompt leaves), however large the number sent.
+    maxTokens: Math.min(body.max_completion_tokens ?? body.max_tokens ?? model.maxModelLen, model.maxModelLen),
     sampling,
     stopTokenIds: stopTokenIds(body, model),
     ignoreEos: false,

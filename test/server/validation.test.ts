@@ -33,6 +33,7 @@ const badRequests: Case[] = [
   { name: 'frequency_penalty out of range', url: CHAT, body: { messages: user, frequency_penalty: -3 }, param: 'frequency_penalty' },
   { name: 'repetition_penalty of 0', url: CHAT, body: { messages: user, repetition_penalty: 0 }, param: 'repetition_penalty' },
   { name: 'fractional seed', url: CHAT, body: { messages: user, seed: 1.5 }, param: 'seed' },
+  { name: 'a seed whose later choices pass 2^53', url: CHAT, body: { messages: user, seed: Number.MAX_SAFE_INTEGER, n: 2 }, param: 'seed', message: /seed \+ 1/ },
   { name: 'top_logprobs above 20', url: CHAT, body: { messages: user, logprobs: true, top_logprobs: 21 }, param: 'top_logprobs' },
   { name: 'top_logprobs without logprobs', url: CHAT, body: { messages: user, top_logprobs: 2 }, param: 'top_logprobs' },
   { name: 'logprobs as a string', url: CHAT, body: { messages: user, logprobs: 'yes' }, param: 'logprobs' },
@@ -98,6 +99,13 @@ describe('request validation and error statuses', () => {
     const response = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'application/json' }, payload: '{"messages": [' });
     expect(response.statusCode).toBe(400);
     expect(response.json().error.type).toBe('invalid_request_error');
+  });
+
+  it('clamps max_tokens and top_k however large, as the README promises', async () => {
+    for (const extra of [{ max_tokens: 1e308 }, { max_completion_tokens: 2 ** 60 }, { top_k: 1e308, max_tokens: 2 }]) {
+      const response = await built.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, temperature: 0, ...extra } });
+      expect(response.statusCode, JSON.stringify(extra)).toBe(200);
+    }
   });
 
   it('ignores unknown fields and treats null fields as absent', async () => {
