@@ -2,6 +2,7 @@
 // listens (main.ts does; tests listen on port 0 or call inject). It takes the model as a
 // promise, so the server can answer /health with 503 while the model is still loading.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { LogLevel } from './config.ts';
@@ -84,6 +85,39 @@ function errorHandler(maxBodyBytes: number) {
   };
 }
 
+/**
+ * Errors fastify answers before routing (a path that is not valid percent-encoding, a path
+ * parameter over 100 characters): in the envelope, without echoing the URL (which may hold
+ * ?api_key=).
+ */
+function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const error =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new ApiError(414, 'A path segment is longer than 100 characters.', 'invalid_request_error', null, 'uri_too_long')
+      : new ApiError(400, 'The URL is not valid: a path segment is not valid percent-encoding.', 'invalid_request_error', null, 'invalid_url');
+  void sendError(reply, error);
+}
+
+/**
+ * Requests Node's HTTP parser refuses (a bad request line or chunk size, Content-Length with
+ * Transfer-Encoding, headers too large, a request too slow): answered in the envelope too,
+ * as Node would otherwise answer, then the connection is closed.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, message, code] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large.', 'headers_too_large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request took too long to arrive.', 'request_timeout']
+        : [400, 'Bad Request', 'The request is not valid HTTP.', 'malformed_request'];
+  const body = JSON.stringify(new ApiError(status, message, 'invalid_request_error', null, code).toBody());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 /** Keeps API keys out of logged URLs. */
 const redactUrl = (url: string | undefined): string | undefined => url?.replace(/([?&]api_key=)[^&]*/gi, '$1***');
 
@@ -99,7 +133,7 @@ function loggerOptions(level: LogLevel | undefined): FastifyServerOptions['logge
 
 export async function buildApp(options: AppOptions): Promise<App> {
   const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
-  const app = Fastify({ logger: loggerOptions(options.logLevel), bodyLimit: maxBodyBytes });
+  const app = Fastify({ logger: loggerOptions(options.logLevel), bodyLimit: maxBodyBytes, frameworkErrors, clientErrorHandler });
   const slot = new ModelSlot(Promise.resolve(options.model));
   const gate = new AdmissionGate(options.maxQueue ?? 64);
   const metrics = new ServerMetrics({ expertLoadWindow: options.expertLoadWindow ?? 1024, perExpertSeries: options.perExpertMetrics ?? true });

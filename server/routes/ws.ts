@@ -107,9 +107,18 @@ function toBuffers(data: ArrayBuffer | Buffer[]): Buffer[] {
 }
 
 export function wsRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/v1/ws', { websocket: true }, (socket, request) => {
-    const session = new WsSession(socket, ctx, request.log);
-    socket.on('message', (data, isBinary) => session.onMessage(data, isBinary));
-    socket.on('close', () => session.closeAll());
+  app.route({
+    method: 'GET',
+    url: '/v1/ws',
+    // A plain GET (no upgrade) gets an answer in the envelope, not an empty 404.
+    handler: async (_request, reply) => {
+      void reply.header('upgrade', 'websocket');
+      throw new ApiError(426, 'This endpoint speaks WebSocket: open it with an "Upgrade: websocket" request.', 'invalid_request_error', null, 'upgrade_required');
+    },
+    wsHandler: (socket, request) => {
+      const session = new WsSession(socket, ctx, request.log);
+      socket.on('message', (data, isBinary) => session.onMessage(data, isBinary));
+      socket.on('close', () => session.closeAll());
+    },
   });
 }

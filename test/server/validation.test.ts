@@ -1,5 +1,6 @@
 // The error matrix through fastify.inject: every bad input is a 4xx in OpenAI's envelope that
 // names the field; loading, overload, auth and internal faults get their statuses.
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { INTERNAL_ERROR_MESSAGE } from '../../server/openai/errors.ts';
@@ -123,6 +124,34 @@ describe('request validation and error statuses', () => {
     const route = await built.app.inject({ method: 'POST', url: '/v1/nothing' });
     expect(route.statusCode).toBe(404);
     expect(route.json().error.message).toContain('/v1/nothing');
+  });
+
+  it('answers URLs fastify refuses before routing, a plain GET of the WebSocket and malformed HTTP in the envelope', async () => {
+    const envelope = (body: string) => JSON.parse(body) as { error: { message: string; type: string; param: null; code: string } };
+    const badEncoding = await built.app.inject({ url: '/v1/models/%ff?api_key=secret' });
+    expect(badEncoding.statusCode).toBe(400);
+    expect(envelope(badEncoding.body).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_url' });
+    expect(badEncoding.body).not.toContain('secret');
+    const longSegment = await built.app.inject({ url: `/v1/models/${'a'.repeat(101)}` });
+    expect(longSegment.statusCode).toBe(414);
+    expect(envelope(longSegment.body).error.code).toBe('uri_too_long');
+    const plainGet = await built.app.inject({ url: '/v1/ws' });
+    expect(plainGet.statusCode).toBe(426);
+    expect(envelope(plainGet.body).error.code).toBe('upgrade_required');
+    // Node's parser refuses these before fastify sees a request: a real socket is needed.
+    const address = await built.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = new URL(address);
+    for (const raw of ['NOT HTTP AT ALL\r\n\r\n', 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(raw));
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(envelope(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ type: 'invalid_request_error', code: 'malformed_request' });
+    }
   });
 
   it('lists the served model and answers tokenize/detokenize', async () => {
