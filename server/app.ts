@@ -16,7 +16,7 @@ import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
 import { tokenizeRoutes } from './routes/tokenize.ts';
-import { wsRoutes } from './routes/ws.ts';
+import { WsSessions, wsRoutes } from './routes/ws.ts';
 import { ajv, dropNullFields, validationError } from './schemas/validation.ts';
 import { ModelSlot, type ServedModel } from './served-model.ts';
 
@@ -142,7 +142,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const ctx: ServerContext = { slot, gate, metrics };
 
   // First: its onRequest hook marks upgrade requests, so a refused upgrade's socket is closed.
-  await app.register(websocket, { options: { maxPayload: maxBodyBytes } });
+  // On close, sockets are not dropped at once (the plugin's default): their running requests
+  // get the same grace period as HTTP ones (main.ts), and each closes once idle.
+  const wsSessions = new WsSessions();
+  await app.register(websocket, { options: { maxPayload: maxBodyBytes }, preClose: async () => wsSessions.beginShutdown() });
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler(errorHandler(maxBodyBytes));
   app.setNotFoundHandler((request, reply) => {
@@ -163,8 +166,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     metrics.onHttpResponse(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
   app.addHook('onClose', async () => metrics.detach());
-  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, wsRoutes, metricsRoutes]) {
+  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, metricsRoutes]) {
     routes(app, ctx);
   }
+  wsRoutes(app, ctx, wsSessions);
   return { app, slot, gate, metrics };
 }

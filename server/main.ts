@@ -68,15 +68,31 @@ export async function runServer(config: ServerConfig): Promise<number> {
   const running = model.engine.numInFlight;
   console.error(`${signal}: shutting down; ${running} running request(s) get ${config.shutdownTimeout} s to finish (a second signal exits at once)`);
   process.once(signal, () => process.exit(1));
-  // After the grace period: requests still generating end (with an error event or chunk) when
-  // the engine stops, and connections still open (including clients' idle spares) are closed.
-  const force = setTimeout(() => {
+  // Stops accepting connections; resolves once every HTTP request has ended. WebSocket
+  // sessions close as they go idle, so the engine's own count says when they are done too.
+  const closed = app.close();
+  const drained = closed.then(() => engineIdle(model));
+  let graceTimer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<'grace over'>((resolve) => (graceTimer = setTimeout(() => resolve('grace over'), config.shutdownTimeout * 1000)));
+  if ((await Promise.race([drained, graceOver])) === 'grace over') {
     console.error(`shutdown: cancelling ${model.engine.numInFlight} request(s) still running`);
-    void model.engine.close();
-    app.server.closeAllConnections();
-  }, config.shutdownTimeout * 1000);
-  await app.close();
-  clearTimeout(force);
+    // Their streams get an error chunk or event as the engine stops; the handlers need a
+    // moment to write it before whatever is still open (idle keep-alive spares) is cut.
+    await model.engine.close();
+    const flush = new Promise<'cut'>((resolve) => setTimeout(() => resolve('cut'), FLUSH_MS).unref());
+    if ((await Promise.race([closed, flush])) === 'cut') app.server.closeAllConnections();
+    await closed;
+  }
+  clearTimeout(graceTimer);
   await model.engine.close();
   return 0;
+}
+
+/** How long streams cancelled at the end of the grace period get to write their last event. */
+const FLUSH_MS = 1000;
+
+/** Resolves once the engine has no request in flight (polled: shutdown only). */
+async function engineIdle(model: ServedModel): Promise<'idle'> {
+  while (model.engine.numInFlight > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  return 'idle';
 }

@@ -5,7 +5,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type {} from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import { ApiError, internalError, invalidRequest } from '../openai/errors.ts';
+import { ApiError, internalError, invalidRequest, unavailable } from '../openai/errors.ts';
 import { Generation } from '../openai/generation.ts';
 import { prepareChat, prepareCompletion, type PreparedRequest } from '../openai/requests.ts';
 import { ChatCompletionRequest } from '../schemas/chat.ts';
@@ -15,14 +15,52 @@ import { WsClientMessage, type WsEndpoint } from '../schemas/ws.ts';
 import type { ServedModel } from '../served-model.ts';
 import type { ServerContext } from './context.ts';
 
+/** Close code for a server going away (RFC 6455). */
+const GOING_AWAY = 1001;
+
+/**
+ * The open WebSocket sessions, so that shutdown can treat them as HTTP requests are treated:
+ * running requests may finish within the grace period (or end with an error event when the
+ * engine stops), new ones are refused, and each socket closes once nothing runs on it.
+ */
+export class WsSessions {
+  private readonly open = new Set<WsSession>();
+  private closing = false;
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  add(session: WsSession): void {
+    this.open.add(session);
+  }
+
+  delete(session: WsSession): void {
+    this.open.delete(session);
+  }
+
+  /** Shutdown begins: idle sockets close now, busy ones when their last request ends. */
+  beginShutdown(): void {
+    this.closing = true;
+    for (const session of this.open) session.closeIfIdle();
+  }
+}
+
 class WsSession {
   private readonly active = new Map<string, AbortController>();
 
   constructor(
     private readonly socket: WebSocket,
     private readonly ctx: ServerContext,
+    private readonly sessions: WsSessions,
     private readonly log: FastifyBaseLogger,
   ) {}
+
+  closeIfIdle(): void {
+    if (this.sessions.isClosing && this.active.size === 0 && this.socket.readyState === this.socket.OPEN) {
+      this.socket.close(GOING_AWAY, 'server shutting down');
+    }
+  }
 
   onMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     let id: string | null = null;
@@ -32,6 +70,7 @@ class WsSession {
       id = typeof parsed === 'object' && parsed !== null && typeof Reflect.get(parsed, 'id') === 'string' ? String(Reflect.get(parsed, 'id')) : null;
       const message = parseWith(WsClientMessage, parsed, 'message');
       if (message.type === 'response.cancel') return this.cancel(message.id);
+      if (this.sessions.isClosing) throw unavailable('The server is shutting down; this connection takes no new requests.', 'shutting_down');
       if (this.active.has(message.id)) throw invalidRequest(`A request with id "${message.id}" is already running on this connection.`, 'id');
       const endpoint = message.endpoint ?? 'chat.completions';
       if (message.request === undefined) throw invalidRequest("Missing required parameter: 'request'.", 'request');
@@ -80,6 +119,7 @@ class WsSession {
       this.sendError(id, err);
     } finally {
       this.active.delete(id);
+      this.closeIfIdle();
     }
   }
 
@@ -106,7 +146,7 @@ function toBuffers(data: ArrayBuffer | Buffer[]): Buffer[] {
   return Array.isArray(data) ? data : [Buffer.from(data)];
 }
 
-export function wsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+export function wsRoutes(app: FastifyInstance, ctx: ServerContext, sessions: WsSessions): void {
   app.route({
     method: 'GET',
     url: '/v1/ws',
@@ -116,9 +156,15 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       throw new ApiError(426, 'This endpoint speaks WebSocket: open it with an "Upgrade: websocket" request.', 'invalid_request_error', null, 'upgrade_required');
     },
     wsHandler: (socket, request) => {
-      const session = new WsSession(socket, ctx, request.log);
+      const session = new WsSession(socket, ctx, sessions, request.log);
+      sessions.add(session);
       socket.on('message', (data, isBinary) => session.onMessage(data, isBinary));
-      socket.on('close', () => session.closeAll());
+      socket.on('close', () => {
+        sessions.delete(session);
+        session.closeAll();
+      });
+      // Opened just as shutdown began: nothing will run on it.
+      session.closeIfIdle();
     },
   });
 }

@@ -1,8 +1,10 @@
 // Graceful shutdown of the real `moe-server serve` process: on SIGTERM it stops accepting,
-// lets running streams finish within --shutdown-timeout, cancels what is left, and exits 0.
+// lets running streams (SSE and WebSocket alike) finish within --shutdown-timeout, cancels
+// what is left with an error chunk or event, closes WebSockets with 1001, and exits 0.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/moe-server.mjs', import.meta.url));
@@ -59,6 +61,43 @@ async function startStream(baseUrl: string, maxTokens: number): Promise<{ rest: 
   return { rest };
 }
 
+interface WsRun {
+  events: Array<{ type: string; id: string | null; status?: string; error?: { code: string | null } }>;
+  send(message: object): void;
+  /** The close code the server sent. */
+  closed: Promise<number>;
+  /** Resolves with the first event matching. */
+  waitFor(match: (event: WsRun['events'][number]) => boolean): Promise<WsRun['events'][number]>;
+}
+
+/** Opens /v1/ws, starts request "w" and resolves once its first delta arrived. */
+async function startWsRequest(baseUrl: string, maxTokens: number): Promise<WsRun> {
+  const socket = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/ws`);
+  const events: WsRun['events'] = [];
+  const wakers: Array<() => void> = [];
+  socket.on('message', (data) => {
+    events.push(JSON.parse(String(data)));
+    for (const wake of wakers.splice(0)) wake();
+  });
+  const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  const run: WsRun = {
+    events,
+    closed,
+    send: (message) => socket.send(JSON.stringify(message)),
+    async waitFor(match) {
+      for (;;) {
+        const found = events.find(match);
+        if (found) return found;
+        await new Promise<void>((resolve) => wakers.push(resolve));
+      }
+    },
+  };
+  run.send({ type: 'response.create', id: 'w', endpoint: 'completions', request: { prompt: 'Once upon a time', max_tokens: maxTokens, ignore_eos: true, temperature: 0 } });
+  await run.waitFor((e) => e.id === 'w' && e.type === 'response.output_text.delta');
+  return run;
+}
+
 describe('graceful shutdown', () => {
   let model: TinyModel;
   beforeAll(() => {
@@ -69,7 +108,14 @@ describe('graceful shutdown', () => {
   it('lets a running stream finish, refuses new connections meanwhile, and exits 0', async () => {
     const served = await serve(model, 30);
     const stream = await startStream(served.baseUrl, 300);
+    const ws = await startWsRequest(served.baseUrl, 300);
     served.child.kill('SIGTERM');
+    // The WebSocket request keeps running like the HTTP one; the socket takes nothing new.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    ws.send({ type: 'response.create', id: 'late', request: { messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 } });
+    expect(await ws.waitFor((e) => e.id === 'late')).toMatchObject({ type: 'error', error: { code: 'shutting_down' } });
+    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({ type: 'response.done', status: 'completed' });
+    expect(await ws.closed).toBe(1001);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const during = await fetch(`${served.baseUrl}/health`).then((r) => r.status, () => 'refused');
     expect(during === 'refused' || during === 503).toBe(true);
@@ -80,17 +126,21 @@ describe('graceful shutdown', () => {
     await expect(fetch(`${served.baseUrl}/health`)).rejects.toThrow();
   });
 
-  it('cancels a stream that outlasts --shutdown-timeout and still exits 0, in about that time', async () => {
+  it('cancels streams that outlast --shutdown-timeout, ending each with an error, and still exits 0 in about that time', async () => {
     const served = await serve(model, 1);
     const stream = await startStream(served.baseUrl, 4000);
+    const ws = await startWsRequest(served.baseUrl, 4000);
     const signalledAt = performance.now();
     served.child.kill('SIGTERM');
     const body = await stream.rest;
+    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({ type: 'error' });
+    expect(await ws.closed).toBe(1001);
+    expect(body).toMatch(/data: \{"error":\{/);
     expect(await served.exited).toBe(0);
     const seconds = (performance.now() - signalledAt) / 1000;
     expect(seconds).toBeGreaterThanOrEqual(0.9);
     expect(seconds).toBeLessThan(10);
     expect(body).not.toContain('"finish_reason":"length"');
-    expect(served.stderr()).toMatch(/cancelling 1 request/);
+    expect(served.stderr()).toMatch(/cancelling 2 request/);
   });
 });
