@@ -3,6 +3,7 @@
 // A request holds one admission slot from the moment it is admitted until the engine has
 // ended all its sequences, so a client that went away frees its slot only once its
 // sequences are really gone.
+import { setMaxListeners } from 'node:events';
 import type { EngineClient, GenerationEvent } from '../engine/client.ts';
 import type { TokenLogprob } from '../engine/engine.ts';
 import type { SubmitRequest } from '../engine/protocol.ts';
@@ -108,6 +109,9 @@ export class Generation {
     this.numPumping = requests.length;
     if (signal.aborted) this.stop.abort();
     else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
+    // Every choice's engine.generate() listens to `stop` (up to MAX_CHOICES_PER_REQUEST):
+    // more than Node's default of 10 is expected here, not a leak worth a warning.
+    setMaxListeners(requests.length + 1, this.stop.signal);
     const pumps = requests.map((request, index) => this.pump(engine, request, index));
     void Promise.allSettled(pumps).then(release);
   }

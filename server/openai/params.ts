@@ -89,4 +89,12 @@ export function refuseUnsupported(fields: Record<string, unknown>): void {
     throw invalidRequest(`'response_format' of type "${String(format.type)}" is not supported by this server; only "text".`, 'response_format');
   }
   if (Array.isArray(fields.tools) && fields.tools.length > 0) throw invalidRequest("'tools' are not supported by this server.", 'tools');
+  // The older function-calling fields, and a tool choice that would require a tool call.
+  if (Array.isArray(fields.functions) && fields.functions.length > 0) throw invalidRequest("'functions' are not supported by this server.", 'functions');
+  for (const field of ['function_call', 'tool_choice']) {
+    const value = fields[field];
+    if (value !== undefined && value !== 'none' && value !== 'auto') {
+      throw invalidRequest(`'${field}' other than "none" or "auto" is not supported by this server: it has no tool calling.`, field);
+    }
+  }
 }

@@ -56,6 +56,9 @@ const badRequests: Case[] = [
   { name: 'a body that is an array', url: CHAT, body: [1, 2], param: null, message: /JSON object/ },
   { name: 'response_format json_object', url: CHAT, body: { messages: user, response_format: { type: 'json_object' } }, param: 'response_format' },
   { name: 'tools', url: CHAT, body: { messages: user, tools: [{ type: 'function', function: { name: 'f' } }] }, param: 'tools' },
+  { name: 'functions', url: CHAT, body: { messages: user, functions: [{ name: 'f' }] }, param: 'functions' },
+  { name: 'a required tool choice', url: CHAT, body: { messages: user, tool_choice: 'required' }, param: 'tool_choice' },
+  { name: 'a named function call', url: CHAT, body: { messages: user, function_call: { name: 'f' } }, param: 'function_call' },
   { name: 'a chat prompt longer than the context', url: CHAT, body: { messages: [{ role: 'user', content: 'word '.repeat(600) }] }, param: 'messages', message: /maximum context length is 512/ },
   { name: 'missing prompt', url: COMPLETIONS, body: { max_tokens: 3 }, param: 'prompt' },
   { name: 'an empty prompt array', url: COMPLETIONS, body: { prompt: [] }, param: 'prompt', message: /a string, an array of strings/ },
@@ -107,6 +110,21 @@ describe('request validation and error statuses', () => {
       const response = await built.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, temperature: 0, ...extra } });
       expect(response.statusCode, JSON.stringify(extra)).toBe(200);
     }
+  });
+
+  it('runs many choices without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const response = await built.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, max_tokens: 1, n: 16 } });
+      expect(response.statusCode).toBe(200);
+      expect(response.json().choices).toHaveLength(16);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
   it('ignores unknown fields and treats null fields as absent', async () => {
