@@ -50,7 +50,7 @@ export class TextTokenizer {
     for (const key of SPECIAL_TOKEN_KEYS) {
       if (key in config) normalised[key] = specialTokenText(config[key]);
     }
-    return new TextTokenizer(new Tokenizer(tokenizerJson, normalised), normalised);
+    return new TextTokenizer(new Tokenizer(withMetaspaceSplit(tokenizerJson), normalised), normalised);
   }
 
   /** Token ids of text; `addSpecialTokens` adds what the tokenizer's post-processor adds (BOS). */
@@ -72,6 +72,29 @@ export class TextTokenizer {
   get vocabularySize(): number {
     return this.tokenizer.get_vocab(true).size;
   }
+}
+
+const METASPACE = '\u2581';
+
+/**
+ * SentencePiece-style BPE tokenizers (Llama, Mistral) have no pre-tokenizer: the tokenizer
+ * library then runs BPE over the whole prompt as one word, at 10-15 us a character. If no
+ * merge joins a piece ending in some other character to a piece starting with "▁", no token
+ * can span a place where "▁" follows another character, so cutting the normalised text
+ * there first (each piece = a run of "▁" and the word after it) gives exactly the same
+ * tokens, and the library's cache of pieces makes repeated words cheap. Any other tokenizer
+ * is returned as it is.
+ */
+export function withMetaspaceSplit(json: Record<string, unknown>): Record<string, unknown> {
+  const model = json.model as { type?: unknown; merges?: unknown } | undefined;
+  if (json.pre_tokenizer != null || model?.type !== 'BPE' || !Array.isArray(model.merges)) return json;
+  for (const merge of model.merges as Array<string | [string, string]>) {
+    const [left, right] = typeof merge === 'string' ? merge.split(' ', 2) : merge;
+    if (left === undefined || right === undefined) return json;
+    if (right.startsWith(METASPACE) && !left.endsWith(METASPACE)) return json;
+  }
+  const pieces = `${METASPACE}*[^${METASPACE}]+|${METASPACE}+`;
+  return { ...json, pre_tokenizer: { type: 'Split', pattern: { Regex: pieces }, behavior: 'Isolated', invert: true } };
 }
 
 function readJson(path: string): Record<string, unknown> {
