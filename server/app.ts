@@ -146,6 +146,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // get the same grace period as HTTP ones (main.ts), and each closes once idle.
   const wsSessions = new WsSessions();
   await app.register(websocket, { options: { maxPayload: maxBodyBytes }, preClose: async () => wsSessions.beginShutdown() });
+  // A browser's fetch() with a string body sends it as text/plain: parsed as the JSON it is,
+  // with the same guards as application/json.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler(errorHandler(maxBodyBytes));
   app.setNotFoundHandler((request, reply) => {

@@ -127,6 +127,14 @@ describe('request validation and error statuses', () => {
     expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
+  it('reads a text/plain body as JSON (what fetch() sends for a string body)', async () => {
+    const ok = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain;charset=UTF-8' }, payload: JSON.stringify({ messages: user, max_tokens: 1 }) });
+    expect(ok.statusCode).toBe(200);
+    const bad = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain' }, payload: 'not json' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.type).toBe('invalid_request_error');
+  });
+
   it('ignores unknown fields and treats null fields as absent', async () => {
     const body = { messages: user, max_tokens: 2, temperature: null, stop: null, seed: null, some_future_field: { x: 1 } };
     const response = await built.app.inject({ method: 'POST', url: CHAT, payload: body });
