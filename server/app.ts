@@ -42,6 +42,9 @@ export interface App {
   metrics: ServerMetrics;
 }
 
+/** The methods a 405 may name. */
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
 /** Paths anyone may call (load balancers' health checks). */
 const PUBLIC_PATHS = new Set(['/health']);
 /** Paths browsers open directly (no headers): the WebSocket and the dashboard page. */
@@ -153,7 +156,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler(errorHandler(maxBodyBytes));
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new ApiError(404, `Unknown endpoint: ${request.method} ${redactUrl(request.url)}`, 'invalid_request_error', null, 'unknown_url'));
+    // A known path asked with another method is a 405 naming the methods it takes.
+    const path = request.url.split('?')[0];
+    const allowed = HTTP_METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+    if (allowed.length > 0) {
+      void reply.header('allow', allowed.join(', '));
+      const message = `${request.method} is not allowed on ${path}; it takes ${allowed.join(', ')}.`;
+      return sendError(reply, new ApiError(405, message, 'invalid_request_error', null, 'method_not_allowed'));
+    }
+    return sendError(reply, new ApiError(404, `Unknown endpoint: ${request.method} ${redactUrl(request.url)}`, 'invalid_request_error', null, 'unknown_url'));
   });
   app.addHook('preValidation', async (request) => {
     request.body = dropNullFields(request.body);

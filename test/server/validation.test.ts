@@ -152,6 +152,14 @@ describe('request validation and error statuses', () => {
     expect(route.json().error.message).toContain('/v1/nothing');
   });
 
+  it('405 naming the allowed methods for a known path asked with another method', async () => {
+    const response = await built.app.inject({ method: 'GET', url: `${CHAT}?x=1` });
+    expect(response.statusCode).toBe(405);
+    expect(response.headers.allow).toBe('POST');
+    expect(response.json().error).toMatchObject({ type: 'invalid_request_error', code: 'method_not_allowed' });
+    expect((await built.app.inject({ method: 'DELETE', url: '/v1/models/tiny' })).statusCode).toBe(405);
+  });
+
   it('answers URLs fastify refuses before routing, a plain GET of the WebSocket and malformed HTTP in the envelope', async () => {
     const envelope = (body: string) => JSON.parse(body) as { error: { message: string; type: string; param: null; code: string } };
     const badEncoding = await built.app.inject({ url: '/v1/models/%ff?api_key=secret' });
