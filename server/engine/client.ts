@@ -14,7 +14,8 @@ export type GenerationEvent =
    * again); per MoE layer [numTokens * topK] expert ids. Only for requests with routedExperts.
    */
   | { type: 'routed'; start: number; numTokens: number; expertIds: Int32Array[] }
-  | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' };
+  /** kind 'shutdown': the server stopped the engine on purpose (close()), not a fault. */
+  | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' | 'shutdown' };
 
 export class EngineStartError extends Error {
   override name = 'EngineStartError';
@@ -38,6 +39,8 @@ export class EngineClient {
   private readonly routingWanted = new Set<string>();
   /** Why the worker stopped; null while it runs. */
   private stoppedBecause: string | null = null;
+  /** close() was called: the worker's exit is the server shutting down. */
+  private closing = false;
   private latestStats: EngineStats;
 
   private constructor(
@@ -57,7 +60,7 @@ export class EngineClient {
     };
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
-    worker.on('exit', () => this.failEveryone('engine worker exited'));
+    worker.on('exit', () => this.failEveryone(this.closing ? 'the engine stopped: the server is shutting down' : 'engine worker exited'));
   }
 
   /** False once the worker has exited or crashed: every later request fails at once. */
@@ -116,7 +119,7 @@ export class EngineClient {
   /** Streams one request's events; aborting the signal cancels the request in the engine. */
   async *generate(request: SubmitRequest, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
     if (this.stoppedBecause !== null) {
-      yield { type: 'error', message: this.stoppedBecause, kind: 'internal' };
+      yield { type: 'error', message: this.stoppedBecause, kind: this.closing ? 'shutdown' : 'internal' };
       return;
     }
     const id = randomUUID();
@@ -152,6 +155,7 @@ export class EngineClient {
 
   async close(): Promise<void> {
     if (this.stoppedBecause !== null) return;
+    this.closing = true;
     const exited = new Promise((resolve) => this.worker.once('exit', resolve));
     this.worker.postMessage({ type: 'shutdown' });
     await exited;
@@ -195,7 +199,7 @@ export class EngineClient {
   private failEveryone(message: string): void {
     this.stoppedBecause ??= message;
     for (const [id, listener] of this.listeners) {
-      const event: GenerationEvent = { type: 'error', message, kind: 'internal' };
+      const event: GenerationEvent = { type: 'error', message, kind: this.closing ? 'shutdown' : 'internal' };
       for (const observer of this.observers) observer(id, event);
       listener(event);
     }

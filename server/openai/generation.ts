@@ -8,7 +8,7 @@ import type { EngineClient, GenerationEvent } from '../engine/client.ts';
 import type { TokenLogprob } from '../engine/engine.ts';
 import type { SubmitRequest } from '../engine/protocol.ts';
 import type { FinishReason } from '../engine/sequence.ts';
-import { ApiError, internalError, invalidRequest, queueFull } from './errors.ts';
+import { ApiError, internalError, invalidRequest, queueFull, unavailable } from './errors.ts';
 
 export interface ChoiceUpdate {
   index: number;
@@ -249,9 +249,13 @@ function appendRouting(into: RoutedExperts, event: Extract<GenerationEvent, { ty
   }
 }
 
-/** The engine's own words for a bad request; a generic 500 (details logged) for its faults. */
+/**
+ * The engine's own words for a bad request; a 503 the client may retry elsewhere when the
+ * server cancelled it to shut down; a generic 500 (details logged) for its faults.
+ */
 function engineError(event: Extract<GenerationEvent, { type: 'error' }>, log: Logger): ApiError {
   if (event.kind === 'invalid_request') return invalidRequest(event.message);
+  if (event.kind === 'shutdown') return unavailable('The server is shutting down and cancelled this request; retry it.', 'shutting_down');
   log(event.message);
   return internalError();
 }

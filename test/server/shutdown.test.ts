@@ -133,9 +133,10 @@ describe('graceful shutdown', () => {
     const signalledAt = performance.now();
     served.child.kill('SIGTERM');
     const body = await stream.rest;
-    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({ type: 'error' });
+    // Cancelled by the shutdown, not failed: a 503-style error the client may retry.
+    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({ type: 'error', error: { code: 'shutting_down' } });
     expect(await ws.closed).toBe(1001);
-    expect(body).toMatch(/data: \{"error":\{/);
+    expect(body).toMatch(/data: \{"error":\{[^\n]*"code":"shutting_down"/);
     expect(await served.exited).toBe(0);
     const seconds = (performance.now() - signalledAt) / 1000;
     expect(seconds).toBeGreaterThanOrEqual(0.9);
