@@ -1,6 +1,7 @@
 // The error matrix through fastify.inject: every bad input is a 4xx in OpenAI's envelope that
 // names the field; loading, overload, auth and internal faults get their statuses.
 import { connect } from 'node:net';
+import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { INTERNAL_ERROR_MESSAGE } from '../../server/openai/errors.ts';
@@ -286,7 +287,11 @@ describe('request validation and error statuses', () => {
     const recorder = recordEngine(test.model);
     const streaming = built.app.inject({ method: 'POST', url: COMPLETIONS, payload: { prompt: 'a', max_tokens: 400, ignore_eos: true, stream: true } });
     await waitFor(() => recorder.tokens() >= 3);
-    await test.model.engine.close();
+    // Kill the worker as a crash would (close() is a shutdown, which ends streams with shutting_down).
+    const { worker } = test.model.engine as unknown as { worker: Worker };
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await worker.terminate();
+    await exited;
     const events = (await streaming).body.split('\n\n').filter(Boolean);
     recorder.stop();
     expect(events.length).toBeGreaterThan(1);
