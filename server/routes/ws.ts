@@ -17,6 +17,11 @@ import type { ServerContext } from './context.ts';
 
 /** Close code for a server going away (RFC 6455). */
 const GOING_AWAY = 1001;
+/**
+ * How long a client gets to answer the close frame before its socket is cut: the server's
+ * close waits for every connection, and ws alone would wait 30 s for one that never answers.
+ */
+const CLOSE_ANSWER_MS = 2000;
 
 /**
  * The open WebSocket sessions, so that shutdown can treat them as HTTP requests are treated:
@@ -59,6 +64,7 @@ class WsSession {
   closeIfIdle(): void {
     if (this.sessions.isClosing && this.active.size === 0 && this.socket.readyState === this.socket.OPEN) {
       this.socket.close(GOING_AWAY, 'server shutting down');
+      setTimeout(() => this.socket.terminate(), CLOSE_ANSWER_MS).unref();
     }
   }
 

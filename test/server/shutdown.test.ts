@@ -2,6 +2,7 @@
 // lets running streams (SSE and WebSocket alike) finish within --shutdown-timeout, cancels
 // what is left with an error chunk or event, closes WebSockets with 1001, and exits 0.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -124,6 +125,22 @@ describe('graceful shutdown', () => {
     expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true);
     expect(await served.exited).toBe(0);
     await expect(fetch(`${served.baseUrl}/health`)).rejects.toThrow();
+  });
+
+  it('does not wait on a WebSocket client that never answers the close frame', async () => {
+    const served = await serve(model, 30);
+    const { hostname, port } = new URL(served.baseUrl);
+    // A raw upgrade that then ignores everything the server sends, close frame included.
+    const socket = connect(Number(port), hostname);
+    const upgraded = new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
+    socket.write(`GET /v1/ws HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    expect(await upgraded).toMatch(/^HTTP\/1\.1 101/);
+    const signalledAt = performance.now();
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toBe(0);
+    // ws would otherwise hold the socket for its 30 s close timeout.
+    expect(performance.now() - signalledAt).toBeLessThan(15_000);
+    socket.destroy();
   });
 
   it('cancels streams that outlast --shutdown-timeout, ending each with an error, and still exits 0 in about that time', async () => {
