@@ -60,7 +60,12 @@ export class EngineClient {
     };
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
-    worker.on('exit', () => this.failEveryone(this.closing ? 'the engine stopped: the server is shutting down' : 'engine worker exited'));
+    worker.on('exit', () => this.failEveryone(this.stopKind === 'shutdown' ? 'the engine stopped: the server is shutting down' : 'engine worker exited'));
+  }
+
+  /** How requests end once the worker is gone: cancelled by a shutdown, or failed by a fault. */
+  private get stopKind(): 'shutdown' | 'internal' {
+    return this.closing ? 'shutdown' : 'internal';
   }
 
   /** False once the worker has exited or crashed: every later request fails at once. */
@@ -119,7 +124,7 @@ export class EngineClient {
   /** Streams one request's events; aborting the signal cancels the request in the engine. */
   async *generate(request: SubmitRequest, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
     if (this.stoppedBecause !== null) {
-      yield { type: 'error', message: this.stoppedBecause, kind: this.closing ? 'shutdown' : 'internal' };
+      yield { type: 'error', message: this.stoppedBecause, kind: this.stopKind };
       return;
     }
     const id = randomUUID();
@@ -199,7 +204,7 @@ export class EngineClient {
   private failEveryone(message: string): void {
     this.stoppedBecause ??= message;
     for (const [id, listener] of this.listeners) {
-      const event: GenerationEvent = { type: 'error', message, kind: this.closing ? 'shutdown' : 'internal' };
+      const event: GenerationEvent = { type: 'error', message, kind: this.stopKind };
       for (const observer of this.observers) observer(id, event);
       listener(event);
     }

@@ -37,7 +37,7 @@ const NORMALISER_SHRINK = 4;
  * refused afterwards. No token stands for more than maxTokenChars characters, so text longer
  * than this bound has more tokens than the context holds.
  */
-export function checkTextFits(model: ServedModel, text: string, param: string): void {
+function checkTextFits(model: ServedModel, text: string, param: string): void {
   const limit = model.maxModelLen * model.tokenizer.maxTokenChars * NORMALISER_SHRINK;
   if (text.length <= limit) return;
   throw invalidRequest(
