@@ -7,10 +7,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel, type CompiledModel } from '../models/compile.ts';
 import type { SyntheticFamily } from '../models/synthetic.ts';
-import { kvBytesPerToken } from '../server/engine/kv-cache-shape.ts';
+import { kvBytesPerToken } from '../runtime/attention/kv-cache-shape.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { activeParametersPerToken } from './active-bytes.ts';
 import { ensureBenchModel } from './bench-model.ts';

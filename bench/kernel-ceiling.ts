@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultCacheDir } from '../models/compile.ts';
 import { loadModelSpec } from '../models/registry.ts';
 import { activeParametersPerToken, activeWeightBytesPerToken } from './active-bytes.ts';
@@ -32,7 +32,7 @@ const ROUNDS = 7;
 const MIX_PROMPT_TOKENS = (32 + 128 + 256 + 64) / 4;
 const MIX_OUTPUT_TOKENS = (64 + 128 + 128 + 64 + 128) / 5;
 
-const WORKER_ENTRY = new URL('../server/engine/worker-bootstrap.mjs', import.meta.url);
+const WORKER_ENTRY = new URL('../runtime/worker-bootstrap.mjs', import.meta.url);
 
 interface Rate {
   precision: WeightPrecision;
@@ -48,7 +48,7 @@ async function measureRates(precision: WeightPrecision, threads: number, dir: st
   const workers = Array.from({ length: threads }, (_, rank) => {
     const data = workerData(rank);
     mkdirSync(data.dir);
-    return new Worker(WORKER_ENTRY, { argv: ['../../bench/kernel-rate-worker.ts'], workerData: data });
+    return new Worker(WORKER_ENTRY, { argv: [new URL('./kernel-rate-worker.ts', import.meta.url).href], workerData: data });
   });
   try {
     await Promise.all(workers.map((w) => once(w)));

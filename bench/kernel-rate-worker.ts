@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
-import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
-import { linear, type WeightPrecision } from '../kernels/ops/linear.ts';
+import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
+import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
+import { linear, type WeightPrecision } from '../graphs/ops/linear.ts';
 import { GraphSession, ort } from '../kernels/session.ts';
 
 export interface KernelRateWorkerData {

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PrecisionRunRequest, PrecisionTimings } from './precision-run.ts';
@@ -92,10 +92,10 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   return 0;
 }
 
-const CHILD_ENTRY = fileURLToPath(new URL('../server/engine/worker-bootstrap.mjs', import.meta.url));
+const CHILD_ENTRY = fileURLToPath(new URL('../runtime/worker-bootstrap.mjs', import.meta.url));
 
 export function timePrecisionInChild(req: PrecisionRunRequest): Promise<PrecisionTimings> {
-  const child = fork(CHILD_ENTRY, ['../../bench/precision-run.ts'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(CHILD_ENTRY, [new URL('./precision-run.ts', import.meta.url).href], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (timings: PrecisionTimings) => resolve(timings));
     child.once('exit', (code) => reject(new Error(`benchmark child exited with code ${code}`)));

@@ -3,11 +3,11 @@
 // so the numbers are the engine's, not a re-implementation's. Prints a table, then how long
 // rank 0 waited for the other shards at each hand-off (part of the stages' time).
 import { parseArgs } from 'node:util';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
 import { batchCaches } from './solo-cache.ts';
-import { ModelRunner } from '../server/engine/model-runner.ts';
-import { openModelSessions, type ModelSessions } from '../server/engine/model-sessions.ts';
+import { ModelRunner } from '../runtime/model-runner.ts';
+import { openModelSessions, type ModelSessions } from '../runtime/model-sessions.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { ensureBenchModel } from './bench-model.ts';
 import { percentile, printTable } from './table.ts';

@@ -8,17 +8,17 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
-import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
-import { buildAttentionCore, buildDecodeAttention } from '../kernels/ops/attention.ts';
-import { buildMlaAttentionCore } from '../kernels/ops/mla-attention.ts';
-import { buildMlaIn } from './mla-graphs.ts';
+import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
+import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
+import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attention.ts';
+import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
+import { buildMlaIn } from '../graphs/mla-graphs.ts';
 import { isMlaNames } from './family.ts';
-import type { LinearWeight, WeightPrecision } from '../kernels/ops/linear.ts';
+import type { LinearWeight, WeightPrecision } from '../graphs/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointWeights } from './checkpoint/weight-source.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
-import type { SwigluWeights } from '../kernels/ops/swiglu.ts';
+import type { SwigluWeights } from '../graphs/ops/swiglu.ts';
 import type { SwigluWeightNames } from './family.ts';
 import {
   buildAttentionIn,
@@ -28,12 +28,10 @@ import {
   type MlpSlice,
   buildOutProjection,
   buildSwiglu,
-  readLinear,
-  readSwiglu,
-  type ReadWeight,
   shardRanges,
   sliceSwiglu,
-} from './layer-graphs.ts';
+} from '../graphs/layer-graphs.ts';
+import { readLinear, readSwiglu, type ReadWeight } from '../graphs/read-weights.ts';
 import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 

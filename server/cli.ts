@@ -1,6 +1,6 @@
 // The `moe-server` command: subcommands serve, synthetic, compile, generate and bench.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { type WeightPrecision } from '../kernels/ops/linear.ts';
+import { type WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultTensorParallel } from '../models/compile.ts';
 import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';

@@ -2,7 +2,7 @@
 // Precedence: flag, then MOE_SERVER_* variable, then default. `moe-server serve --help`
 // prints this table, and the docs list the same rows.
 import type { ParseArgsConfig } from 'node:util';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { DEFAULT_KV_CACHE } from './engine/kv-cache-plan.ts';
 import { DEFAULT_SCHEDULER_LIMITS } from './engine/scheduler.ts';
 

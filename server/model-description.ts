@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { describeRouting } from '../models/routing.ts';
 import { isMoe, type ModelSpec } from '../models/spec.ts';
-import { kvBytesPerToken } from './engine/kv-cache-shape.ts';
+import { kvBytesPerToken } from '../runtime/attention/kv-cache-shape.ts';
 
 const Routing = Type.Object({
   scoring: Type.Union([Type.Literal('softmax'), Type.Literal('sigmoid')]),

@@ -3,7 +3,7 @@
 // the id clients address it by.
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultTensorParallel, type ExpertPlacement } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
 import type { KvCacheSettings } from './engine/kv-cache-plan.ts';

@@ -17,7 +17,7 @@
 import { ConfigError } from '../errors.ts';
 import { optionalBool, optionalInt, optionalIntList, optionalNumber, optionalObject, requireInt, requireNumber, requireString, type JsonObject } from '../config-fields.ts';
 import type { LayerWeightNames, MlpWeightNames, MlaWeightNames, ModelWeightNames } from '../family.ts';
-import { yarnMscale } from '../../kernels/rope-tables.ts';
+import { yarnMscale } from '../rope-scaling.ts';
 import type { MlaSpec, MlpSpec, ModelSpec, MoeMlpSpec, RopeScaling } from '../spec.ts';
 import { checkModelType } from './common.ts';
 import { deepseekMlpNames, isMoeLayer } from './deepseek.ts';

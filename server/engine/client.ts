@@ -29,7 +29,8 @@ export type EngineObserver = (requestId: string, event: GenerationEvent) => void
 /** Sees every model step, its routing included: metrics, tests. */
 export type StepObserver = (report: StepReport) => void;
 
-const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
+const WORKER_ENTRY = new URL('../../runtime/worker-bootstrap.mjs', import.meta.url);
+const ENGINE_ENTRY = new URL('./worker.ts', import.meta.url).href;
 
 export class EngineClient {
   private readonly listeners = new Map<string, Listener>();
@@ -94,7 +95,7 @@ export class EngineClient {
   }
 
   static start(options: EngineOptions, onProgress?: (stage: string, done: number, total: number) => void): Promise<EngineClient> {
-    const worker = new Worker(WORKER_ENTRY, { workerData: options });
+    const worker = new Worker(WORKER_ENTRY, { argv: [ENGINE_ENTRY], workerData: options });
     return new Promise((resolve, reject) => {
       const onMessage = (message: FromWorker): void => {
         if (message.type === 'progress') onProgress?.(message.stage, message.done, message.total);

@@ -1,7 +1,7 @@
 // The engine loop's body: schedule -> run one model step -> postprocess. It owns the
 // sequences (through the scheduler's queues); the worker feeds it requests and forwards its
 // events.
-import type { ModelRunner, StepSequence } from './model-runner.ts';
+import type { ModelRunner, StepSequence } from '../../runtime/model-runner.ts';
 import type { Scheduler } from './scheduler.ts';
 import { applyPenalties, createSamplerScratch, logSoftmax, type SamplerScratch, sampleToken, topLogprobs } from './sampler.ts';
 import type { FinishReason, Sequence } from './sequence.ts';

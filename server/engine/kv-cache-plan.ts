@@ -1,7 +1,7 @@
 // How many blocks the KV cache pool gets: a token count when one is given, else whatever fits
 // in a memory budget, but never more than the running set could ever use (max-num-seqs
 // sequences of the longest context), so a small model doesn't reserve a gigabyte for nothing.
-import { KvCachePool, type KvCacheShape } from './kv-cache.ts';
+import { KvCachePool, type KvCacheShape } from '../../runtime/attention/kv-cache.ts';
 
 export interface KvCacheSettings {
   /** Tokens the pool holds in total; overrides memoryMib when set. */

@@ -1,5 +1,5 @@
 // Messages between the main thread (EngineClient) and the engine worker.
-import type { WeightPrecision } from '../../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../../graphs/ops/linear.ts';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { ExpertPlacement } from '../../models/compile.ts';
 import type { ModelSpec } from '../../models/spec.ts';

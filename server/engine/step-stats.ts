@@ -1,7 +1,7 @@
 // What the engine reports to the main thread after each model step, for metrics and for
 // per-request routing: kept apart from the scheduling code so that both can change freely.
 // (Queue and cache state travel with the step's events as EngineStats.)
-import type { StepResult, StepSequence } from './model-runner.ts';
+import type { StepResult, StepSequence } from '../../runtime/model-runner.ts';
 
 /** One model step: its duration, its tokens, and every routing decision it made. */
 export interface StepReport {

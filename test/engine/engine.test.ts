@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BlockManager } from '../../server/engine/block-manager.ts';
 import type { IncrementalDetokenizer } from '../../server/engine/detokenizer.ts';
 import { Engine, type EngineEvent } from '../../server/engine/engine.ts';
-import type { ModelRunner, StepResult, StepSequence } from '../../server/engine/model-runner.ts';
+import type { ModelRunner, StepResult, StepSequence } from '../../runtime/model-runner.ts';
 import { defaultSamplingParams } from '../../server/engine/sampler.ts';
 import { Scheduler } from '../../server/engine/scheduler.ts';
 import { Sequence } from '../../server/engine/sequence.ts';

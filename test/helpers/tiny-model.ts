@@ -4,12 +4,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WeightPrecision } from '../../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../../graphs/ops/linear.ts';
 import { compileModel, type ExpertPlacement } from '../../models/compile.ts';
 import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { BlockManager, SequenceBlocks } from '../../server/engine/block-manager.ts';
-import { ModelRunner } from '../../server/engine/model-runner.ts';
-import { openModelSessions } from '../../server/engine/model-sessions.ts';
+import { ModelRunner } from '../../runtime/model-runner.ts';
+import { openModelSessions } from '../../runtime/model-sessions.ts';
 
 export interface TinyModel {
   dir: string;

@@ -2,9 +2,10 @@
 // kernels/gating.ts), on hand-made router logits with exactly known results: groups masked,
 // the correction bias used for selection but not for the weights, scaling applied or not.
 import { describe, expect, it } from 'vitest';
-import { routeTokens } from '../../kernels/gating.ts';
+import { routeTokens } from '../../runtime/moe/router.ts';
 import { familyFor } from '../../models/registry.ts';
-import { describeRouting, gatingConfigFor } from '../../models/routing.ts';
+import { describeRouting } from '../../models/routing.ts';
+import { gatingConfigFor } from '../../runtime/moe/router-config.ts';
 import type { MoeMlpSpec } from '../../models/spec.ts';
 import { syntheticConfig, type SyntheticFamily } from '../../models/synthetic.ts';
 

@@ -4,16 +4,16 @@
 // every tensor-parallel shard at once (shard-group.ts): attention (each shard over its heads'
 // cache) and its o_proj part -> norm, router and the shard's dense/shared slice -> Dispatch ->
 // Experts -> Combine.
-import { gatherRows } from '../../kernels/dispatch.ts';
-import type { RoutingResult } from '../../kernels/gating.ts';
-import { fillRopeTables } from '../../kernels/rope-tables.ts';
-import { ort } from '../../kernels/session.ts';
-import type { ModelSpec } from '../../models/spec.ts';
-import type { KvCacheSize } from './attention-shard.ts';
-import type { BlockTable, KvCachePool } from './kv-cache.ts';
+import { gatherRows } from './moe/dispatch.ts';
+import type { RoutingResult } from './moe/router.ts';
+import { fillRopeTables } from './attention/rope-tables.ts';
+import { ort } from '../kernels/session.ts';
+import type { ModelSpec } from '../models/spec.ts';
+import type { KvCacheSize } from './attention/attention-shard.ts';
+import type { BlockTable, KvCachePool } from './attention/kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
-import { blocksCovering } from './paged-attention.ts';
-import { runMlaAttention } from './mla-attention.ts';
+import { blocksCovering } from './attention/paged-attention.ts';
+import { runMlaAttention } from './attention/mla-attention.ts';
 
 export interface StepSequence {
   /** New tokens, at positions cache.numCachedTokens onwards. */

@@ -1,7 +1,7 @@
 // The shared PRNG core against the authors' C reference (xoshiro128starstar.c from state
 // {1, 2, 3, 4}, compiled with gcc; outputs copied here), and the all-zero state guard.
 import { describe, expect, it } from 'vitest';
-import { Xoshiro128StarStar } from '../../kernels/xoshiro128.ts';
+import { Xoshiro128StarStar } from '../../models/xoshiro128.ts';
 
 describe('xoshiro128**', () => {
   it('matches the C reference stream', () => {

@@ -2,8 +2,8 @@
 // in batched calls grouped by length so that padding to a group's longest stays small.
 import { describe, expect, it } from 'vitest';
 import type { GraphSession } from '../../kernels/session.ts';
-import { KvCachePool } from '../../server/engine/kv-cache.ts';
-import { type AttentionSlot, PagedAttention } from '../../server/engine/paged-attention.ts';
+import { KvCachePool } from '../../runtime/attention/kv-cache.ts';
+import { type AttentionSlot, PagedAttention } from '../../runtime/attention/paged-attention.ts';
 
 const BLOCK = 16;
 // plan() builds tensors only; it never runs a graph.

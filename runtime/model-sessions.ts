@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { GraphSession, type SessionSettings } from '../../kernels/session.ts';
-import type { CompiledModel, Manifest } from '../../models/compile.ts';
-import { ShardGroup } from './shard-group.ts';
+import { GraphSession, type SessionSettings } from '../kernels/session.ts';
+import type { CompiledModel, Manifest } from '../models/compile.ts';
+import { ShardGroup } from './tp/shard-group.ts';
 
 /** MLA layers' unsplit graphs (rank 0); both null for standard attention. */
 export interface LayerSessions {

@@ -4,9 +4,9 @@ import {
   countTokensPerExpert,
   gatherRows,
   groupByExpert,
-  scatterAddWeighted,
-} from '../../kernels/dispatch.ts';
-import { type RoutingResult, routeTokens } from '../../kernels/gating.ts';
+} from '../../runtime/moe/dispatch.ts';
+import { scatterAddWeighted } from '../../runtime/moe/combine.ts';
+import { type RoutingResult, routeTokens } from '../../runtime/moe/router.ts';
 import { Rng } from '../../server/engine/rng.ts';
 
 function randomRouting(rng: Rng, numTokens: number, topK: number, numExperts: number): RoutingResult {

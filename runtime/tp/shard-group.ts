@@ -9,15 +9,18 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import { compilePagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
 import type { Manifest } from '../../models/compile.ts';
-import type { AttentionShard, KvCacheSize } from './attention-shard.ts';
-import type { RoutingResult } from '../../kernels/gating.ts';
-import type { KvCachePool } from './kv-cache.ts';
-import { openShardSessions, routingChecksum, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
-import { type AttentionSlot, blocksCovering } from './paged-attention.ts';
+import type { AttentionShard, KvCacheSize } from '../attention/attention-shard.ts';
+import type { RoutingResult } from '../moe/router.ts';
+import type { KvCachePool } from '../attention/kv-cache.ts';
+import { runFeedForward } from '../moe/moe-layer.ts';
+import { routingChecksum } from '../moe/router.ts';
+import { openShardSessions, runLmHeadShard, type ShardSessions } from './shard-sessions.ts';
+import { type AttentionSlot, blocksCovering } from '../attention/paged-attention.ts';
 import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 import type { PlannedSlot, ShardWorkerData, StepPlanMessage } from './shard-worker.ts';
 
-const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
+const WORKER_ENTRY = new URL('../worker-bootstrap.mjs', import.meta.url);
+const SHARD_ENTRY = new URL('./shard-worker.ts', import.meta.url).href;
 /** A shard that has not answered in this long is taken for dead: fail the step, don't hang. */
 const SHARD_TIMEOUT_MS = 120_000;
 /** How long a stopping shard gets to release its sessions before its thread is terminated. */
@@ -174,7 +177,7 @@ export class ShardGroup {
       },
       runLocal: (start, rows) => {
         const rowsOf = hidden.subarray(start * h, (start + rows) * h);
-        const chunk = runMlpShard(this.local, { layer, hidden: rowsOf, numTokens: rows }, rowsOf);
+        const chunk = runFeedForward(this.local, { layer, hidden: rowsOf, numTokens: rows }, rowsOf);
         checksum = routingChecksum(chunk);
         if (route && chunk) {
           route.expertIds.set(chunk.expertIds, start * k);
@@ -265,7 +268,7 @@ async function startRemote(
   const { port1, port2 } = new MessageChannel();
   // A compiled WebAssembly.Module crosses to the worker as is: nothing is assembled twice.
   const workerData: ShardWorkerData = { dir, manifest, rank, settings, kernel, buffers: channel.buffers, plans: port2 };
-  const worker = new Worker(WORKER_ENTRY, { argv: ['./shard-worker.ts'], workerData, transferList: [port2] });
+  const worker = new Worker(WORKER_ENTRY, { argv: [SHARD_ENTRY], workerData, transferList: [port2] });
   await new Promise<void>((resolve, reject) => {
     worker.once('message', (m: { type: string; message?: string }) =>
       m.type === 'ready' ? resolve() : reject(new ShardFailedError(`shard ${rank} failed to start: ${m.message}`)),

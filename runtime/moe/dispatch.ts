@@ -1,6 +1,7 @@
-// Dispatch and combine: group the token rows routed to each expert so every expert runs once
-// per step on all of its tokens, then add the weighted expert outputs back into token order.
-import type { RoutingResult } from './gating.ts';
+// Dispatch: group the token rows routed to each expert so every expert runs once per step on
+// all of its tokens (and, with experts replicated on every shard, deal the groups out among
+// the shards). combine.ts adds the experts' outputs back into token order.
+import type { RoutingResult } from './router.ts';
 
 /** The token rows routed to one expert and the gate weight of each. */
 export interface ExpertBatch {
@@ -101,33 +102,6 @@ export function gatherRows(src: Float32Array, width: number, rows: Int32Array, o
     result.set(src.subarray(row * width, row * width + width), i * width);
   }
   return result;
-}
-
-/**
- * dst[rows[i]] += weights[i] * expertOut[i] for each i, row by row. The product and sum are
- * formed in float64 and rounded to float32 once per element; the caller fixes the order of
- * experts (ascending id from groupByExpert) so the combine is bitwise reproducible.
- */
-export function scatterAddWeighted(
-  dst: Float32Array,
-  width: number,
-  expertOut: Float32Array,
-  rows: Int32Array,
-  weights: Float32Array,
-): void {
-  if (expertOut.length < rows.length * width) {
-    throw new RangeError(`expert output holds ${expertOut.length} values, need ${rows.length} x ${width}`);
-  }
-  if (weights.length < rows.length) throw new RangeError(`${weights.length} weights for ${rows.length} rows`);
-  const numDstRows = Math.floor(dst.length / width);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i];
-    if (!(row >= 0 && row < numDstRows)) throw new RangeError(`row ${row} outside [0, ${numDstRows})`);
-    const w = weights[i];
-    const dstBase = row * width;
-    const srcBase = i * width;
-    for (let c = 0; c < width; c++) dst[dstBase + c] += w * expertOut[srcBase + c];
-  }
 }
 
 /** Tokens routed to each expert this step (overwrites `out`); for expert-load metrics. */

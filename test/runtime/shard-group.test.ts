@@ -2,8 +2,8 @@
 // error naming the shard, never leave the engine waiting on shared memory.
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ShardSessions } from '../../server/engine/mlp-shard.ts';
-import { ShardFailedError } from '../../server/engine/shard-group.ts';
+import type { ShardSessions } from '../../runtime/tp/shard-sessions.ts';
+import { ShardFailedError } from '../../runtime/tp/shard-group.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 describe('shard group', () => {

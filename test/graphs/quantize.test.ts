@@ -1,6 +1,6 @@
 // 4-bit block quantisation in MatMulNBits' layout: nibble order, scales, error bound.
 import { describe, expect, it } from 'vitest';
-import { dequantizeInt4, quantizeInt4 } from '../../kernels/ops/quantize.ts';
+import { dequantizeInt4, quantizeInt4 } from '../../graphs/ops/quantize.ts';
 
 describe('quantizeInt4', () => {
   it('maps the value of largest magnitude to -8 and packs the low nibble first', () => {

@@ -4,7 +4,7 @@
 // rotated k_pe, kv-cache-shape.ts); the paged attention then stores the rows and attends.
 import { ort } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
-import type { ModelSessions } from './model-sessions.ts';
+import type { ModelSessions } from '../model-sessions.ts';
 import type { AttentionShard } from './attention-shard.ts';
 
 const NO_VALUES = new Float32Array(0);

@@ -250,3 +250,15 @@ export function routeTokens(logits: Float32Array, numTokens: number, cfg: Gating
   for (let t = 0; t < numTokens; t++) routeOneToken(logits, t, cfg, scratch, result);
   return result;
 }
+
+/**
+ * A checksum of a routing's expert choices (FNV-1a over the ids), 0 for none: rank 0 compares
+ * every shard's with its own, so shards that ever routed apart fail the step loudly instead of
+ * each computing its slices of different experts.
+ */
+export function routingChecksum(route: RoutingResult | null): number {
+  if (!route) return 0;
+  let hash = 0x811c9dc5;
+  for (const id of route.expertIds) hash = Math.imul(hash ^ id, 0x01000193);
+  return hash | 0;
+}

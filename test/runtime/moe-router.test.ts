@@ -6,7 +6,7 @@ import {
   selectTopK,
   sigmoid,
   softmaxInPlace,
-} from '../../kernels/gating.ts';
+} from '../../runtime/moe/router.ts';
 import { Rng } from '../../server/engine/rng.ts';
 
 const base: GatingConfig = {

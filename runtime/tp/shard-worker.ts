@@ -5,8 +5,10 @@
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { Manifest } from '../../models/compile.ts';
-import { openShardSessions, routingChecksum, runLmHeadShard, runMlpShard, type ShardSessions } from './mlp-shard.ts';
-import type { AttentionSlot } from './paged-attention.ts';
+import { runFeedForward } from '../moe/moe-layer.ts';
+import { routingChecksum } from '../moe/router.ts';
+import { openShardSessions, runLmHeadShard, type ShardSessions } from './shard-sessions.ts';
+import type { AttentionSlot } from '../attention/paged-attention.ts';
 import { type ChannelBuffers, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 
 export interface ShardWorkerData {
@@ -73,7 +75,7 @@ function runJob(sessions: ShardSessions, channel: ShardChannel, plans: MessagePo
   }
   const out = channel.out.subarray(0, rows * h);
   out.fill(0);
-  ctrl[SLOT.routing] = routingChecksum(runMlpShard(sessions, { layer: ctrl[SLOT.layer], hidden: x, numTokens: rows }, out));
+  ctrl[SLOT.routing] = routingChecksum(runFeedForward(sessions, { layer: ctrl[SLOT.layer], hidden: x, numTokens: rows }, out));
 }
 
 /**

@@ -6,13 +6,13 @@
 // W_UK and W_UV are the key and value halves of kv_b_proj per head. Folding them this way
 // keeps the cache at kvLoraRank + qkRope values per token and layer instead of every head's
 // keys and values, and never expands the cache during attention.
-import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
-import { linear, type LinearOptions } from '../kernels/ops/linear.ts';
-import { rmsNorm } from '../kernels/ops/norm.ts';
-import { applyRope } from '../kernels/ops/rope.ts';
-import type { MlaWeightNames } from './family.ts';
-import { readLinear, type ReadWeight } from './layer-graphs.ts';
-import type { MlaSpec, ModelSpec } from './spec.ts';
+import type { GraphBuilder } from './onnx/graph-builder.ts';
+import { linear, type LinearOptions } from './ops/linear.ts';
+import { rmsNorm } from './ops/norm.ts';
+import { applyRope } from './ops/rope.ts';
+import type { MlaWeightNames } from '../models/family.ts';
+import { readLinear, type ReadWeight } from './read-weights.ts';
+import type { MlaSpec, ModelSpec } from '../models/spec.ts';
 
 function mlaOf(spec: ModelSpec): MlaSpec {
   if (spec.mla === undefined) throw new Error('MLA graph for a model without MLA');

@@ -1,5 +1,6 @@
 // cos/sin tables for rotary embeddings, per token position, in float64 then stored as f32.
-import type { RopeSpec, YarnRopeScaling } from '../models/spec.ts';
+import { yarnMscale } from '../../models/rope-scaling.ts';
+import type { RopeSpec, YarnRopeScaling } from '../../models/spec.ts';
 
 /** Inverse frequencies 1 / base^(2i/d), with dynamic NTK scaling folded into the base. */
 export function inverseFrequencies(rope: RopeSpec, sequenceLength: number): Float64Array {
@@ -33,11 +34,6 @@ function yarnBlend(inv: Float64Array, s: YarnRopeScaling, base: number, d: numbe
     const keep = 1 - ramp;
     inv[i] = (inv[i] / s.factor) * (1 - keep) + inv[i] * keep;
   }
-}
-
-/** yarn_get_mscale of the DeepSeek-V2/V3 reference code: 0.1 * m * ln(scale) + 1 above scale 1. */
-export function yarnMscale(scale: number, mscale: number): number {
-  return scale <= 1 ? 1 : 0.1 * mscale * Math.log(scale) + 1;
 }
 
 /** YaRN multiplies cos and sin (so the rotated q and k) by this; 1 for other schemes. */

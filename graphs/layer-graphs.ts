@@ -12,31 +12,15 @@
 //               shared experts; every shard routes its own copy of the rows
 //   per shard : each routed expert over a slice of its intermediate units; and the LM head
 //               (final RMSNorm) over a slice of the vocabulary
-import type { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
-import { linear, type LinearOptions, type LinearWeight, concatLinear } from '../kernels/ops/linear.ts';
-import { rmsNorm } from '../kernels/ops/norm.ts';
-import { applyRope } from '../kernels/ops/rope.ts';
+import type { GraphBuilder } from './onnx/graph-builder.ts';
+import { linear, type LinearOptions, type LinearWeight, concatLinear } from './ops/linear.ts';
+import { rmsNorm } from './ops/norm.ts';
+import { applyRope } from './ops/rope.ts';
 import { mlaOutProjection } from './mla-graphs.ts';
-import { swiglu, type SwigluWeights } from '../kernels/ops/swiglu.ts';
-import { type AttentionWeightNames, isMlaNames, type LayerWeightNames, type SwigluWeightNames } from './family.ts';
-import { isMoe, type ModelSpec } from './spec.ts';
-
-/** Reads one checkpoint tensor as f32, checking its shape. */
-export type ReadWeight = (name: string, shape: number[]) => Float32Array;
-
-export function readLinear(read: ReadWeight, name: string, outFeatures: number, inFeatures: number, biasName?: string): LinearWeight {
-  const data = read(name, [outFeatures, inFeatures]);
-  const bias = biasName ? read(biasName, [outFeatures]) : undefined;
-  return { data, outFeatures, inFeatures, bias };
-}
-
-export function readSwiglu(read: ReadWeight, names: SwigluWeightNames, hidden: number, width: number): SwigluWeights {
-  return {
-    gate: readLinear(read, names.gate, width, hidden),
-    up: readLinear(read, names.up, width, hidden),
-    down: readLinear(read, names.down, hidden, width),
-  };
-}
+import { readLinear, type ReadWeight } from './read-weights.ts';
+import { swiglu, type SwigluWeights } from './ops/swiglu.ts';
+import { type AttentionWeightNames, isMlaNames, type LayerWeightNames } from '../models/family.ts';
+import { isMoe, type ModelSpec } from '../models/spec.ts';
 
 /**
  * One tensor-parallel shard of the attention input: RMSNorm, then q/k/v projection and RoPE

@@ -2,7 +2,7 @@
 // per token and layer and no value row, never per-head keys and values; sequences batched in
 // one step attend only over their own rows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kvBytesPerToken, kvCacheShape } from '../../server/engine/kv-cache-shape.ts';
+import { kvBytesPerToken, kvCacheShape } from '../../runtime/attention/kv-cache-shape.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 describe('MLA latent KV cache', () => {
