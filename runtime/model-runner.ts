@@ -1,44 +1,20 @@
 // One forward step over a batch of sequences: each contributes its new tokens (a prefill
 // chunk or one decode token), and all tokens of the step share every weight-bound graph
 // call, so an expert runs once per step on every row routed to it. Stages per layer, each on
-// every tensor-parallel shard at once (shard-group.ts): attention (each shard over its heads'
-// cache) and its o_proj part -> norm, router and the shard's dense/shared slice -> Dispatch ->
-// Experts -> Combine.
+// every tensor-parallel shard at once (tp/shard-group.ts): attention (each shard over its
+// heads' cache) and its o_proj part -> the feed-forward block (moe/moe-layer.ts: norm, router
+// logits and the shard's dense/shared slice -> Router -> Dispatch -> Experts -> Combine).
 import { gatherRows } from './moe/dispatch.ts';
 import type { RoutingResult } from './moe/router.ts';
 import { fillRopeTables } from './attention/rope-tables.ts';
 import { ort } from '../kernels/session.ts';
 import type { ModelSpec } from '../models/spec.ts';
+import { isTokenId, outsideVocabularyMessage } from '../models/vocabulary.ts';
 import type { KvCacheSize } from './attention/attention-shard.ts';
-import type { BlockTable, KvCachePool } from './attention/kv-cache.ts';
+import type { KvCachePool } from './attention/kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
-import { blocksCovering } from './attention/paged-attention.ts';
+import { blocksCovering, layOutStep, type StepResult, type StepSequence, type StepSlot } from './step-batch.ts';
 import { runMlaAttention } from './attention/mla-attention.ts';
-
-export interface StepSequence {
-  /** New tokens, at positions cache.numCachedTokens onwards. */
-  tokens: ArrayLike<number>;
-  /** The sequence's blocks in the pool; they must already cover the new tokens. */
-  cache: BlockTable;
-  /** Which new tokens need logits: none (a prefill chunk), the last (sampling) or all (scoring, tests). */
-  logits: 'none' | 'last' | 'all';
-}
-
-export interface StepResult {
-  /** [rows, vocabSize]: the rows each sequence asked for, in batch order. */
-  logits: Float32Array;
-  /** Routing of every step token (rows in batch order) for each MoE layer, in layer order. */
-  routing: RoutingResult[];
-  moeLayers: number[];
-  numTokens: number;
-}
-
-interface SequenceSlot {
-  seq: StepSequence;
-  row: number; // first row of this sequence in the step's token matrix
-  numTokens: number;
-  start: number; // cached tokens before the step
-}
 
 export class ModelRunner {
   readonly spec: ModelSpec;
@@ -56,15 +32,15 @@ export class ModelRunner {
 
   step(batch: StepSequence[]): StepResult {
     const { hiddenSize: h } = this.spec;
-    const slots = this.layOut(batch);
+    const slots = layOutStep(batch);
     for (const s of slots) {
       const needed = blocksCovering(s, this.kvPool.blockSize);
-      if (s.seq.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.seq.cache.blockIds.length} cache blocks but needs ${needed}`);
+      if (s.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.cache.blockIds.length} cache blocks but needs ${needed}`);
     }
     const shards = this.sessions.shards;
-    shards.beginStep(slots.map((s) => ({ cache: s.seq.cache, row: s.row, numTokens: s.numTokens, start: s.start })));
+    shards.beginStep(slots);
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
-    let hidden = this.embed(slots, numTokens);
+    let hidden = this.embed(batch, slots, numTokens);
     // rotaryDim == headDim except for MLA, whose rope covers only qk_rope_head_dim.
     const cos = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
     const sin = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
@@ -95,42 +71,31 @@ export class ModelRunner {
         moeLayers.push(layer);
       }
     }
-    for (const s of slots) s.seq.cache.numCachedTokens = s.start + s.numTokens;
-    return { logits: this.lmHead(slots, hidden), routing, moeLayers, numTokens };
+    for (const s of slots) s.cache.numCachedTokens = s.start + s.numTokens;
+    return { logits: this.lmHead(batch, slots, hidden), routing, moeLayers, numTokens };
   }
 
-  private layOut(batch: StepSequence[]): SequenceSlot[] {
-    let row = 0;
-    return batch.map((seq) => {
-      const numTokens = seq.tokens.length;
-      if (numTokens === 0) throw new Error('step: a sequence has no new tokens');
-      const slot = { seq, row, numTokens, start: seq.cache.numCachedTokens };
-      row += numTokens;
-      return slot;
-    });
-  }
-
-  private embed(slots: SequenceSlot[], numTokens: number): Float32Array {
+  private embed(batch: readonly StepSequence[], slots: readonly StepSlot[], numTokens: number): Float32Array {
     const { hiddenSize: h, vocabSize } = this.spec;
     const table = this.sessions.embeddings;
     const hidden = new Float32Array(numTokens * h);
-    for (const s of slots) {
+    slots.forEach((s, b) => {
       for (let i = 0; i < s.numTokens; i++) {
-        const id = s.seq.tokens[i];
-        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (${vocabSize})`);
+        const id = batch[b].tokens[i];
+        if (!isTokenId(id, vocabSize)) throw new RangeError(outsideVocabularyMessage(id, vocabSize));
         hidden.set(table.subarray(id * h, (id + 1) * h), (s.row + i) * h);
       }
-    }
+    });
     return hidden;
   }
 
-  private lmHead(slots: SequenceSlot[], hidden: Float32Array): Float32Array {
+  private lmHead(batch: readonly StepSequence[], slots: readonly StepSlot[], hidden: Float32Array): Float32Array {
     const h = this.spec.hiddenSize;
     const rows: number[] = [];
-    for (const s of slots) {
-      if (s.seq.logits === 'last') rows.push(s.row + s.numTokens - 1);
-      if (s.seq.logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
-    }
+    slots.forEach((s, b) => {
+      if (batch[b].logits === 'last') rows.push(s.row + s.numTokens - 1);
+      if (batch[b].logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
+    });
     if (rows.length === 0) return new Float32Array(0);
     return this.sessions.shards.lmHead(gatherRows(hidden, h, Int32Array.from(rows)), rows.length);
   }

@@ -3,8 +3,7 @@
 // prints this table, and the docs list the same rows.
 import type { ParseArgsConfig } from 'node:util';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
-import { DEFAULT_KV_CACHE } from './engine/kv-cache-plan.ts';
-import { DEFAULT_SCHEDULER_LIMITS } from './engine/scheduler.ts';
+import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS } from './engine/api.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

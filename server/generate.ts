@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
-import { defaultSamplingParams } from './engine/sampler.ts';
+import { defaultSamplingParams } from './engine/api.ts';
 import { progressPrinter } from './progress.ts';
 
 export interface GenerateOptions {

@@ -9,7 +9,8 @@ import { type KernelLayout, PagedAttentionKernel } from '../../kernels/wasm/page
 import type { ModelSpec } from '../../models/spec.ts';
 import { KvCachePool } from './kv-cache.ts';
 import { kvCacheShape } from './kv-cache-shape.ts';
-import { type AttentionPlan, type AttentionSlot, PagedAttention } from './paged-attention.ts';
+import type { StepSlot } from '../step-batch.ts';
+import { type AttentionPlan, PagedAttention } from './paged-attention.ts';
 
 export interface AttentionShardSessions {
   /** Kv heads [start, end) the shard owns; MLA's latent row counts as head 0. */
@@ -32,7 +33,7 @@ export interface KvCacheSize {
 export class AttentionShard {
   private paged: PagedAttention | null = null;
   private cache: KvCachePool | null = null;
-  private slots: AttentionSlot[] = [];
+  private slots: StepSlot[] = [];
   /** Plans of the current step by row range; every layer reuses them. */
   private readonly plans = new Map<string, AttentionPlan>();
 
@@ -79,7 +80,7 @@ export class AttentionShard {
   }
 
   /** The step's sequences: their rows, cached lengths and block tables. */
-  beginStep(slots: AttentionSlot[]): void {
+  beginStep(slots: StepSlot[]): void {
     this.slots = slots;
     this.plans.clear();
   }
@@ -133,9 +134,9 @@ export class AttentionShard {
 }
 
 /** Each sequence's part of step rows [start, start + rows), with rows counted from `start`. */
-export function slotsInRows(slots: AttentionSlot[], start: number, rows: number): AttentionSlot[] {
+export function slotsInRows(slots: StepSlot[], start: number, rows: number): StepSlot[] {
   const end = start + rows;
-  const inside: AttentionSlot[] = [];
+  const inside: StepSlot[] = [];
   for (const s of slots) {
     const from = Math.max(s.row, start);
     const to = Math.min(s.row + s.numTokens, end);

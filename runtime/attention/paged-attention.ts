@@ -15,22 +15,13 @@
 // (attention-shard.ts).
 import { ort } from '../../kernels/session.ts';
 import { causalMask, MASKED } from './attention-mask.ts';
-import type { BlockTable, KvCachePool } from './kv-cache.ts';
+import type { KvCachePool } from './kv-cache.ts';
+import { blocksCovering, type StepSlot } from '../step-batch.ts';
 import type { GraphSession } from '../../kernels/session.ts';
 import type { PagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
 
-/** A sequence's place in the step: its rows in the token matrix and its cache. */
-export interface AttentionSlot {
-  cache: BlockTable;
-  /** First row of its new tokens in the step's token matrix. */
-  row: number;
-  numTokens: number;
-  /** Tokens cached before the step. */
-  start: number;
-}
-
 interface SinglePlan {
-  slot: AttentionSlot;
+  slot: StepSlot;
   blockIds: ort.Tensor;
   mask: ort.Tensor;
 }
@@ -43,20 +34,15 @@ interface DecodePlan {
 
 /** What a step's attention calls need, built once per step and used for every layer. */
 export interface AttentionPlan {
-  slots: AttentionSlot[];
+  slots: StepSlot[];
   /** Sequences the WebAssembly kernel attends for. */
-  kernel: AttentionSlot[];
+  kernel: StepSlot[];
   single: SinglePlan[];
   decode: DecodePlan[];
 }
 
 /** A decode group may gather at most this much more than its sequences hold (padding). */
 const MAX_PADDING = 0.25;
-
-/** Blocks a sequence's table must hold for the step: all its cached and new positions. */
-export function blocksCovering(s: { start: number; numTokens: number }, blockSize: number): number {
-  return Math.ceil((s.start + s.numTokens) / blockSize);
-}
 
 export class PagedAttention {
   /** Each layer's pool planes wrapped once, as graph feeds: ONNX Runtime reads them in place. */
@@ -88,7 +74,7 @@ export class PagedAttention {
   }
 
   /** The calls of one step; every sequence's blocks must already cover its new tokens (ModelRunner checks). */
-  plan(slots: AttentionSlot[]): AttentionPlan {
+  plan(slots: StepSlot[]): AttentionPlan {
     const kernel = this.kernel ? slots.filter((s) => s.numTokens === 1) : [];
     const inKernel = new Set(kernel);
     const graphs = slots.filter((s) => !inKernel.has(s));
@@ -103,9 +89,9 @@ export class PagedAttention {
   }
 
   /** Decoding sequences by length into groups whose padding to their longest stays within MAX_PADDING. */
-  private decodeGroups(decoding: AttentionSlot[]): AttentionSlot[][] {
-    const groups: AttentionSlot[][] = [];
-    let group: AttentionSlot[] = [];
+  private decodeGroups(decoding: StepSlot[]): StepSlot[][] {
+    const groups: StepSlot[][] = [];
+    let group: StepSlot[] = [];
     let held = 0;
     for (const s of [...decoding].sort((a, b) => this.numBlocks(a) - this.numBlocks(b))) {
       const blocks = this.numBlocks(s);
@@ -164,11 +150,11 @@ export class PagedAttention {
     return attn;
   }
 
-  private numBlocks(s: AttentionSlot): number {
+  private numBlocks(s: StepSlot): number {
     return blocksCovering(s, this.pool.blockSize);
   }
 
-  private singlePlan(slot: AttentionSlot): SinglePlan {
+  private singlePlan(slot: StepSlot): SinglePlan {
     const numBlocks = this.numBlocks(slot);
     const width = numBlocks * this.pool.blockSize;
     return {
@@ -179,7 +165,7 @@ export class PagedAttention {
   }
 
   /** Block tables padded to the longest (with the sequence's first block) and masks hiding the padding. */
-  private decodePlan(slots: AttentionSlot[]): DecodePlan {
+  private decodePlan(slots: StepSlot[]): DecodePlan {
     const maxBlocks = Math.max(...slots.map((s) => this.numBlocks(s)));
     const width = maxBlocks * this.pool.blockSize;
     const ids = new Int32Array(slots.length * maxBlocks);

@@ -15,9 +15,9 @@ import type { KvCachePool } from '../attention/kv-cache.ts';
 import { runFeedForward } from '../moe/moe-layer.ts';
 import { routingChecksum } from '../moe/router.ts';
 import { openShardSessions, runLmHeadShard, type ShardSessions } from './shard-sessions.ts';
-import { type AttentionSlot, blocksCovering } from '../attention/paged-attention.ts';
+import { blocksCovering, type StepSlot } from '../step-batch.ts';
 import { CHUNK_ROWS, JOB, ShardChannel, SLOT } from './shard-channel.ts';
-import type { PlannedSlot, ShardWorkerData, StepPlanMessage } from './shard-worker.ts';
+import type { ShardWorkerData, StepPlanMessage } from './shard-worker.ts';
 
 const WORKER_ENTRY = new URL('../worker-bootstrap.mjs', import.meta.url);
 const SHARD_ENTRY = new URL('./shard-worker.ts', import.meta.url).href;
@@ -108,16 +108,18 @@ export class ShardGroup {
   }
 
   /** Announces a step's sequences (rows, cached lengths, block tables) to every rank's attention. */
-  beginStep(slots: AttentionSlot[]): void {
+  beginStep(slots: StepSlot[]): void {
     this.local.attention.beginStep(slots);
     const remotes = this.attentionRemotes();
     if (remotes.length === 0) return;
+    // Only the blocks the step reads; the shard's copy of each table is as of the step's start.
+    const blockSize = this.local.attention.pool.blockSize;
     const message: StepPlanMessage = {
-      slots: slots.map(({ row, numTokens, start, cache }): PlannedSlot => ({
+      slots: slots.map(({ row, numTokens, start, cache }) => ({
         row,
         numTokens,
         start,
-        blockIds: Int32Array.from(cache.blockIds.slice(0, blocksCovering({ start, numTokens }, this.local.attention.pool.blockSize))),
+        cache: { blockIds: cache.blockIds.slice(0, blocksCovering({ start, numTokens }, blockSize)), numCachedTokens: start },
       })),
     };
     for (const remote of remotes) {

@@ -8,7 +8,7 @@ import type { Manifest } from '../../models/compile.ts';
 import { runFeedForward } from '../moe/moe-layer.ts';
 import { routingChecksum } from '../moe/router.ts';
 import { openShardSessions, runLmHeadShard, type ShardSessions } from './shard-sessions.ts';
-import type { AttentionSlot } from '../attention/paged-attention.ts';
+import type { StepSlot } from '../step-batch.ts';
 import { type ChannelBuffers, JOB, ShardChannel, SLOT } from './shard-channel.ts';
 
 export interface ShardWorkerData {
@@ -23,22 +23,14 @@ export interface ShardWorkerData {
   plans: MessagePort;
 }
 
-/** One sequence of a step as the shards need it: its rows, cached length and blocks. */
-export interface PlannedSlot {
-  row: number;
-  numTokens: number;
-  start: number;
-  blockIds: Int32Array;
-}
-
 export interface StepPlanMessage {
-  slots: PlannedSlot[];
+  slots: StepSlot[];
 }
 
 /** How long a shard waits for a step plan that rank 0 posted before signalling the job. */
 const PLAN_TIMEOUT_MS = 5_000;
 
-function receivePlan(port: MessagePort): AttentionSlot[] {
+function receivePlan(port: MessagePort): StepSlot[] {
   const until = performance.now() + PLAN_TIMEOUT_MS;
   let received = receiveMessageOnPort(port);
   while (!received) {
@@ -47,8 +39,7 @@ function receivePlan(port: MessagePort): AttentionSlot[] {
   }
   // A step that failed after announcing its plan left that plan unread: the newest is this step's.
   for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) received = next;
-  const { slots } = received.message as StepPlanMessage;
-  return slots.map(({ row, numTokens, start, blockIds }) => ({ row, numTokens, start, cache: { blockIds: Array.from(blockIds), numCachedTokens: start } }));
+  return (received.message as StepPlanMessage).slots;
 }
 
 function runJob(sessions: ShardSessions, channel: ShardChannel, plans: MessagePort): void {

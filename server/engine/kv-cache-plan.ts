@@ -2,24 +2,7 @@
 // in a memory budget, but never more than the running set could ever use (max-num-seqs
 // sequences of the longest context), so a small model doesn't reserve a gigabyte for nothing.
 import { KvCachePool, type KvCacheShape } from '../../runtime/attention/kv-cache.ts';
-
-export interface KvCacheSettings {
-  /** Tokens the pool holds in total; overrides memoryMib when set. */
-  numTokens?: number;
-  /** Memory budget for the pool in MiB (fp32 keys and values of every layer). */
-  memoryMib: number;
-  blockSize: number;
-}
-
-export const DEFAULT_KV_CACHE: KvCacheSettings = { memoryMib: 1024, blockSize: 16 };
-
-export interface KvCachePlan {
-  numBlocks: number;
-  blockSize: number;
-  /** numBlocks * blockSize */
-  numTokens: number;
-  bytesPerToken: number;
-}
+import type { KvCachePlan, KvCacheSettings } from './api.ts';
 
 export function planKvCache(shape: KvCacheShape, settings: KvCacheSettings, maxNumSeqs: number, maxModelLen: number): KvCachePlan {
   const { blockSize } = settings;

@@ -1,9 +1,7 @@
 // Serving metrics (vLLM's names with the `moe_` prefix): request counts and latencies per
 // sequence, model steps, scheduler and cache state, HTTP responses by status.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { GenerationEvent } from '../engine/client.ts';
-import type { EngineStats } from '../engine/engine.ts';
-import type { StepReport } from '../engine/step-stats.ts';
+import type { EngineStats, GenerationEvent, StepReport } from '../engine/api.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5];

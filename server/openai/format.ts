@@ -1,6 +1,6 @@
 // What every endpoint's formatter provides, so one SSE writer and one WebSocket handler
 // serve both chat and completions; the chunk framing both share lives in ChunkFormat.
-import type { FinishReason } from '../engine/sequence.ts';
+import type { FinishReason } from '../engine/api.ts';
 import type { ChoiceUpdate, Generation, RoutedExperts, Usage } from './generation.ts';
 import type { TokenTexts } from './logprobs.ts';
 

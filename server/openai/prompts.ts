@@ -1,5 +1,6 @@
 // Request prompts -> token ids, checked against the vocabulary and the context before they
 // reach the engine, so a bad prompt is a 400 naming the field rather than a failed stream.
+import { firstOutsideVocabulary, outsideVocabularyMessage } from '../../models/vocabulary.ts';
 import type { ChatMessage } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
@@ -72,8 +73,8 @@ export function completionPromptIds(model: ServedModel, prompt: CompletionReques
     const param = prompts.length === 1 && prompt === p ? 'prompt' : `prompt[${index}]`;
     const ids = typeof p === 'string' ? encodeText(model, p, param, true) : p;
     if (ids.length === 0) throw invalidRequest(`Invalid '${param}': the prompt has no tokens.`, param);
-    const bad = ids.find((id) => id >= model.vocabSize);
-    if (bad !== undefined) throw invalidRequest(`Invalid '${param}': token id ${bad} is outside the vocabulary (0..${model.vocabSize - 1}).`, param);
+    const bad = firstOutsideVocabulary(ids, model.vocabSize);
+    if (bad >= 0) throw invalidRequest(`Invalid '${param}': ${outsideVocabularyMessage(ids[bad], model.vocabSize)}.`, param);
     checkPromptLength(model, ids, param);
     return ids;
   });

@@ -1,7 +1,7 @@
 // A validated chat or completions body -> what to generate and how to shape the answer.
 // Everything that can be refused is refused here, before any engine work or streaming.
 import { randomBytes } from 'node:crypto';
-import type { SubmitRequest } from '../engine/protocol.ts';
+import type { GenerationRequest } from '../engine/api.ts';
 import type { ChatCompletionRequest } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
@@ -13,7 +13,7 @@ import { checkModel, choiceRequests, refuseUnsupported } from './params.ts';
 import { chatPromptIds, completionPromptIds } from './prompts.ts';
 
 export interface PreparedRequest {
-  requests: SubmitRequest[];
+  requests: GenerationRequest[];
   n: number;
   format: EndpointFormat;
   stream: boolean;

@@ -3,12 +3,11 @@ import {
   applyPenalties,
   argmax,
   createSamplerScratch,
-  defaultSamplingParams,
   logSoftmax,
   sampleToken,
-  type SamplingParams,
   topLogprobs,
 } from '../../server/engine/sampler.ts';
+import { defaultSamplingParams, type SamplingParams } from '../../server/engine/api.ts';
 import { type RandomSource, Rng, splitmix64 } from '../../server/engine/rng.ts';
 
 /** Hands out the given uniforms in order. */

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockManager } from '../../server/engine/block-manager.ts';
 import { IncrementalDetokenizer } from '../../server/engine/detokenizer.ts';
-import { defaultSamplingParams } from '../../server/engine/sampler.ts';
-import { type ScheduledChunk, Scheduler, type SchedulerLimits } from '../../server/engine/scheduler.ts';
+import { defaultSamplingParams, type SchedulerLimits } from '../../server/engine/api.ts';
+import { type ScheduledChunk, Scheduler } from '../../server/engine/scheduler.ts';
 import { Sequence } from '../../server/engine/sequence.ts';
 import { TextTokenizer } from '../../server/tokenizer/tokenizer.ts';
 import { testTokens, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';

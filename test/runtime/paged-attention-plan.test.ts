@@ -3,13 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import type { GraphSession } from '../../kernels/session.ts';
 import { KvCachePool } from '../../runtime/attention/kv-cache.ts';
-import { type AttentionSlot, PagedAttention } from '../../runtime/attention/paged-attention.ts';
+import { PagedAttention } from '../../runtime/attention/paged-attention.ts';
+import type { StepSlot } from '../../runtime/step-batch.ts';
 
 const BLOCK = 16;
 // plan() builds tensors only; it never runs a graph.
 const unusedGraph = {} as GraphSession;
 
-function decodingSlot(row: number, blocks: number, firstBlock: number): AttentionSlot {
+function decodingSlot(row: number, blocks: number, firstBlock: number): StepSlot {
   const start = blocks * BLOCK - 1; // the new token is the last of its `blocks` blocks
   return { row, numTokens: 1, start, cache: { blockIds: Array.from({ length: blocks }, (_, i) => firstBlock + i), numCachedTokens: start } };
 }
@@ -22,7 +23,7 @@ describe('paged attention plan', () => {
     const blocks = [9, 1, 8, 2, 1, 8];
     let next = 0;
     const slots = blocks.map((n, row) => decodingSlot(row, n, (next += n) - n));
-    const prefill: AttentionSlot = { row: 6, numTokens: 5, start: 0, cache: { blockIds: [60], numCachedTokens: 0 } };
+    const prefill: StepSlot = { row: 6, numTokens: 5, start: 0, cache: { blockIds: [60], numCachedTokens: 0 } };
     const plan = attention.plan([...slots, prefill]);
     expect(plan.decode.map((g) => g.rows)).toEqual([
       [1, 4],

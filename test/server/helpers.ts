@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll } from 'vitest';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
-import type { GenerationEvent } from '../../server/engine/client.ts';
+import type { GenerationEvent } from '../../server/engine/api.ts';
 import { loadServedModel, type ServedModel } from '../../server/served-model.ts';
 import type { SyntheticFamily } from '../../models/synthetic.ts';
 import { writeTinyModel, type TinyModel } from '../helpers/tiny-model.ts';

@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
-import type { StepReport } from '../../server/engine/step-stats.ts';
+import type { StepReport } from '../../server/engine/api.ts';
 import { loadServedModel, type ServedModel } from '../../server/served-model.ts';
 import { parseSamples, value } from '../helpers/prometheus-text.ts';
 import { referenceRouting } from '../helpers/routing.ts';

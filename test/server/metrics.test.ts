@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MoeMlpSpec } from '../../models/spec.ts';
 import { buildApp } from '../../server/app.ts';
-import type { StepReport } from '../../server/engine/step-stats.ts';
+import type { StepReport } from '../../server/engine/api.ts';
 import { summarizeLoad } from '../../server/metrics/load-stats.ts';
 import type { ExpertStatsBody } from '../../server/metrics/server-metrics.ts';
 import { testTokens } from '../helpers/tiny-model.ts';

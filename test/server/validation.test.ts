@@ -1,13 +1,14 @@
 // The error matrix through fastify.inject: every bad input is a 4xx in OpenAI's envelope that
-// names the field; loading, overload, auth and internal faults get their statuses.
+// names the field; loading, overload, auth and internal faults get their statuses. The engine
+// is a stand-in (nothing compiled): these are the HTTP side's rules.
 import { connect } from 'node:net';
-import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { INTERNAL_ERROR_MESSAGE } from '../../server/openai/errors.ts';
 import type { ServedModel } from '../../server/served-model.ts';
+import { standInModel, type StandInModel } from '../helpers/stand-in-engine.ts';
 import { testTokens } from '../helpers/tiny-model.ts';
-import { recordEngine, startTestModel, waitFor, type TestModel } from './helpers.ts';
+import { recordEngine, waitFor } from './helpers.ts';
 
 const CHAT = '/v1/chat/completions';
 const COMPLETIONS = '/v1/completions';
@@ -76,17 +77,17 @@ const badRequests: Case[] = [
 ];
 
 describe('request validation and error statuses', () => {
-  let test: TestModel;
+  let test: StandInModel;
   let built: App;
 
   beforeAll(async () => {
-    test = await startTestModel();
+    test = standInModel();
     built = await buildApp({ model: test.model });
   });
 
   afterAll(async () => {
     await built?.app.close();
-    await test?.close();
+    test?.remove();
   });
 
   it.each(badRequests)('400 for $name, naming $param', async ({ url, body, param, message }) => {
@@ -110,6 +111,9 @@ describe('request validation and error statuses', () => {
     for (const extra of [{ max_tokens: 1e308 }, { max_completion_tokens: 2 ** 60 }, { top_k: 1e308, max_tokens: 2 }]) {
       const response = await built.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, temperature: 0, ...extra } });
       expect(response.statusCode, JSON.stringify(extra)).toBe(200);
+      const handed = test.engine.requests.at(-1);
+      expect(handed?.maxTokens).toBeLessThanOrEqual(test.model.maxModelLen);
+      expect(handed?.sampling.topK).toBeLessThanOrEqual(test.model.vocabSize);
     }
   });
 
@@ -282,17 +286,13 @@ describe('request validation and error statuses', () => {
     await faulty.app.close();
   });
 
-  // Last: it stops this file's engine.
+  // Last: it stops this file's engine. (test/engine/engine-client.test.ts checks that a real
+  // worker's exit ends its requests the same way.)
   it('ends a stream with one error event when the engine dies mid-stream, then answers 503', async () => {
     const recorder = recordEngine(test.model);
     const streaming = built.app.inject({ method: 'POST', url: COMPLETIONS, payload: { prompt: 'a', max_tokens: 400, ignore_eos: true, stream: true } });
     await waitFor(() => recorder.tokens() >= 3);
-    // The worker stops without close() (which is a shutdown, ending streams with shutting_down),
-    // as a crash would. Not terminate(): killing the thread inside ONNX Runtime aborts the process.
-    const { worker } = test.model.engine as unknown as { worker: Worker };
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.postMessage({ type: 'shutdown' });
-    await exited;
+    test.engine.crash();
     const events = (await streaming).body.split('\n\n').filter(Boolean);
     recorder.stop();
     expect(events.length).toBeGreaterThan(1);
