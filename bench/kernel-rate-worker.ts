@@ -32,7 +32,10 @@ const sessions = Array.from({ length: graphs }, (_, g) => {
   const writer = new WeightsFileWriter(`${file}.data`);
   const b = new GraphBuilder('linear', writer);
   const x = b.input('x', 'float32', ['M', inFeatures]);
-  b.output(linear(b, x, { data: weights, outFeatures, inFeatures }, 'w', { precision, int4AccuracyLevel: 4 }), 'y', 'float32', ['M', outFeatures]);
+  b.output(linear(b, x, { data: weights, outFeatures, inFeatures }, 'w', { precision, int4AccuracyLevel: 4 }), 'y', 'float32', [
+    'M',
+    outFeatures,
+  ]);
   writeFileSync(file, b.toBytes());
   writer.close();
   return new GraphSession(file, { provider: 'cpu', intraOpThreads: 1 });

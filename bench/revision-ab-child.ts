@@ -16,14 +16,21 @@ const { ModelRunner } = await load('server/engine/model-runner.ts');
 const { openModelSessions } = await load('server/engine/model-sessions.ts');
 const { argmax } = await load('server/engine/sampler.ts');
 
-const compiled = compileModel({ modelDir: ensureBenchModel(defaultCacheDir()), weights: args.weights, tensorParallel: defaultTensorParallel(), onProgress: () => {} });
+const compiled = compileModel({
+  modelDir: ensureBenchModel(defaultCacheDir()),
+  weights: args.weights,
+  tensorParallel: defaultTensorParallel(),
+  onProgress: () => {},
+});
 const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0 });
 // Room for the prompt plus one rewind period of decode steps (below).
 const REWIND = 256;
 const { size, sequences } = batchCaches(args.promptTokens + REWIND + 1, args.batch);
 const runner = new ModelRunner(sessions, size);
 const prompt = (b: number) => Array.from({ length: args.promptTokens }, (_, i) => 3 + ((i * 7919 + b) % 30000));
-let next: number[] = sequences.map((cache: unknown, b: number) => argmax(runner.step([{ tokens: prompt(b), cache, logits: 'last' }]).logits));
+let next: number[] = sequences.map((cache: unknown, b: number) =>
+  argmax(runner.step([{ tokens: prompt(b), cache, logits: 'last' }]).logits),
+);
 let steps = 0;
 
 function decodeBlock(n: number): number {

@@ -55,13 +55,27 @@ function describeHandoffs(label: string, waits: number[], steps: number): string
   );
 }
 
-async function profile(modelDir: string, weights: WeightPrecision, attention: Attention, promptTokens: number, steps: number, batch: number): Promise<{ rows: string[][]; handoffs: string }> {
-  const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
+async function profile(
+  modelDir: string,
+  weights: WeightPrecision,
+  attention: Attention,
+  promptTokens: number,
+  steps: number,
+  batch: number,
+): Promise<{ rows: string[][]; handoffs: string }> {
+  const compiled = compileModel({
+    modelDir,
+    weights,
+    tensorParallel: defaultTensorParallel(),
+    onProgress: progressPrinter(`compiling ${weights}`),
+  });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0, attention });
   try {
     const { size, sequences } = batchCaches(promptTokens + steps + 1, batch);
     const runner = new ModelRunner(sessions, size);
-    sequences.forEach((cache, b) => runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]));
+    sequences.forEach((cache, b) =>
+      runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]),
+    );
     const totals: Totals = new Map();
     instrument(sessions, totals);
     const waits: number[] = [];
@@ -109,7 +123,14 @@ export async function runStepProfile(argv: string[]): Promise<number> {
     if (weights !== 'fp32' && weights !== 'int4') throw new Error(`--weights takes fp32 and/or int4, got "${weights}"`);
     for (const attention of String(values.attention).split(',')) {
       if (attention !== 'wasm' && attention !== 'onnx') throw new Error(`--attention takes wasm and/or onnx, got "${attention}"`);
-      const result = await profile(modelDir, weights, attention, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch));
+      const result = await profile(
+        modelDir,
+        weights,
+        attention,
+        Number(values['prompt-tokens']),
+        Number(values.steps),
+        Number(values.batch),
+      );
       rows.push(...result.rows);
       handoffs.push(result.handoffs);
     }

@@ -147,7 +147,14 @@ export function buildMlpIn(
  * output `attn` [T, heads * headDim]. The shards' outputs `y` [T, hidden] add up to the whole
  * projection.
  */
-export function buildOutProjection(b: GraphBuilder, spec: ModelSpec, names: LayerWeightNames, read: ReadWeight, opts: LinearOptions, kvHeads: [number, number]): void {
+export function buildOutProjection(
+  b: GraphBuilder,
+  spec: ModelSpec,
+  names: LayerWeightNames,
+  read: ReadWeight,
+  opts: LinearOptions,
+  kvHeads: [number, number],
+): void {
   const a = names.attention;
   if (isMlaNames(a)) throw new Error('buildOutProjection: MLA attention is not split across shards');
   const [start, end] = headColumns(spec, kvHeads);
@@ -225,4 +232,3 @@ export function buildLmHead(
   const x = rmsNorm(b, hidden, norm, spec.rmsNormEps, 'final_norm');
   b.output(linear(b, x, rows(head, start, end), 'lm_head', opts), 'logits', 'float32', ['R', end - start]);
 }
-

@@ -56,14 +56,22 @@ function projectQuery(b: GraphBuilder, spec: ModelSpec, names: MlaWeightNames, r
     if (names.q === undefined) throw new Error('MLA without q_lora_rank needs q_proj');
     return linear(b, x, readLinear(read, names.q, width, spec.hiddenSize), 'q_proj', opts);
   }
-  if (names.qA === undefined || names.qB === undefined || names.qANorm === undefined) throw new Error('MLA with q_lora_rank needs q_a_proj, q_a_layernorm, q_b_proj');
+  if (names.qA === undefined || names.qB === undefined || names.qANorm === undefined)
+    throw new Error('MLA with q_lora_rank needs q_a_proj, q_a_layernorm, q_b_proj');
   const compressed = linear(b, x, readLinear(read, names.qA, mla.qLoraRank, spec.hiddenSize), 'q_a_proj', opts);
   const normed = rmsNorm(b, compressed, read(names.qANorm, [mla.qLoraRank]), spec.rmsNormEps, 'q_a_norm');
   return linear(b, normed, readLinear(read, names.qB, width, mla.qLoraRank), 'q_b_proj', opts);
 }
 
 /** Inputs hidden [T, h], cos/sin [T, rope / 2]; outputs q [T, H * R] and the cache rows kv [T, R]. */
-export function buildMlaIn(b: GraphBuilder, spec: ModelSpec, inputNorm: string, names: MlaWeightNames, read: ReadWeight, opts: LinearOptions): void {
+export function buildMlaIn(
+  b: GraphBuilder,
+  spec: ModelSpec,
+  inputNorm: string,
+  names: MlaWeightNames,
+  read: ReadWeight,
+  opts: LinearOptions,
+): void {
   const mla = mlaOf(spec);
   const { hiddenSize: h, numHeads: heads } = spec;
   const { qkNopeHeadDim: nope, qkRopeHeadDim: r, kvLoraRank: c } = mla;
@@ -88,7 +96,14 @@ export function buildMlaIn(b: GraphBuilder, spec: ModelSpec, inputNorm: string, 
 }
 
 /** attn [T, H * kvLoraRank] (each head's attended latent) -> W_UV per head -> o_proj: [T, hidden]. */
-export function mlaOutProjection(b: GraphBuilder, spec: ModelSpec, names: MlaWeightNames, read: ReadWeight, opts: LinearOptions, attn: string): string {
+export function mlaOutProjection(
+  b: GraphBuilder,
+  spec: ModelSpec,
+  names: MlaWeightNames,
+  read: ReadWeight,
+  opts: LinearOptions,
+  attn: string,
+): string {
   const mla = mlaOf(spec);
   const { numHeads: heads, hiddenSize: h } = spec;
   const { kvLoraRank: c, vHeadDim: v, qkNopeHeadDim: nope } = mla;

@@ -23,7 +23,9 @@ export function describeRouting(mlp: MoeMlpSpec): RoutingDescription {
     renormalize: mlp.normTopkProb,
     routed_scaling_factor: mlp.routedScalingFactor,
     correction_bias: mlp.correctionBias === true,
-    groups: mlp.grouping ? { num_groups: mlp.grouping.numGroups, topk_groups: mlp.grouping.topkGroups, group_score: mlp.grouping.groupScore } : null,
+    groups: mlp.grouping
+      ? { num_groups: mlp.grouping.numGroups, topk_groups: mlp.grouping.topkGroups, group_score: mlp.grouping.groupScore }
+      : null,
     shared_expert_intermediate_size: mlp.sharedIntermediateSize,
     shared_expert_gate: mlp.sharedExpertGate === true,
   };

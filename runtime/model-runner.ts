@@ -35,7 +35,8 @@ export class ModelRunner {
     const slots = layOutStep(batch);
     for (const s of slots) {
       const needed = blocksCovering(s, this.kvPool.blockSize);
-      if (s.cache.blockIds.length < needed) throw new Error(`step: a sequence holds ${s.cache.blockIds.length} cache blocks but needs ${needed}`);
+      if (s.cache.blockIds.length < needed)
+        throw new Error(`step: a sequence holds ${s.cache.blockIds.length} cache blocks but needs ${needed}`);
     }
     const shards = this.sessions.shards;
     shards.beginStep(slots);

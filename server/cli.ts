@@ -128,7 +128,12 @@ const commands: Record<string, Command> = {
     async run(v) {
       if (v.families !== undefined) {
         const { runFamilyBench } = await import('../bench/family-bench.ts');
-        const names = String(v.families) === 'all' ? [...SYNTHETIC_FAMILIES] : String(v.families).split(',').map((f) => oneOf(f, SYNTHETIC_FAMILIES, '--families'));
+        const names =
+          String(v.families) === 'all'
+            ? [...SYNTHETIC_FAMILIES]
+            : String(v.families)
+                .split(',')
+                .map((f) => oneOf(f, SYNTHETIC_FAMILIES, '--families'));
         return runFamilyBench({
           families: names,
           weights: weightsOption(String(v.weights).includes(',') ? 'int4' : v.weights),

@@ -14,7 +14,11 @@ const Routing = Type.Object({
   routed_scaling_factor: Type.Number(),
   correction_bias: Type.Boolean(),
   groups: Type.Union([
-    Type.Object({ num_groups: Type.Integer(), topk_groups: Type.Integer(), group_score: Type.Union([Type.Literal('max'), Type.Literal('top2-sum')]) }),
+    Type.Object({
+      num_groups: Type.Integer(),
+      topk_groups: Type.Integer(),
+      group_score: Type.Union([Type.Literal('max'), Type.Literal('top2-sum')]),
+    }),
     Type.Null(),
   ]),
   shared_expert_intermediate_size: Type.Integer(),

@@ -85,7 +85,8 @@ export function serveModel(engine: Engine, modelDir: string, servedModelName?: s
   let chatTemplateProblem: string | null = null;
   try {
     chatTemplate = ChatTemplate.load(modelDir, tokenizer.config);
-    if (chatTemplate === null) chatTemplateProblem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
+    if (chatTemplate === null)
+      chatTemplateProblem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
   } catch (err) {
     // A template we cannot parse should not stop completions from being served.
     if (!(err instanceof ChatTemplateError)) throw err;

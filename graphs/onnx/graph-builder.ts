@@ -91,17 +91,8 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its output names (generated when a count is given). */
-  node(
-    opType: string,
-    inputs: string[],
-    outputs: string[] | number = 1,
-    attrs: Record<string, AttrValue> = {},
-    domain = '',
-  ): string[] {
-    const outNames =
-      typeof outputs === 'number'
-        ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()))
-        : outputs;
+  node(opType: string, inputs: string[], outputs: string[] | number = 1, attrs: Record<string, AttrValue> = {}, domain = ''): string[] {
+    const outNames = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase())) : outputs;
     if (typeof outputs !== 'number') outputs.forEach((n) => this.claim(n));
     this.nodes.push({
       opType,

@@ -5,7 +5,12 @@
 /** Large negative rather than -Infinity: exp() underflows to exactly 0 either way, and no NaN can appear. */
 export const MASKED = -1e30;
 
-export function causalMask(numNewTokens: number, numCachedBefore: number, width = numCachedBefore + numNewTokens, out?: Float32Array): Float32Array {
+export function causalMask(
+  numNewTokens: number,
+  numCachedBefore: number,
+  width = numCachedBefore + numNewTokens,
+  out?: Float32Array,
+): Float32Array {
   const total = width;
   const mask = out && out.length === numNewTokens * total ? out : new Float32Array(numNewTokens * total);
   for (let i = 0; i < numNewTokens; i++) {

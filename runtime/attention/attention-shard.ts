@@ -71,7 +71,8 @@ export class AttentionShard {
       numBlocks: size.numBlocks,
       blockSize: size.blockSize,
     };
-    const kernel = this.kernel && PagedAttentionKernel.create(this.kernel, layout, KvCachePool.planeFloats(shape, size.numBlocks, size.blockSize));
+    const kernel =
+      this.kernel && PagedAttentionKernel.create(this.kernel, layout, KvCachePool.planeFloats(shape, size.numBlocks, size.blockSize));
     const pool = new KvCachePool(shape, size.numBlocks, size.blockSize, kernel ? (floats) => kernel.floats(floats) : undefined);
     this.paged = new PagedAttention(pool, queryHeads, layout.valueDim, core, decode, kernel);
     this.cache = pool;

@@ -12,7 +12,13 @@ import { KvCachePool, type KvCacheShape } from './kv-cache.ts';
  */
 export function kvCacheShape(spec: ModelSpec, kvHeads?: [number, number]): KvCacheShape {
   const numKvHeads = (whole: number) => (kvHeads ? kvHeads[1] - kvHeads[0] : whole);
-  if (spec.mla) return { numLayers: spec.numLayers, numKvHeads: numKvHeads(1), keyHeadDim: spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim, valueHeadDim: 0 };
+  if (spec.mla)
+    return {
+      numLayers: spec.numLayers,
+      numKvHeads: numKvHeads(1),
+      keyHeadDim: spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim,
+      valueHeadDim: 0,
+    };
   return { numLayers: spec.numLayers, numKvHeads: numKvHeads(spec.numKvHeads), keyHeadDim: spec.headDim, valueHeadDim: spec.headDim };
 }
 

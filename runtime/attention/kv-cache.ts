@@ -43,7 +43,9 @@ export class KvCachePool {
     // resident size grows with use rather than with the flag.
     const slots = numBlocks * blockSize * shape.numKvHeads;
     this.keys = Array.from({ length: shape.numLayers }, () => allocate(slots * shape.keyHeadDim));
-    this.values = Array.from({ length: shape.numLayers }, () => (shape.valueHeadDim > 0 ? allocate(slots * shape.valueHeadDim) : new Float32Array(0)));
+    this.values = Array.from({ length: shape.numLayers }, () =>
+      shape.valueHeadDim > 0 ? allocate(slots * shape.valueHeadDim) : new Float32Array(0),
+    );
   }
 
   /** Floats of all the planes of a pool of this shape and size. */

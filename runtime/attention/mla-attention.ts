@@ -28,5 +28,12 @@ export function runMlaAttention(
     cos: new ort.Tensor('float32', rope.cos, [numTokens, half]),
     sin: new ort.Tensor('float32', rope.sin, [numTokens, half]),
   });
-  return attention.pagedAttention.run(layer, attention.planFor(0, numTokens), projected.q.data as Float32Array, projected.kv.data as Float32Array, NO_VALUES, numTokens);
+  return attention.pagedAttention.run(
+    layer,
+    attention.planFor(0, numTokens),
+    projected.q.data as Float32Array,
+    projected.kv.data as Float32Array,
+    NO_VALUES,
+    numTokens,
+  );
 }

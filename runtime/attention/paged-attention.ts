@@ -144,7 +144,8 @@ export class PagedAttention {
       if (!decode) break;
       const qBatch = new Float32Array(rows.length * qWidth);
       rows.forEach((row, b) => qBatch.set(q.subarray(row * qWidth, (row + 1) * qWidth), b * qWidth));
-      const context = decode.run({ q: queries(qBatch, rows.length), ...this.poolFeeds[layer], block_ids: blockIds, mask }).out.data as Float32Array;
+      const context = decode.run({ q: queries(qBatch, rows.length), ...this.poolFeeds[layer], block_ids: blockIds, mask }).out
+        .data as Float32Array;
       rows.forEach((row, b) => attn.set(context.subarray(b * w, (b + 1) * w), row * w));
     }
     return attn;

@@ -17,12 +17,7 @@ function checkExpertId(expert: number, numExperts: number, at: number): void {
 }
 
 /** Counts per expert into `counts` (zeroed first). */
-function fillCounts(
-  expertIds: Int32Array,
-  size: number,
-  numExperts: number,
-  counts: Int32Array | Float64Array,
-): void {
+function fillCounts(expertIds: Int32Array, size: number, numExperts: number, counts: Int32Array | Float64Array): void {
   if (expertIds.length < size) throw new RangeError(`routing holds ${expertIds.length} entries, need ${size}`);
   counts.fill(0, 0, numExperts);
   for (let i = 0; i < size; i++) {
@@ -39,7 +34,9 @@ function fillCounts(
  * shards that routed alike deal alike without talking. Returns each batch's rank.
  */
 export function dealBatches(batches: ExpertBatch[], ranks: number): Int32Array {
-  const order = batches.map((_, i) => i).sort((a, b) => batches[b].rows.length - batches[a].rows.length || batches[a].expert - batches[b].expert);
+  const order = batches
+    .map((_, i) => i)
+    .sort((a, b) => batches[b].rows.length - batches[a].rows.length || batches[a].expert - batches[b].expert);
   const load = new Float64Array(ranks);
   const rankOf = new Int32Array(batches.length);
   for (const i of order) {
@@ -56,12 +53,7 @@ export function dealBatches(batches: ExpertBatch[], ranks: number): Int32Array {
  * token, in ascending expert id; each batch's rows ascend. Batches are views into two shared
  * buffers, so the whole grouping costs four allocations plus the batch objects.
  */
-export function groupByExpert(
-  routing: RoutingResult,
-  numTokens: number,
-  topK: number,
-  numExperts: number,
-): ExpertBatch[] {
+export function groupByExpert(routing: RoutingResult, numTokens: number, topK: number, numExperts: number): ExpertBatch[] {
   const size = numTokens * topK;
   if (routing.weights.length < size) throw new RangeError(`routing holds ${routing.weights.length} weights, need ${size}`);
   const counts = new Int32Array(numExperts);
@@ -105,12 +97,7 @@ export function gatherRows(src: Float32Array, width: number, rows: Int32Array, o
 }
 
 /** Tokens routed to each expert this step (overwrites `out`); for expert-load metrics. */
-export function countTokensPerExpert(
-  routing: RoutingResult,
-  numTokens: number,
-  topK: number,
-  numExperts: number,
-): Int32Array;
+export function countTokensPerExpert(routing: RoutingResult, numTokens: number, topK: number, numExperts: number): Int32Array;
 export function countTokensPerExpert<T extends Float64Array | Int32Array>(
   routing: RoutingResult,
   numTokens: number,

@@ -75,13 +75,7 @@ function rankKey(scores: Float32Array, i: number): number {
  * written (less than k only when fewer than k indices are allowed; the rest are set to -1).
  * Insertion into a sorted window: O(n * k) worst case, cheapest for the small k of routing.
  */
-export function selectTopK(
-  scores: Float32Array,
-  k: number,
-  idxOut: Int32Array,
-  mask?: Uint8Array,
-  outOffset = 0,
-): number {
+export function selectTopK(scores: Float32Array, k: number, idxOut: Int32Array, mask?: Uint8Array, outOffset = 0): number {
   let count = 0;
   const n = scores.length;
   for (let e = 0; e < n; e++) {
@@ -106,12 +100,7 @@ export function selectTopK(
 }
 
 /** Scores each of the numGroups equal groups of selScores into groupScores. */
-function scoreGroups(
-  selScores: Float32Array,
-  numGroups: number,
-  groupScore: 'max' | 'top2-sum',
-  groupScores: Float32Array,
-): void {
+function scoreGroups(selScores: Float32Array, numGroups: number, groupScore: 'max' | 'top2-sum', groupScores: Float32Array): void {
   const groupSize = selScores.length / numGroups;
   for (let g = 0; g < numGroups; g++) {
     let first = -Infinity;

@@ -154,7 +154,18 @@ export class ShardGroup {
         },
         // attn-in reads the rows before the local part of o_proj is added into them.
         runLocal: (start, rows) =>
-          addInto(local.attendProjected(layer, start, rows, rowsOf(hidden, h, start, rows), rowsOf(cos, half, start, rows), rowsOf(sin, half, start, rows)), start, rows),
+          addInto(
+            local.attendProjected(
+              layer,
+              start,
+              rows,
+              rowsOf(hidden, h, start, rows),
+              rowsOf(cos, half, start, rows),
+              rowsOf(sin, half, start, rows),
+            ),
+            start,
+            rows,
+          ),
         collect: (remote, start, rows) => addInto(remote.channel.out, start, rows),
       },
       this.attentionRemotes(),
@@ -187,7 +198,8 @@ export class ShardGroup {
         }
       },
       collect: (remote, start, rows) => {
-        if (remote.channel.ctrl[SLOT.routing] !== checksum) throw new ShardFailedError(`shard ${remote.rank} routed layer ${layer} differently from shard 0`);
+        if (remote.channel.ctrl[SLOT.routing] !== checksum)
+          throw new ShardFailedError(`shard ${remote.rank} routed layer ${layer} differently from shard 0`);
         const partial = remote.channel.out;
         const offset = start * h;
         for (let i = 0; i < rows * h; i++) hidden[offset + i] += partial[i];
@@ -208,7 +220,15 @@ export class ShardGroup {
         post(remote, { kind: JOB.lmHead, rows });
       },
       runLocal: (start, rows) =>
-        placeColumns(logits, vocab, start, rows, runLmHeadShard(this.local, x(start, rows), rows), this.local.vocabStart, this.local.vocabEnd),
+        placeColumns(
+          logits,
+          vocab,
+          start,
+          rows,
+          runLmHeadShard(this.local, x(start, rows), rows),
+          this.local.vocabStart,
+          this.local.vocabEnd,
+        ),
       collect: (remote, start, rows) => placeColumns(logits, vocab, start, rows, remote.channel.out, remote.vocabStart, remote.vocabEnd),
     });
     return logits;
@@ -330,7 +350,15 @@ function waitFor(remote: Remote): number {
   return performance.now() - started;
 }
 
-function placeColumns(logits: Float32Array, vocab: number, firstRow: number, rows: number, slice: Float32Array, from: number, to: number): void {
+function placeColumns(
+  logits: Float32Array,
+  vocab: number,
+  firstRow: number,
+  rows: number,
+  slice: Float32Array,
+  from: number,
+  to: number,
+): void {
   const width = to - from;
   for (let r = 0; r < rows; r++) logits.set(slice.subarray(r * width, (r + 1) * width), (firstRow + r) * vocab + from);
 }

@@ -35,7 +35,13 @@ export interface ShardSessions {
 }
 
 /** `kernel`: the WebAssembly attention kernel for this shard's cache, or null for ONNX Runtime alone. */
-export function openShardSessions(dir: string, manifest: Manifest, rank: number, settings: SessionSettings, kernel: WebAssembly.Module | null): ShardSessions {
+export function openShardSessions(
+  dir: string,
+  manifest: Manifest,
+  rank: number,
+  settings: SessionSettings,
+  kernel: WebAssembly.Module | null,
+): ShardSessions {
   const open = (file: string | null): GraphSession | null => (file === null ? null : new GraphSession(join(dir, file), settings));
   const layers = manifest.layers.map(({ shards, correctionBias }, i): ShardLayerSessions => {
     const mlp = manifest.spec.mlp[i];
@@ -46,13 +52,17 @@ export function openShardSessions(dir: string, manifest: Manifest, rank: number,
     };
   });
   const { kvHeads, core, decode } = manifest.attention[rank];
-  const attention = new AttentionShard(manifest.spec, {
-    kvHeads,
-    core: open(core),
-    decode: open(decode),
-    attnIn: manifest.layers.map(({ shards }) => open(shards[rank].attnIn)),
-    oProj: manifest.layers.map(({ shards }) => open(shards[rank].oProj)),
-  }, kernel);
+  const attention = new AttentionShard(
+    manifest.spec,
+    {
+      kvHeads,
+      core: open(core),
+      decode: open(decode),
+      attnIn: manifest.layers.map(({ shards }) => open(shards[rank].attnIn)),
+      oProj: manifest.layers.map(({ shards }) => open(shards[rank].oProj)),
+    },
+    kernel,
+  );
   const head = manifest.lmHead[rank];
   const lmHead = new GraphSession(join(dir, head.file), settings);
   const all = (): GraphSession[] => [

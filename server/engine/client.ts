@@ -54,7 +54,9 @@ export class EngineClient implements Engine {
     };
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
-    worker.on('exit', () => this.failEveryone(this.stopKind === 'shutdown' ? 'the engine stopped: the server is shutting down' : 'engine worker exited'));
+    worker.on('exit', () =>
+      this.failEveryone(this.stopKind === 'shutdown' ? 'the engine stopped: the server is shutting down' : 'engine worker exited'),
+    );
   }
 
   /** How requests end once the worker is gone: cancelled by a shutdown, or failed by a fault. */

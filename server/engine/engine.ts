@@ -155,8 +155,7 @@ export class Engine {
     else if (seq.outputTokens.length >= seq.params.maxTokens) seq.finishReason = 'length';
     // A stop token ends the text; it is not part of it. A stop string may end it here too.
     const text = stopped ? '' : seq.emitText(token);
-    const logprob =
-      logprobs === null ? null : { token, logprob: logprobs[token], top: topLogprobs(logprobs, seq.params.topLogprobs ?? 0) };
+    const logprob = logprobs === null ? null : { token, logprob: logprobs[token], top: topLogprobs(logprobs, seq.params.topLogprobs ?? 0) };
     return { type: 'token', token, text, logprob };
   }
 

@@ -6,7 +6,8 @@ import type { KvCachePlan, KvCacheSettings } from './api.ts';
 
 export function planKvCache(shape: KvCacheShape, settings: KvCacheSettings, maxNumSeqs: number, maxModelLen: number): KvCachePlan {
   const { blockSize } = settings;
-  if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new RangeError(`the KV block size must be a positive integer (got ${blockSize})`);
+  if (!Number.isSafeInteger(blockSize) || blockSize < 1)
+    throw new RangeError(`the KV block size must be a positive integer (got ${blockSize})`);
   const bytesPerToken = KvCachePool.bytesPerToken(shape);
   const wanted = settings.numTokens ?? Math.floor((settings.memoryMib * 2 ** 20) / bytesPerToken);
   const useful = maxNumSeqs * maxModelLen;

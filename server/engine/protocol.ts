@@ -16,10 +16,7 @@ export interface StepOutput {
   report: StepReport | null;
 }
 
-export type ToWorker =
-  | { type: 'submit'; id: string; request: GenerationRequest }
-  | { type: 'cancel'; id: string }
-  | { type: 'shutdown' };
+export type ToWorker = { type: 'submit'; id: string; request: GenerationRequest } | { type: 'cancel'; id: string } | { type: 'shutdown' };
 
 export type FromWorker =
   | { type: 'progress'; stage: 'compile' | 'load'; done: number; total: number }

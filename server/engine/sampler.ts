@@ -216,12 +216,7 @@ function sampleTopK(logits: Float32Array, params: SamplingParams, rng: RandomSou
  * top-p keeps the smallest rank-order prefix with cumulative probability >= topP. min-p drops
  * tokens with probability < minP * max probability. logits is not modified.
  */
-export function sampleToken(
-  logits: Float32Array,
-  params: SamplingParams,
-  rng: RandomSource,
-  scratch?: SamplerScratch,
-): number {
+export function sampleToken(logits: Float32Array, params: SamplingParams, rng: RandomSource, scratch?: SamplerScratch): number {
   if (params.temperature < GREEDY_TEMPERATURE || params.topK === 1) return argmax(logits);
   const n = logits.length;
   const fits = scratch !== undefined && scratch.weights.length >= n && scratch.ids.length >= n;

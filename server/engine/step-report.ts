@@ -9,7 +9,12 @@ import type { StepReport } from './api.ts';
  * handed over, not copied (the worker transfers their buffers to the main thread). Called
  * after the runner has advanced each cache by the step's tokens.
  */
-export function buildStepReport(seqIds: readonly string[], inputs: readonly StepSequence[], result: StepResult, elapsedMs: number): StepReport {
+export function buildStepReport(
+  seqIds: readonly string[],
+  inputs: readonly StepSequence[],
+  result: StepResult,
+  elapsedMs: number,
+): StepReport {
   return {
     elapsedMs,
     numTokens: result.numTokens,

@@ -78,7 +78,8 @@ export abstract class ChunkFormat implements EndpointFormat {
     const chunks: object[] = [];
     if (update.text !== '' || update.logprobs.length > 0) chunks.push(this.chunk([this.textChoice(update)]));
     const finishReason = openaiFinishReason(update.finishReason);
-    if (finishReason !== null) chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
+    if (finishReason !== null)
+      chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
     return chunks;
   }
 

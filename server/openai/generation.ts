@@ -104,7 +104,15 @@ export class Generation {
     private readonly log: Logger,
     release: () => void,
   ) {
-    this.choices = requests.map((_, index) => ({ index, text: '', logprobs: [], finishReason: null, promptTokens: 0, completionTokens: 0, routedExperts: [] }));
+    this.choices = requests.map((_, index) => ({
+      index,
+      text: '',
+      logprobs: [],
+      finishReason: null,
+      promptTokens: 0,
+      completionTokens: 0,
+      routedExperts: [],
+    }));
     if (signal.aborted) this.stop.abort();
     else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
     // Every choice's engine.generate() listens to `stop` (up to MAX_CHOICES_PER_REQUEST):
@@ -198,7 +206,13 @@ export class Generation {
       choice.text += event.text;
       choice.finishReason = event.finishReason;
       choice.completionTokens = event.completionTokens;
-      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: event.finishReason, routedExperts: choice.routedExperts };
+      return {
+        index,
+        text: event.text,
+        logprobs: this.unreported(choice),
+        finishReason: event.finishReason,
+        routedExperts: choice.routedExperts,
+      };
     }
     return null;
   }

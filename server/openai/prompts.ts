@@ -15,7 +15,8 @@ export function messageText(content: ChatMessage['content']): string {
 }
 
 export function renderChat(model: ServedModel, messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
-  if (model.chatTemplate === null) throw invalidRequest(`Chat is unavailable: ${model.chatTemplateProblem ?? 'no chat template'}.`, 'messages');
+  if (model.chatTemplate === null)
+    throw invalidRequest(`Chat is unavailable: ${model.chatTemplateProblem ?? 'no chat template'}.`, 'messages');
   const templateMessages: TemplateMessage[] = messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
   try {
     return model.chatTemplate.render(templateMessages, addGenerationPrompt);

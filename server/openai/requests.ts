@@ -37,7 +37,13 @@ export function prepareChat(body: ChatCompletionRequest, model: ServedModel): Pr
   return {
     requests: choiceRequests(body, model, [prompt], topLogprobs),
     n: body.n ?? 1,
-    format: new ChatFormat({ meta: responseMeta('chatcmpl', model), texts: model.tokenTexts, withLogprobs: topLogprobs !== null, includeUsage, withRoutedExperts: body.routed_experts === true }),
+    format: new ChatFormat({
+      meta: responseMeta('chatcmpl', model),
+      texts: model.tokenTexts,
+      withLogprobs: topLogprobs !== null,
+      includeUsage,
+      withRoutedExperts: body.routed_experts === true,
+    }),
     stream,
     includeUsage,
   };
@@ -53,7 +59,13 @@ export function prepareCompletion(body: CompletionRequest, model: ServedModel): 
   return {
     requests: choiceRequests(body, model, prompts, topLogprobs),
     n: body.n ?? 1,
-    format: new CompletionFormat({ meta: responseMeta('cmpl', model), texts: model.tokenTexts, withLogprobs: topLogprobs !== null, includeUsage, withRoutedExperts: body.routed_experts === true }),
+    format: new CompletionFormat({
+      meta: responseMeta('cmpl', model),
+      texts: model.tokenTexts,
+      withLogprobs: topLogprobs !== null,
+      includeUsage,
+      withRoutedExperts: body.routed_experts === true,
+    }),
     stream,
     includeUsage,
   };

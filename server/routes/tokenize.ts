@@ -29,7 +29,8 @@ export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
     checkModel(request.body.model, model);
     const tokens = request.body.tokens;
     const bad = firstOutsideVocabulary(tokens, model.vocabSize);
-    if (bad >= 0) throw invalidRequest(`Invalid 'tokens[${bad}]': ${outsideVocabularyMessage(tokens[bad], model.vocabSize)}.`, `tokens[${bad}]`);
+    if (bad >= 0)
+      throw invalidRequest(`Invalid 'tokens[${bad}]': ${outsideVocabularyMessage(tokens[bad], model.vocabSize)}.`, `tokens[${bad}]`);
     return { prompt: model.tokenizer.decode(tokens) };
   });
 }

@@ -6,7 +6,14 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { ApiError, invalidRequest } from '../openai/errors.ts';
 
 /** Strict types (no "0.5" -> 0.5 coercion: OpenAI rejects it), unknown fields left alone. */
-export const ajv = new Ajv({ allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false, verbose: true, strict: false });
+export const ajv = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  verbose: true,
+  strict: false,
+});
 
 /** "/messages/0/content" -> "messages[0].content"; a missing property is appended. */
 function paramName(error: ErrorObject): string | null {
@@ -80,7 +87,9 @@ export function validationError(errors: readonly ErrorObject[], what = 'request 
   if (chosen === undefined) return invalidRequest(`Invalid ${what}.`);
   const param = paramName(chosen);
   if (param === null) {
-    return invalidRequest(chosen.keyword === 'type' ? `The ${what} must be a JSON object.` : `Invalid ${what}: ${chosen.message ?? 'not allowed'}.`);
+    return invalidRequest(
+      chosen.keyword === 'type' ? `The ${what} must be a JSON object.` : `Invalid ${what}: ${chosen.message ?? 'not allowed'}.`,
+    );
   }
   return invalidRequest(describeError(chosen, param), param);
 }

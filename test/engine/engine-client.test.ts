@@ -168,7 +168,8 @@ describe('EngineClient over a tiny model', () => {
     // worker takes messages in order, and nothing of the cancelled sequence may follow the
     // marker's acceptance.
     const submitMarker = (): Promise<Collected> => collect(client, makeRequest('Marker', { maxTokens: 2 }));
-    const finishedOf = (e: SequenceEvent): Extract<GenerationEvent, { type: 'finished' }> | null => (e.event.type === 'finished' ? e.event : null);
+    const finishedOf = (e: SequenceEvent): Extract<GenerationEvent, { type: 'finished' }> | null =>
+      e.event.type === 'finished' ? e.event : null;
 
     it('aborting the signal mid-generation ends with finish abort and no token after the worker takes the cancel in', async () => {
       const tap = tapWorker(client);
@@ -217,10 +218,18 @@ describe('EngineClient over a tiny model', () => {
       tap.stop();
       const [victimId, markerId] = tap.acceptedIds();
       // Nobody listens to the broken-off request any more, but the worker still reports its end.
-      const ended = tap.steps().flat().filter((e) => e.seqId === victimId).map(finishedOf).find((e) => e !== null);
+      const ended = tap
+        .steps()
+        .flat()
+        .filter((e) => e.seqId === victimId)
+        .map(finishedOf)
+        .find((e) => e !== null);
       expect(ended?.finishReason).toBe('abort');
       expect(tokensPostedAfter(tap, markerId, victimId)).toBe(0);
-      const victimTokens = tap.steps().flat().filter((e) => e.event.type === 'token' && e.seqId === victimId);
+      const victimTokens = tap
+        .steps()
+        .flat()
+        .filter((e) => e.event.type === 'token' && e.seqId === victimId);
       expect(victimTokens).toHaveLength(ended?.completionTokens ?? -1);
       expect(marker.finished?.finishReason).toBe('length');
       expect(marker.tokens).toHaveLength(2);

@@ -41,7 +41,14 @@ const detokenizer = { push: () => '', flush: () => '' } as unknown as Incrementa
 
 /** Sampled at temperature 1: NaN logits then leave nothing to draw from (greedy would take token 0). */
 function sequence(id: string, prompt: number[]): Sequence {
-  const params = { maxTokens: 4, sampling: { ...defaultSamplingParams, temperature: 1 }, seed: 1, stopTokenIds: [], ignoreEos: false, topLogprobs: null };
+  const params = {
+    maxTokens: 4,
+    sampling: { ...defaultSamplingParams, temperature: 1 },
+    seed: 1,
+    stopTokenIds: [],
+    ignoreEos: false,
+    topLogprobs: null,
+  };
   return new Sequence(id, prompt, params, detokenizer);
 }
 
@@ -59,7 +66,10 @@ describe('engine step failures', () => {
     const engine = engineWith(model, sequence('healthy', [1, 2]), sequence('poisoned', [POISON, 2]));
     const first = (await engine.step()).events;
     expect(ends(first)).toEqual([['poisoned', 'error']]);
-    expect(first.find((e) => e.event.type === 'error')?.event).toMatchObject({ kind: 'internal', message: expect.stringContaining('could not sample') });
+    expect(first.find((e) => e.event.type === 'error')?.event).toMatchObject({
+      kind: 'internal',
+      message: expect.stringContaining('could not sample'),
+    });
     expect(first.filter((e) => e.event.type === 'token').map((e) => e.seqId)).toEqual(['healthy']);
     expect(engine.stats()).toMatchObject({ numRunning: 1, numWaiting: 0 });
     const second = (await engine.step()).events;

@@ -2,7 +2,13 @@
 // over a tiny synthetic checkpoint: start it, build requests, collect a request's events,
 // and compute what a direct ModelRunner greedy loop produces for comparison.
 import { Worker } from 'node:worker_threads';
-import { defaultSamplingParams, type EngineOptions, type GenerationEvent, type GenerationRequest, type SamplingParams } from '../../server/engine/api.ts';
+import {
+  defaultSamplingParams,
+  type EngineOptions,
+  type GenerationEvent,
+  type GenerationRequest,
+  type SamplingParams,
+} from '../../server/engine/api.ts';
 import { EngineClient } from '../../server/engine/client.ts';
 import type { FromWorker, SequenceEvent } from '../../server/engine/protocol.ts';
 import type { OpenedRunner, TinyModel } from './tiny-model.ts';
@@ -11,7 +17,11 @@ import type { OpenedRunner, TinyModel } from './tiny-model.ts';
  * fp32 weights and one intra-op thread, as openRunner; two tensor-parallel shards, so the
  * engine worker's own shard worker is exercised (outputs equal the unsharded runner's).
  */
-export function startTinyEngine(model: TinyModel, maxModelLen?: number, options: Pick<EngineOptions, 'kvCache' | 'scheduler'> = {}): Promise<EngineClient> {
+export function startTinyEngine(
+  model: TinyModel,
+  maxModelLen?: number,
+  options: Pick<EngineOptions, 'kvCache' | 'scheduler'> = {},
+): Promise<EngineClient> {
   return EngineClient.start({
     modelDir: model.dir,
     weights: 'fp32',

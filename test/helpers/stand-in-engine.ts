@@ -39,7 +39,16 @@ export class StandInEngine implements Engine {
 
   get stats(): EngineStats {
     const { numBlocks, blockSize } = this.info.kvCache;
-    return { numRunning: this.inFlight, numWaiting: 0, kvBlocksUsed: 0, kvBlocksTotal: numBlocks, kvBlockSize: blockSize, numPreemptions: 0, prefixCacheQueryTokens: 0, prefixCacheHitTokens: 0 };
+    return {
+      numRunning: this.inFlight,
+      numWaiting: 0,
+      kvBlocksUsed: 0,
+      kvBlocksTotal: numBlocks,
+      kvBlockSize: blockSize,
+      numPreemptions: 0,
+      prefixCacheQueryTokens: 0,
+      prefixCacheHitTokens: 0,
+    };
   }
 
   observe(observer: GenerationObserver): () => void {
@@ -99,7 +108,16 @@ export class StandInEngine implements Engine {
           break;
         }
       }
-      yield emit({ type: 'finished', finishReason, text: '', promptTokens: prompt.length, completionTokens: numTokens, prefillMs: 0, decodeMs: 0, queueMs: 0 });
+      yield emit({
+        type: 'finished',
+        finishReason,
+        text: '',
+        promptTokens: prompt.length,
+        completionTokens: numTokens,
+        prefillMs: 0,
+        decodeMs: 0,
+        queueMs: 0,
+      });
     } finally {
       this.inFlight--;
       this.stopped.delete(onStop);

@@ -9,7 +9,9 @@ export const PROMTOOL = '/usr/bin/promtool';
 /** The path, or an error saying how to install it. */
 export function requireTool(path: string, debianPackage: string): string {
   if (!existsSync(path)) {
-    throw new Error(`${path} is missing: install Debian's ${debianPackage} package (npm run setup:test-deps, or apt-get install ${debianPackage})`);
+    throw new Error(
+      `${path} is missing: install Debian's ${debianPackage} package (npm run setup:test-deps, or apt-get install ${debianPackage})`,
+    );
   }
   return path;
 }

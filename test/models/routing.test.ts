@@ -98,7 +98,18 @@ describe('softmax top-k families', () => {
   });
 
   it('describes routing for clients, including the Qwen2-MoE shared-expert gate', () => {
-    expect(describeRouting(moeLayer('qwen2_moe', {}))).toMatchObject({ scoring: 'softmax', top_k: 2, shared_expert_gate: true, shared_expert_intermediate_size: 48, groups: null });
-    expect(describeRouting(moeLayer('deepseek_v3', {}))).toMatchObject({ scoring: 'sigmoid', correction_bias: true, groups: { num_groups: 4, topk_groups: 2, group_score: 'top2-sum' }, routed_scaling_factor: 2.5 });
+    expect(describeRouting(moeLayer('qwen2_moe', {}))).toMatchObject({
+      scoring: 'softmax',
+      top_k: 2,
+      shared_expert_gate: true,
+      shared_expert_intermediate_size: 48,
+      groups: null,
+    });
+    expect(describeRouting(moeLayer('deepseek_v3', {}))).toMatchObject({
+      scoring: 'sigmoid',
+      correction_bias: true,
+      groups: { num_groups: 4, topk_groups: 2, group_score: 'top2-sum' },
+      routed_scaling_factor: 2.5,
+    });
   });
 });

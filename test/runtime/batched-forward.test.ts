@@ -40,7 +40,12 @@ describe.each(['wasm', 'onnx'] as const)('batched forward, %s attention', (atten
     for (const tokens of prompts) {
       const expected = reference.newSequence().forward(tokens);
       const got = rows(batched.logits, row, tokens.length);
-      expect(maxDiff(got, expected.logits.flatMap((r) => Array.from(r)))).toBeLessThanOrEqual(1e-4);
+      expect(
+        maxDiff(
+          got,
+          expected.logits.flatMap((r) => Array.from(r)),
+        ),
+      ).toBeLessThanOrEqual(1e-4);
       const experts = Array.from({ length: tokens.length }, (_, t) =>
         batched.routing.map((route) => Array.from(route.expertIds.subarray((row + t) * TOP_K, (row + t + 1) * TOP_K))),
       );
@@ -108,10 +113,13 @@ describe.each(['split', 'replicate'] as const)('tensor-parallel shards, routed e
   it.each([
     ['whole steps', 512],
     ['jobs cut into 5-row chunks, across sequences and mid-prompt', 5],
-  ])('two shards (a worker thread each: half the heads with their cache, half of every MLP and the LM head) match the reference: %s', async (_, chunkRows) => {
-    sharded.runner.sessions.shards.chunkRows = chunkRows;
-    expectShardedMatchesReference();
-  });
+  ])(
+    'two shards (a worker thread each: half the heads with their cache, half of every MLP and the LM head) match the reference: %s',
+    async (_, chunkRows) => {
+      sharded.runner.sessions.shards.chunkRows = chunkRows;
+      expectShardedMatchesReference();
+    },
+  );
 
   it('a step that fails after announcing its block tables to the shards leaves them in step', () => {
     sharded.runner.sessions.shards.chunkRows = 512;
@@ -131,8 +139,15 @@ describe.each(['split', 'replicate'] as const)('tensor-parallel shards, routed e
       const next: number[][] = [];
       tokens.forEach((t, i) => {
         const expected = refs[i].forward(t);
-        expect(maxDiff(rows(got.logits, row, t.length), expected.logits.flatMap((r) => Array.from(r)))).toBeLessThanOrEqual(1e-4);
-        const experts = Array.from({ length: t.length }, (_, j) => got.routing.map((route) => Array.from(route.expertIds.subarray((row + j) * 3, (row + j + 1) * 3))));
+        expect(
+          maxDiff(
+            rows(got.logits, row, t.length),
+            expected.logits.flatMap((r) => Array.from(r)),
+          ),
+        ).toBeLessThanOrEqual(1e-4);
+        const experts = Array.from({ length: t.length }, (_, j) =>
+          got.routing.map((route) => Array.from(route.expertIds.subarray((row + j) * 3, (row + j + 1) * 3))),
+        );
         expect(experts).toEqual(expected.experts);
         next.push([argmax(expected.logits.at(-1)!)]);
         row += t.length;

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  dealBatches,
-  countTokensPerExpert,
-  gatherRows,
-  groupByExpert,
-} from '../../runtime/moe/dispatch.ts';
+import { dealBatches, countTokensPerExpert, gatherRows, groupByExpert } from '../../runtime/moe/dispatch.ts';
 import { scatterAddWeighted } from '../../runtime/moe/combine.ts';
 import { type RoutingResult, routeTokens } from '../../runtime/moe/router.ts';
 import { Rng } from '../../server/engine/rng.ts';
@@ -12,7 +7,11 @@ import { Rng } from '../../server/engine/rng.ts';
 function randomRouting(rng: Rng, numTokens: number, topK: number, numExperts: number): RoutingResult {
   const logits = Float32Array.from({ length: numTokens * numExperts }, () => rng.nextFloat() * 6 - 3);
   return routeTokens(logits, numTokens, {
-    numExperts, topK, scoringFunc: 'softmax', normTopkProb: true, routedScalingFactor: 1,
+    numExperts,
+    topK,
+    scoringFunc: 'softmax',
+    normTopkProb: true,
+    routedScalingFactor: 1,
   });
 }
 
@@ -54,7 +53,9 @@ describe('groupByExpert', () => {
       const numTokens = 1 + Math.floor(rng.nextFloat() * 33);
       const r = randomRouting(rng, numTokens, topK, numExperts);
       const got = groupByExpert(r, numTokens, topK, numExperts).map((b) => ({
-        expert: b.expert, rows: [...b.rows], weights: [...b.weights],
+        expert: b.expert,
+        rows: [...b.rows],
+        weights: [...b.weights],
       }));
       expect(got).toEqual(naiveGroups(r, numTokens, topK, numExperts));
     }
@@ -158,9 +159,13 @@ describe('countTokensPerExpert', () => {
 });
 
 describe('dealBatches', () => {
-  const batch = (expert: number, rows: number) => ({ expert, rows: Int32Array.from({ length: rows }, (_, i) => i), weights: new Float32Array(rows) });
+  const batch = (expert: number, rows: number) => ({
+    expert,
+    rows: Int32Array.from({ length: rows }, (_, i) => i),
+    weights: new Float32Array(rows),
+  });
 
-  it('gives two shards two of one token\'s four experts each', () => {
+  it("gives two shards two of one token's four experts each", () => {
     const rankOf = dealBatches([batch(3, 1), batch(9, 1), batch(12, 1), batch(30, 1)], 2);
     expect([...rankOf].filter((r) => r === 0)).toHaveLength(2);
     expect([...rankOf].filter((r) => r === 1)).toHaveLength(2);

@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type GatingConfig,
-  maskGroups,
-  routeTokens,
-  selectTopK,
-  sigmoid,
-  softmaxInPlace,
-} from '../../runtime/moe/router.ts';
+import { type GatingConfig, maskGroups, routeTokens, selectTopK, sigmoid, softmaxInPlace } from '../../runtime/moe/router.ts';
 import { Rng } from '../../server/engine/rng.ts';
 
 const base: GatingConfig = {
@@ -109,8 +102,15 @@ describe('grouped selection', () => {
   const logits = Float32Array.from([0, 0, 1, -1, 0, 0, 0, 2]);
   const bias = Float32Array.from([9, 1, 6, 6, 7, 0, 5, 5.5]);
   const v3: GatingConfig = {
-    numExperts: 8, topK: 3, scoringFunc: 'sigmoid', normTopkProb: true, routedScalingFactor: 2.5,
-    correctionBias: bias, numGroups: 4, topkGroups: 2, groupScore: 'top2-sum',
+    numExperts: 8,
+    topK: 3,
+    scoringFunc: 'sigmoid',
+    normTopkProb: true,
+    routedScalingFactor: 2.5,
+    correctionBias: bias,
+    numGroups: 4,
+    topkGroups: 2,
+    groupScore: 'top2-sum',
   };
 
   it('V3: keeps the groups with the best top-2 sum of biased scores', () => {
@@ -118,7 +118,10 @@ describe('grouped selection', () => {
     expect([...r.expertIds]).toEqual([2, 7, 3]);
     const s = [sigmoid(1), sigmoid(2), sigmoid(-1)];
     const sum = s[0] + s[1] + s[2];
-    expectWeights(r.weights, s.map((w) => (w / sum) * 2.5));
+    expectWeights(
+      r.weights,
+      s.map((w) => (w / sum) * 2.5),
+    );
   });
 
   it('the same scores grouped by max keep different groups', () => {
@@ -128,8 +131,15 @@ describe('grouped selection', () => {
 
   it('maskedGroupScore 0 reproduces Hugging Face when kept scores are negative', () => {
     const cfg: GatingConfig = {
-      numExperts: 4, topK: 2, scoringFunc: 'sigmoid', normTopkProb: false, routedScalingFactor: 1,
-      correctionBias: Float32Array.from([-2, -3, -6, -6]), numGroups: 2, topkGroups: 1, groupScore: 'top2-sum',
+      numExperts: 4,
+      topK: 2,
+      scoringFunc: 'sigmoid',
+      normTopkProb: false,
+      routedScalingFactor: 1,
+      correctionBias: Float32Array.from([-2, -3, -6, -6]),
+      numGroups: 2,
+      topkGroups: 1,
+      groupScore: 'top2-sum',
     };
     const zeros = new Float32Array(4);
     expect([...routeTokens(zeros, 1, cfg).expertIds]).toEqual([0, 1]);
@@ -212,7 +222,8 @@ function naiveRoute(logits: Float32Array, numTokens: number, cfg: GatingConfig):
 function randomConfig(rng: Rng, E: number): GatingConfig {
   const topK = 1 + Math.floor(rng.nextFloat() * Math.min(8, E));
   const cfg: GatingConfig = {
-    numExperts: E, topK,
+    numExperts: E,
+    topK,
     scoringFunc: rng.nextFloat() < 0.5 ? 'softmax' : 'sigmoid',
     normTopkProb: rng.nextFloat() < 0.5,
     renormalizeOnlyIfTopkGt1: rng.nextFloat() < 0.5,

@@ -12,7 +12,12 @@ const unusedGraph = {} as GraphSession;
 
 function decodingSlot(row: number, blocks: number, firstBlock: number): StepSlot {
   const start = blocks * BLOCK - 1; // the new token is the last of its `blocks` blocks
-  return { row, numTokens: 1, start, cache: { blockIds: Array.from({ length: blocks }, (_, i) => firstBlock + i), numCachedTokens: start } };
+  return {
+    row,
+    numTokens: 1,
+    start,
+    cache: { blockIds: Array.from({ length: blocks }, (_, i) => firstBlock + i), numCachedTokens: start },
+  };
 }
 
 describe('paged attention plan', () => {

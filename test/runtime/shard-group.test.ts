@@ -78,6 +78,8 @@ describe('shard group routing', () => {
       for (let i = 0; i < logits.length; i++) logits[i] = -logits[i];
       return out;
     };
-    expect(() => opened.runner.step([{ tokens: [5], cache, logits: 'last' }])).toThrow(new RegExp(`shard 1 routed layer ${layer} differently`));
+    expect(() => opened.runner.step([{ tokens: [5], cache, logits: 'last' }])).toThrow(
+      new RegExp(`shard 1 routed layer ${layer} differently`),
+    );
   });
 });
