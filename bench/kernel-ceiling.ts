@@ -116,7 +116,8 @@ async function main(): Promise<void> {
       [
         [
           'fp32 batch-1 decode: % of the read-bandwidth roofline',
-          `${((100 * rate('fp32', 1).bytesPerSecond) / bandwidth).toFixed(0)}% (${((fp32Bytes / rate('fp32', 1).bytesPerSecond) * 1000).toFixed(1)} ms/token)`,
+          `${((100 * rate('fp32', 1).bytesPerSecond) / bandwidth).toFixed(0)}% ` +
+            `(${((fp32Bytes / rate('fp32', 1).bytesPerSecond) * 1000).toFixed(1)} ms/token)`,
         ],
         ['int4 batch-1 decode: ms/token', ((macsPerToken / rate('int4', 1).macsPerSecond) * 1000).toFixed(1)],
         ['batch-16 decode step: ms (= inter-token latency at 16 streams)', batch16StepMs.toFixed(1)],

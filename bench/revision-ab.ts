@@ -82,7 +82,8 @@ async function main(argv: string[]): Promise<number> {
     }
     const [a, b] = sides.map((s) => median(s.blocks));
     console.log(
-      `${opts.weights}, batch ${opts.batch}, ${opts.promptTokens}-token prompt, ${values.rounds} rounds of ${values.steps} decode steps per side`,
+      `${opts.weights}, batch ${opts.batch}, ${opts.promptTokens}-token prompt, ${values.rounds} rounds of ${values.steps} decode ` +
+        `steps per side`,
     );
     printTable(
       ['side', 'median ms/step', 'fastest block', 'slowest block', 'vs base'],

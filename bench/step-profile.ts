@@ -1,6 +1,7 @@
 // `npm run bench:profile`: where one decode step's time goes, per stage, for the bench model
-// (or --model), after a 512-token prompt, for one sequence or a batch of them (--batch N). Stages are timed by wrapping the runner's own calls,
-// so the numbers are the engine's, not a re-implementation's. Prints a table, then how long
+// (or --model), after a 512-token prompt, for one sequence or a batch of them (--batch N).
+// Stages are timed by wrapping the runner's own calls, so the numbers are the engine's, not a
+// re-implementation's. Prints a table, then how long
 // rank 0 waited for the other shards at each hand-off (part of the stages' time).
 import { parseArgs } from 'node:util';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
@@ -51,7 +52,8 @@ function describeHandoffs(label: string, waits: number[], steps: number): string
   const us = (ms: number) => `${Math.round(ms * 1000)} us`;
   return (
     `${label}: ${waits.length / steps} hand-offs a step; rank 0 waited p50 ${us(percentile(sorted, 0.5))}, ` +
-    `p90 ${us(percentile(sorted, 0.9))}, max ${us(sorted[sorted.length - 1])}; the longest 10% hold ${((100 * longest) / total).toFixed(0)}% of the waiting`
+    `p90 ${us(percentile(sorted, 0.9))}, max ${us(sorted[sorted.length - 1])}; the longest 10% hold ` +
+    `${((100 * longest) / total).toFixed(0)}% of the waiting`
   );
 }
 

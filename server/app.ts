@@ -129,7 +129,8 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
   const body = JSON.stringify(new ApiError(status, message, 'invalid_request_error', null, code).toBody());
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ` +
+        `${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   }
   socket.destroy(err);

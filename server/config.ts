@@ -107,7 +107,9 @@ export const SETTINGS: Settings = {
     defaultValue: null,
     parse: optionalText,
     defaultText: 'demo model',
-    help: 'Hugging Face checkpoint directory (config.json, safetensors, tokenizer). Without it a tiny random-weight demo checkpoint is written once to the cache directory and served.',
+    help:
+      'Hugging Face checkpoint directory (config.json, safetensors, tokenizer). Without it a tiny random-weight demo checkpoint is ' +
+      'written once to the cache directory and served.',
   },
   weights: {
     flag: 'weights',
@@ -123,7 +125,9 @@ export const SETTINGS: Settings = {
     metavar: 'wasm|onnx',
     defaultValue: 'wasm',
     parse: oneOf(['wasm', 'onnx'] as const),
-    help: 'Who attends over the KV cache for decoding tokens: the WebAssembly kernel reading blocks in place, or ONNX Runtime graphs (which gather a copy first). Prompts always use ONNX Runtime.',
+    help:
+      'Who attends over the KV cache for decoding tokens: the WebAssembly kernel reading blocks in place, or ONNX Runtime graphs ' +
+      '(which gather a copy first). Prompts always use ONNX Runtime.',
   },
   host: {
     flag: 'host',
@@ -199,7 +203,10 @@ export const SETTINGS: Settings = {
     metavar: 'auto|split|replicate',
     defaultValue: 'auto',
     parse: oneOf(['auto', 'split', 'replicate'] as const),
-    help: "Routed experts on the tensor-parallel shards: a slice of every expert on each (split), or every expert whole on each, the chosen ones dealt out (replicate: faster, the experts' memory once per shard). auto replicates when the copies fit in an eighth of the memory.",
+    help:
+      'Routed experts on the tensor-parallel shards: a slice of every expert on each (split), or every expert whole on each, the ' +
+      "chosen ones dealt out (replicate: faster, the experts' memory once per shard). " +
+      'auto replicates when the copies fit in an eighth of the memory.',
   },
   cacheDir: {
     flag: 'cache-dir',
@@ -225,7 +232,9 @@ export const SETTINGS: Settings = {
     metavar: 'N',
     defaultValue: DEFAULT_SCHEDULER_LIMITS.maxNumSeqs,
     parse: integerIn(1, 4096),
-    help: 'Most sequences in the running set: each step decodes all of them together; more requests wait their turn (first come, first served).',
+    help:
+      'Most sequences in the running set: each step decodes all of them together; more requests wait their turn (first come, first ' +
+      'served).',
   },
   maxBatchTokens: {
     flag: 'max-batch-tokens',
@@ -233,7 +242,9 @@ export const SETTINGS: Settings = {
     metavar: 'N',
     defaultValue: DEFAULT_SCHEDULER_LIMITS.maxBatchTokens,
     parse: integerIn(1, 1_000_000),
-    help: 'Token budget of one model step, at least --max-num-seqs. Decodes come first; prompts are read in chunks in what is left, so a long prompt never stalls running streams for long.',
+    help:
+      'Token budget of one model step, at least --max-num-seqs. Decodes come first; prompts are read in chunks in what is left, so ' +
+      'a long prompt never stalls running streams for long.',
   },
   kvCacheTokens: {
     flag: 'kv-cache-tokens',
@@ -242,7 +253,9 @@ export const SETTINGS: Settings = {
     defaultValue: null,
     parse: integerIn(1, 1_000_000_000),
     defaultText: 'as many as --kv-cache-mib holds',
-    help: 'Tokens the KV cache holds across all sequences. When it is full the newest sequence is preempted and recomputed later; the context length is capped at it.',
+    help:
+      'Tokens the KV cache holds across all sequences. When it is full the newest sequence is preempted and recomputed later; the ' +
+      'context length is capped at it.',
   },
   kvCacheMib: {
     flag: 'kv-cache-mib',
@@ -282,7 +295,9 @@ export const SETTINGS: Settings = {
     metavar: 'all|layer',
     defaultValue: 'all',
     parse: oneOf(EXPERT_METRICS),
-    help: 'all: per-(layer, expert) routed-token counters in /metrics (MoE layers x experts series) plus per-layer summaries; layer: per-layer summaries only (for very large models).',
+    help:
+      'all: per-(layer, expert) routed-token counters in /metrics (MoE layers x experts series) plus per-layer summaries; layer: ' +
+      'per-layer summaries only (for very large models).',
   },
   logLevel: {
     flag: 'log-level',
@@ -327,7 +342,8 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = proces
   // step than running sequences, the newest would wait for older ones to finish.
   if (config.maxBatchTokens < config.maxNumSeqs) {
     throw new ConfigValueError(
-      `--max-batch-tokens (${config.maxBatchTokens}) must be at least --max-num-seqs (${config.maxNumSeqs}): every running sequence needs a token in each step`,
+      `--max-batch-tokens (${config.maxBatchTokens}) must be at least --max-num-seqs (${config.maxNumSeqs}): every running sequence ` +
+        `needs a token in each step`,
     );
   }
   return config;

@@ -50,7 +50,10 @@ function describeError(error: ErrorObject, field: string): string {
     case 'required':
       return `Missing required parameter: '${field}'.`;
     case 'type':
-      return `Invalid type for '${field}': expected ${TYPE_NAMES[String(p.type)] ?? String(p.type)}, but got ${describeValue(error.data)} instead.`;
+      return (
+        `Invalid type for '${field}': expected ${TYPE_NAMES[String(p.type)] ?? String(p.type)}, but got ` +
+        `${describeValue(error.data)} instead.`
+      );
     case 'minimum':
       return `Invalid value for '${field}': ${String(error.data)} is below the minimum of ${String(p.limit)}.`;
     case 'exclusiveMinimum':
@@ -68,7 +71,10 @@ function describeError(error: ErrorObject, field: string): string {
     case 'maxLength':
       return `Invalid '${field}': expected a string of at most ${String(p.limit)} character(s).`;
     case 'enum':
-      return `Invalid value for '${field}': expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(error.data)}.`;
+      return (
+        `Invalid value for '${field}': expected one of ` +
+        `${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(error.data)}.`
+      );
     case 'const':
       return `Invalid value for '${field}': expected ${JSON.stringify(p.allowedValue)}, got ${JSON.stringify(error.data)}.`;
     case 'anyOf': {

@@ -32,7 +32,9 @@ const variants: Variant[] = [
   { family: 'mixtral', name: 'GQA 4/2, top-2 of 8 (always renormalised)', overrides: {} },
   {
     family: 'mixtral',
-    name: 'top-1 of 4, MHA, tied embeddings, linear rope, 2 shards with experts replicated; newer transformers layout (mlp., fused experts)',
+    name:
+      'top-1 of 4, MHA, tied embeddings, linear rope, 2 shards with experts replicated; newer transformers layout (mlp., fused ' +
+      'experts)',
     overrides: {
       num_local_experts: 4,
       num_experts_per_tok: 1,

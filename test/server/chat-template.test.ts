@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ChatTemplate, ChatTemplateError } from '../../server/tokenizer/chat-template.ts';
 
 const TEMPLATE =
-  "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt " +
+  '%}<|assistant|>{% endif %}';
 
 describe('ChatTemplate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'chat-template-'));

@@ -168,7 +168,8 @@ describe('graceful shutdown', () => {
     const socket = connect(Number(port), hostname);
     const upgraded = new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
     socket.write(
-      `GET /v1/ws HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      `GET /v1/ws HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ` +
+        `dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     );
     expect(await upgraded).toMatch(/^HTTP\/1\.1 101/);
     const signalledAt = performance.now();
