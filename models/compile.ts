@@ -43,7 +43,7 @@ export interface CompileOptions {
   weights: WeightPrecision;
   /**
    * MatMulNBits accuracy_level for 4-bit weights: 4 (default) rounds activations to int8 per
-   * block and is fast; 0 computes in fp32, exact to the dequantised weights but ~3x slower.
+   * block and is fast; 0 computes in fp32, exact to the dequantised weights but several times slower.
    */
   int4AccuracyLevel?: 0 | 4;
   /** Tensor-parallel shards (threads) the MLPs and the LM head are split over; default 1. */

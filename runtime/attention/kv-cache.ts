@@ -86,7 +86,7 @@ export class KvCachePool {
   }
 }
 
-/** A plain loop: a subarray() per head row allocated more than the copy cost (~2 us a row). */
+/** A plain loop: a subarray() per head row cost more in allocation than the copy itself. */
 function copyRow(from: Float32Array, fromIndex: number, to: Float32Array, toIndex: number, length: number): void {
   for (let e = 0; e < length; e++) to[toIndex + e] = from[fromIndex + e];
 }

@@ -1,11 +1,11 @@
 // Attention over the paged KV cache for one model step. Each sequence's new keys and values
 // are written into its blocks; then each sequence attends by one of three paths:
 //   - the WebAssembly kernel (kernels/wasm), when there is one, for decoding tokens: it reads
-//     the blocks in place, where ONNX Runtime's graphs first gather a copy of them (1.5x
-//     faster at 512 cached tokens with the cache warm, about 2x cold);
+//     the blocks in place, where ONNX Runtime's graphs first gather a copy of them (faster,
+//     most of all with the cache cold);
 //   - the attention-core graph, one call per sequence, for prompt chunks (their causal masks
-//     differ in shape). From 4 queries on, its GEMM beats the kernel's query-by-query passes
-//     even with the gather; at 2 it is about even;
+//     differ in shape). From a few queries on, its GEMM beats the kernel's query-by-query
+//     passes even with the gather;
 //   - without the kernel, decoding tokens share calls of the batched decode graph, one per
 //     group of similar lengths, so no call gathers much more cache than its sequences hold
 //     (the batch is padded to its longest member).

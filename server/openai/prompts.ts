@@ -34,7 +34,7 @@ const NORMALISER_SHRINK = 4;
 
 /**
  * Refuses text too long for the context before it is tokenised. Tokenising runs on the main
- * thread and text without spaces costs 5-10 us a character with this tokenizer library, so a
+ * thread and text without spaces is slow to tokenise with this tokenizer library, so a
  * multi-megabyte prompt would stall every other request for tens of seconds only to be
  * refused afterwards. No token stands for more than maxTokenChars characters, so text longer
  * than this bound has more tokens than the context holds.
