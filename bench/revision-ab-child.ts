@@ -2,18 +2,21 @@
 // in argv (its own compile step, runner and shards), prefills, then on each message from the
 // parent runs a block of decode steps and answers their median ms/step. It imports the other
 // tree's modules by path, so a revision needs no copy of this file.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const [tree, weights, batch, promptTokens] = process.argv.slice(2);
 const args = { tree, weights, batch: Number(batch), promptTokens: Number(promptTokens) };
 const load = (file: string) => import(pathToFileURL(join(args.tree, file)).href);
+/** The first of `files` the tree has: revisions before the runtime/ layout kept these in server/engine/. */
+const loadMoved = (...files: string[]) => load(files.find((file) => existsSync(join(args.tree, file))) ?? files[0]);
 
 const { compileModel, defaultCacheDir, defaultTensorParallel } = await load('models/compile.ts');
 const { ensureBenchModel } = await load('bench/bench-model.ts');
 const { batchCaches } = await load('bench/solo-cache.ts');
-const { ModelRunner } = await load('server/engine/model-runner.ts');
-const { openModelSessions } = await load('server/engine/model-sessions.ts');
+const { ModelRunner } = await loadMoved('runtime/model-runner.ts', 'server/engine/model-runner.ts');
+const { openModelSessions } = await loadMoved('runtime/model-sessions.ts', 'server/engine/model-sessions.ts');
 const { argmax } = await load('server/engine/sampler.ts');
 
 const compiled = compileModel({
