@@ -14,6 +14,12 @@ import type { MlaWeightNames } from '../models/family.ts';
 import { readLinear, type ReadWeight } from './read-weights.ts';
 import type { MlaSpec, ModelSpec } from '../models/spec.ts';
 
+/**
+ * q_a_layernorm and kv_a_layernorm are built without an eps in both remote modeling_deepseek.py
+ * and transformers, so they take the RMSNorm default 1e-6 whatever rms_norm_eps says.
+ */
+export const MLA_LATENT_NORM_EPS = 1e-6;
+
 function mlaOf(spec: ModelSpec): MlaSpec {
   if (spec.mla === undefined) throw new Error('MLA graph for a model without MLA');
   return spec.mla;
@@ -59,7 +65,7 @@ function projectQuery(b: GraphBuilder, spec: ModelSpec, names: MlaWeightNames, r
   if (names.qA === undefined || names.qB === undefined || names.qANorm === undefined)
     throw new Error('MLA with q_lora_rank needs q_a_proj, q_a_layernorm, q_b_proj');
   const compressed = linear(b, x, readLinear(read, names.qA, mla.qLoraRank, spec.hiddenSize), 'q_a_proj', opts);
-  const normed = rmsNorm(b, compressed, read(names.qANorm, [mla.qLoraRank]), spec.rmsNormEps, 'q_a_norm');
+  const normed = rmsNorm(b, compressed, read(names.qANorm, [mla.qLoraRank]), MLA_LATENT_NORM_EPS, 'q_a_norm');
   return linear(b, normed, readLinear(read, names.qB, width, mla.qLoraRank), 'q_b_proj', opts);
 }
 
@@ -90,7 +96,7 @@ export function buildMlaIn(
 
   const kv = linear(b, x, readLinear(read, names.kvA, c + r, h), 'kv_a_proj', opts);
   const [latent, kPe] = b.node('Split', [kv, b.constInt64([c, r])], 2, { axis: -1 });
-  const normed = rmsNorm(b, latent, read(names.kvANorm, [c]), spec.rmsNormEps, 'kv_a_norm');
+  const normed = rmsNorm(b, latent, read(names.kvANorm, [c]), MLA_LATENT_NORM_EPS, 'kv_a_norm');
   const kPeRoped = b.op('Reshape', [ropeInterleaved(b, b.op('Unsqueeze', [kPe, b.constInt64([1])]), cos, sin, r), b.constInt64([0, r])]);
   b.output(b.op('Concat', [normed, kPeRoped], { axis: -1 }), 'kv', 'float32', ['T', c + r]);
 }

@@ -36,7 +36,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 10;
+const COMPILER_VERSION = 11;
 
 export interface CompileOptions {
   modelDir: string;

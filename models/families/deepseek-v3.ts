@@ -6,8 +6,10 @@
 //   the topk_group best groups get selection score 0.0 (Hugging Face's choice; DeepSeek's
 //   own inference code and vLLM use -inf, which differs only when a biased score is negative).
 // - top-k over the selection scores; the weights are the UNBIASED sigmoid scores of the chosen
-//   experts, renormalised (w / (sum + 1e-20)) when top_k > 1 and norm_topk_prob, then ALWAYS
-//   multiplied by routed_scaling_factor. Shared experts are added unscaled.
+//   experts, renormalised (w / (sum + 1e-20)) when norm_topk_prob, then ALWAYS multiplied by
+//   routed_scaling_factor. Shared experts are added unscaled. transformers' DeepseekV3TopkRouter
+//   renormalises for top_k = 1 too (a lone weight becomes 1); DeepSeek's remote code skips top_k = 1.
+//   We follow transformers.
 import { ConfigError } from '../errors.ts';
 import { optionalBool, optionalEnum, optionalInt, optionalNumber, type JsonObject } from '../config-fields.ts';
 import type { FamilyDefinition } from '../family.ts';
@@ -32,7 +34,7 @@ function parseMoe(config: JsonObject, file: string): MoeMlpSpec | null {
     kind: 'moe',
     ...shape,
     scoringFunc: 'sigmoid',
-    normTopkProb: (optionalBool(config, 'norm_topk_prob', file) ?? true) && shape.numExpertsPerToken > 1,
+    normTopkProb: optionalBool(config, 'norm_topk_prob', file) ?? true,
     routedScalingFactor: optionalNumber(config, 'routed_scaling_factor', file, { above: 0 }) ?? 1,
     correctionBias: true,
     ...(numGroups > 1 ? { grouping: { numGroups, topkGroups, groupScore: 'top2-sum' as const } } : {}),

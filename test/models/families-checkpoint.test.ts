@@ -160,6 +160,11 @@ describe('family configs', () => {
       normTopkProb: true,
       grouping: { groupScore: 'top2-sum' },
     });
+    // transformers' DeepseekV3TopkRouter renormalises for top_k = 1 too; V2 keeps the top_k > 1 condition.
+    expect(parse('deepseek_v3', { num_experts_per_tok: 1, n_group: 1, topk_group: 1 }).mlp[1]).toMatchObject({ normTopkProb: true });
+    expect(parse('deepseek_v2', { num_experts_per_tok: 1, norm_topk_prob: true, topk_method: 'greedy' }).mlp[1]).toMatchObject({
+      normTopkProb: false,
+    });
     const names = new Map(expectedTensors(v3, familyFor('deepseek_v3', 'c').weightNames(v3)).map((t) => [t.name, t.shape]));
     expect(names.get('model.layers.0.self_attn.q_a_proj.weight')).toEqual([24, 64]);
     expect(names.get('model.layers.0.self_attn.q_b_proj.weight')).toEqual([4 * 24, 24]);

@@ -90,6 +90,13 @@ const variants: Variant[] = [
     tensorParallel: 2,
     expertPlacement: 'split',
   },
+  {
+    family: 'deepseek_v3',
+    // transformers renormalises a lone top-1 weight to 1; the latent norms keep eps 1e-6 while
+    // rms_norm_eps 0.25 changes every other norm (a wrong eps there moves the logits far past 1e-4).
+    name: 'top-1 renormalised (transformers), rms_norm_eps 0.25 but latent norms at 1e-6',
+    overrides: { num_experts_per_tok: 1, n_group: 1, topk_group: 1, rms_norm_eps: 0.25 },
+  },
 ];
 
 interface Reference {

@@ -138,7 +138,7 @@ function topIndices(values: number[], k: number): number[] {
  * MoEGate.forward. V2: softmax; greedy, or group_limited_greedy (group = max score; dropped
  * groups' scores -> 0.0); renormalise if top_k > 1 and norm_topk_prob, ELSE scale. V3: sigmoid;
  * noaux_tc (selection = score + bias; group = sum of its top-2 selection scores; dropped -> 0.0);
- * weights = unbiased scores; renormalise if top_k > 1 and norm_topk_prob; ALWAYS scale.
+ * weights = unbiased scores; renormalise if norm_topk_prob (V2: and top_k > 1); V3 ALWAYS scales.
  */
 export function routeDeepseekGate(
   c: MlaReferenceConfig,
@@ -166,7 +166,8 @@ export function routeDeepseekGate(
   }
   const expertIds = topIndices(choice, c.topK);
   let weights = expertIds.map((e) => scores[e]);
-  const renormalise = c.topK > 1 && c.normTopkProb;
+  // V3 as transformers' DeepseekV3TopkRouter (renormalises for top_k = 1 too); V2's remote code skips top_k = 1.
+  const renormalise = c.normTopkProb && (v3 || c.topK > 1);
   if (renormalise) {
     const sum = weights.reduce((a, b) => a + b, 0) + 1e-20;
     weights = weights.map((w) => w / sum);

@@ -10,6 +10,9 @@ import { linear, rmsNorm, swiglu, type MlpWeights } from './deepseek-reference-m
 import type { ReferenceStepResult, WeightGetter } from './deepseek-reference.ts';
 import { parseMlaReferenceConfig, routeDeepseekGate, type MlaReferenceConfig, yarnTables } from './mla-reference-math.ts';
 
+/** q_a_layernorm and kv_a_layernorm are DeepseekV2RMSNorm(width) with no eps given: 1e-6, whatever rms_norm_eps is. */
+const LATENT_NORM_EPS = 1e-6;
+
 interface Attn {
   q: Float32Array | null;
   qA: Float32Array | null;
@@ -162,9 +165,9 @@ export class ReferenceMlaSequence {
     const { numHeads: H, qkNope: n, qkRope: r, vHeadDim: v, kvLoraRank } = c;
     const q = w.q
       ? linear(x, w.q, H * (n + r), null)
-      : linear(rmsNorm(linear(x, w.qA!, c.qLoraRank!, null), w.qANorm!, c.rmsNormEps), w.qB!, H * (n + r), null);
+      : linear(rmsNorm(linear(x, w.qA!, c.qLoraRank!, null), w.qANorm!, LATENT_NORM_EPS), w.qB!, H * (n + r), null);
     const ckv = linear(x, w.kvA, kvLoraRank + r, null);
-    const kv = linear(rmsNorm(ckv.subarray(0, kvLoraRank), w.kvANorm, c.rmsNormEps), w.kvB, H * (n + v), null);
+    const kv = linear(rmsNorm(ckv.subarray(0, kvLoraRank), w.kvANorm, LATENT_NORM_EPS), w.kvB, H * (n + v), null);
     const kPe = Float64Array.from(ckv.subarray(kvLoraRank));
     ropeDeepseek(kPe, 0, r, table.cos, table.sin);
     const key = new Float64Array(H * (n + r));
