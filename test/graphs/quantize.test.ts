@@ -32,6 +32,29 @@ describe('quantizeInt4', () => {
     }
   });
 
+  it('gives the codes of clamp(round(x / scale) + 8, 0, 15) exactly, half-integer quotients included', () => {
+    let state = 11;
+    const random = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5;
+    const rows = 64;
+    const cols = 80; // two whole blocks and a partial one per row
+    const w = Float32Array.from({ length: rows * cols }, () => random() * 3);
+    // Values at exact half steps of their block's scale, both signs, and a block's extreme twice.
+    for (let r = 0; r < rows; r += 2) {
+      const extreme = w[r * cols];
+      for (let j = 1; j < 30; j++) w[r * cols + j] = Math.fround(((j % 17) - 8 + 0.5) * Math.fround(extreme / -8));
+      w[r * cols + 31] = -extreme;
+    }
+    const q = quantizeInt4(w, rows, cols);
+    const numBlocks = Math.ceil(cols / 32);
+    for (let i = 0; i < w.length; i++) {
+      const [r, c] = [Math.floor(i / cols), i % cols];
+      const scale = q.scales[r * numBlocks + Math.floor(c / 32)];
+      const expected = Math.min(15, Math.max(0, Math.round(w[i] / scale) + 8));
+      const byte = q.packed[(r * numBlocks + Math.floor(c / 32)) * 16 + ((c % 32) >> 1)];
+      expect((byte >> ((c & 1) * 4)) & 15).toBe(expected);
+    }
+  });
+
   it('gives an all-zero block a usable scale', () => {
     const q = quantizeInt4(new Float32Array(64), 2, 32);
     expect(Array.from(dequantizeInt4(q))).toEqual(new Array(64).fill(0));
