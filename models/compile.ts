@@ -9,12 +9,20 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { availableParallelism, homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
-import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
+import { writeGraph } from '../graphs/onnx/write-graph.ts';
 import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attention.ts';
 import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
 import { buildMlaIn } from '../graphs/mla-graphs.ts';
 import { isMlaNames } from './family.ts';
-import type { LinearWeight, WeightPrecision } from '../graphs/ops/linear.ts';
+import {
+  type ExpertCompileSettings,
+  type ExpertPlacement,
+  expertFileCount,
+  expertGraphFiles,
+  expertJobs,
+  runExpertJobs,
+} from './compile-experts.ts';
+import type { LinearOptions, LinearWeight, WeightPrecision } from '../graphs/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointWeights } from './checkpoint/weight-source.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
@@ -27,7 +35,6 @@ import {
   buildMlpIn,
   type MlpSlice,
   buildOutProjection,
-  buildSwiglu,
   shardRanges,
   sliceSwiglu,
 } from '../graphs/layer-graphs.ts';
@@ -52,17 +59,26 @@ export interface CompileOptions {
   expertPlacement?: ExpertPlacement | 'auto';
   /** Parent directory of compiled models; defaults to defaultCacheDir(). */
   cacheDir?: string;
+  /**
+   * Threads that compile routed experts (this one included); default one per core, or just
+   * this one for models whose experts are too small to be worth starting workers for.
+   */
+  compileThreads?: number;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
+/** Below this many routed-expert weights a compile runs on the calling thread alone. */
+const PARALLEL_MIN_EXPERT_WEIGHTS = 32e6;
+
 /**
- * Routed experts across tensor-parallel shards. 'split': every shard holds a slice of every
- * expert's intermediate units and runs its slice of each chosen expert. 'replicate': every
- * shard holds every expert whole (the routed experts' memory once per shard) and runs whole
- * experts, the step's chosen experts dealt out among the shards: half as many, twice as
- * large matmuls per shard, which ONNX Runtime's one-row kernels run more efficiently.
+ * Routed experts across tensor-parallel shards (the type lives in compile-experts.ts). 'split':
+ * every shard holds a slice of every expert's intermediate units and runs its slice of each
+ * chosen expert. 'replicate': every shard holds every expert whole (the routed experts' memory
+ * once per shard) and runs whole experts, the step's chosen experts dealt out among the
+ * shards: half as many, twice as large matmuls per shard, which ONNX Runtime's one-row
+ * kernels run more efficiently.
  */
-export type ExpertPlacement = 'split' | 'replicate';
+export type { ExpertPlacement } from './compile-experts.ts';
 
 /** Replicas may take at most this share of the machine's memory for 'auto' to replicate. */
 const REPLICA_MEMORY_SHARE = 1 / 8;
@@ -231,26 +247,61 @@ function writeGraphs(
 ): Manifest {
   const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
   const shards = opts.tensorParallel;
-  const replicate = opts.expertPlacement === 'replicate';
-  const routedExperts = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts : 0), 0);
+  const experts: ExpertCompileSettings = {
+    modelDir: opts.modelDir,
+    dir,
+    linear: linearOpts,
+    tensorParallel: shards,
+    placement: opts.expertPlacement,
+  };
   // An upper bound: graphs of empty slices and repeated attention-core shapes are skipped.
-  const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 3 * spec.numLayers + routedExperts);
+  const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 3 * spec.numLayers) + expertFileCount(spec, experts);
   let done = 0;
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
     writeGraph(dir, file, build);
     opts.onProgress?.(++done, total, file);
     return file;
   };
+  const embeddings = 'embeddings.f32';
+  const embed = read(names.embedTokens, [spec.vocabSize, spec.hiddenSize]);
+  writeFileSync(join(dir, embeddings), new Uint8Array(embed.buffer, embed.byteOffset, embed.byteLength));
+  opts.onProgress?.(++done, total, embeddings);
+  let manifest: Manifest | null = null;
+  runExpertJobs(
+    { spec, names, read, settings: experts },
+    expertJobs(spec),
+    compileWorkers(spec, opts.compileThreads),
+    () => (manifest = writeOtherGraphs(key, spec, names, read, { ...opts, linearOpts, embeddings }, emit)),
+    (count) => opts.onProgress?.((done += count), total, 'experts'),
+  );
+  if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
+  if (manifest === null) throw new Error('compile: the manifest was not written');
+  return manifest;
+}
+
+/** Worker threads besides this one for the routed experts. */
+function compileWorkers(spec: ModelSpec, threads: number | undefined): number {
+  if (threads !== undefined) return Math.max(0, threads - 1);
+  const routed = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts * 3 * spec.hiddenSize * m.expertIntermediateSize : 0), 0);
+  return routed < PARALLEL_MIN_EXPERT_WEIGHTS ? 0 : availableParallelism() - 1;
+}
+
+/** Everything but the routed experts' graphs (whose names it lists); returns the manifest. */
+function writeOtherGraphs(
+  key: string,
+  spec: ModelSpec,
+  names: WeightNames,
+  read: ReadWeight,
+  opts: CompileOptions & { tensorParallel: number; expertPlacement: ExpertPlacement; linearOpts: LinearOptions; embeddings: string },
+  emit: (file: string, build: (b: GraphBuilder) => void) => string,
+): Manifest {
+  const { linearOpts } = opts;
+  const shards = opts.tensorParallel;
   /** Reads one SwiGLU MLP once; each shard's slice of its intermediate units, null where empty. */
   const shardSlices = (mlpNames: SwigluWeightNames, width: number): Array<SwigluWeights | null> => {
     const weights: SwigluWeights = readSwiglu(read, mlpNames, spec.hiddenSize, width);
     return shardRanges(width, shards).map((range) => (range[1] > range[0] ? sliceSwiglu(weights, range) : null));
   };
-
-  const embeddings = 'embeddings.f32';
-  const embed = read(names.embedTokens, [spec.vocabSize, spec.hiddenSize]);
-  writeFileSync(join(dir, embeddings), new Uint8Array(embed.buffer, embed.byteOffset, embed.byteLength));
-  opts.onProgress?.(++done, total, embeddings);
 
   const headRanges = attentionInRanges(spec, shards);
   const attention = attentionGraphs(spec, headRanges, emit);
@@ -275,19 +326,10 @@ function writeGraphs(
       const gate = mlpNames.sharedGate === undefined ? undefined : read(mlpNames.sharedGate, [1, spec.hiddenSize]);
       const shared = mlpNames.shared ? shardSlices(mlpNames.shared, mlp.sharedIntermediateSize) : headRanges.map(() => null);
       slices = shared.map((weights) => weights && { weights, gate });
-      mlpNames.experts.forEach((expertNames, j) => {
-        const name = `${prefix}.expert${String(j).padStart(3, '0')}`;
-        if (replicate) {
-          // One whole graph, opened by every shard.
-          const weights = readSwiglu(read, expertNames, spec.hiddenSize, mlp.expertIntermediateSize);
-          const file = emit(`${name}.onnx`, (b) => buildSwiglu(b, spec, weights, linearOpts));
-          experts.forEach((list) => list.push(file));
-          return;
-        }
-        shardSlices(expertNames, mlp.expertIntermediateSize).forEach((weights, r) =>
-          experts[r].push(weights && emit(`${name}.tp${r}.onnx`, (b) => buildSwiglu(b, spec, weights, linearOpts))),
-        );
-      });
+      // Written by runExpertJobs; only their names here.
+      for (let j = 0; j < mlp.numRoutedExperts; j++) {
+        expertGraphFiles(spec, { layer: i, expert: j }, shards, opts.expertPlacement).forEach((file, r) => experts[r].push(file));
+      }
     } else {
       throw new Error(`layer ${i}: spec and weight names disagree`);
     }
@@ -324,18 +366,17 @@ function writeGraphs(
     start,
     end,
   }));
-  if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
   return {
     compilerVersion: COMPILER_VERSION,
     key,
     weights: opts.weights,
     spec,
     tensorParallel: shards,
-    expertPlacement: replicate ? 'replicate' : 'split',
+    expertPlacement: opts.expertPlacement,
     attention,
     layers,
     lmHead,
-    embeddings,
+    embeddings: opts.embeddings,
   };
 }
 
@@ -373,15 +414,4 @@ function attentionGraphs(
     }
     return { kvHeads, ...built.get(numKvHeads)! };
   });
-}
-
-function writeGraph(dir: string, file: string, build: (b: GraphBuilder) => void): void {
-  const weights = new WeightsFileWriter(join(dir, `${file}.data`));
-  try {
-    const b = new GraphBuilder(file, weights);
-    build(b);
-    writeFileSync(join(dir, file), b.toBytes());
-  } finally {
-    weights.close();
-  }
 }

@@ -1,6 +1,6 @@
 // y = x W^T (+ b) for a Hugging Face Linear weight [out, in], in fp32 or 4-bit.
 import { type GraphBuilder, MS_DOMAIN } from '../onnx/graph-builder.ts';
-import { quantizeInt4 } from './quantize.ts';
+import { INT4_BLOCK_SIZE, quantizeInt4 } from './quantize.ts';
 
 export type WeightPrecision = 'fp32' | 'int4';
 
@@ -16,20 +16,22 @@ export interface LinearOptions {
   precision: WeightPrecision;
   /** MatMulNBits accuracy_level: 4 computes with int8 activations (fast), 0 in fp32 (exact). */
   int4AccuracyLevel?: number;
+  /** Input values sharing one 4-bit scale (default INT4_BLOCK_SIZE). */
+  int4BlockSize?: number;
 }
 
 export function linear(b: GraphBuilder, x: string, w: LinearWeight, name: string, opts: LinearOptions): string {
   // 4-bit needs whole blocks along K; odd shapes (tiny test models) fall back to fp32.
   const y =
     opts.precision === 'int4' && w.inFeatures % 32 === 0
-      ? int4MatMul(b, x, w, name, opts.int4AccuracyLevel ?? 4)
+      ? int4MatMul(b, x, w, name, opts.int4AccuracyLevel ?? 4, opts.int4BlockSize ?? INT4_BLOCK_SIZE)
       : // Gemm with transB reads the [out, in] layout as stored: no transpose at compile time.
         b.op('Gemm', [x, b.initializer(`${name}_w`, w.data, [w.outFeatures, w.inFeatures])], { transB: 1 });
   return w.bias ? b.op('Add', [y, b.initializer(`${name}_b`, w.bias, [w.outFeatures])]) : y;
 }
 
-function int4MatMul(b: GraphBuilder, x: string, w: LinearWeight, name: string, accuracyLevel: number): string {
-  const q = quantizeInt4(w.data, w.outFeatures, w.inFeatures);
+function int4MatMul(b: GraphBuilder, x: string, w: LinearWeight, name: string, accuracyLevel: number, blockSize: number): string {
+  const q = quantizeInt4(w.data, w.outFeatures, w.inFeatures, blockSize);
   const numBlocks = Math.ceil(w.inFeatures / q.blockSize);
   const packed = b.initializer(`${name}_q4`, q.packed, [w.outFeatures, numBlocks, q.blockSize / 2]);
   const scales = b.initializer(`${name}_scales`, q.scales, [w.outFeatures * numBlocks]);

@@ -85,6 +85,26 @@ export class CheckpointReader {
     );
   }
 
+  /**
+   * Rows [rowStart, rowStart + numRows) of a tensor seen as a matrix of its last dimension's
+   * width (a 3-D [experts, rows, cols] tensor as [experts * rows, cols]), as float32: one
+   * expert of a fused tensor without reading the others.
+   */
+  readRowsFloat32(name: string, rowStart: number, numRows: number): Float32Array {
+    const info = this.info(name);
+    if (!isFloatDtype(info.dtype)) {
+      throw new CheckpointError(info.file, name, `has dtype ${info.dtype}; only F32, F16 and BF16 are supported`);
+    }
+    const cols = info.shape[info.shape.length - 1] ?? 1;
+    const rows = info.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    if (!(rowStart >= 0 && numRows >= 0 && rowStart + numRows <= rows)) {
+      throw new CheckpointError(info.file, name, `has ${rows} rows; rows [${rowStart}, ${rowStart + numRows}) were asked for`);
+    }
+    const rowBytes = info.byteLength / rows;
+    const bytes = readExactly(this.fd(info.file), info.file, info.byteOffset + rowStart * rowBytes, numRows * rowBytes, name);
+    return decodeToFloat32(info.dtype, bytes, numRows * cols);
+  }
+
   /** Metadata of the safetensors file holding `name` (e.g. {"format": "pt"}). */
   metadata(name: string): Record<string, string> {
     return this.headers.get(this.info(name).file)?.metadata ?? {};

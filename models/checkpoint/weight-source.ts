@@ -95,15 +95,22 @@ export function checkpointWeights(
     expected.add(slice ? slice.tensor : resolve(t.name));
   }
   checkNoExtraTensors(reader, expected, spec);
-  // Experts are read in order, so keeping the last fused tensor reads each one once.
-  let cached: { name: string; data: Float32Array } | null = null;
+  const checked = new Set<string>();
   return (name, shape) => {
     const slice = slices.get(name);
     if (slice === undefined) return reader.readFloat32(resolve(name), shape);
-    if (cached?.name !== slice.tensor) {
-      cached = { name: slice.tensor, data: reader.readFloat32(slice.tensor, [slice.numExperts, slice.rowsPerExpert, slice.cols]) };
+    if (!checked.has(slice.tensor)) {
+      checkShape(reader, slice.tensor, [slice.numExperts, slice.rowsPerExpert, slice.cols]);
+      checked.add(slice.tensor);
     }
-    const start = (slice.expert * slice.rowsPerExpert + slice.rowStart) * slice.cols;
-    return cached.data.slice(start, start + slice.rows * slice.cols);
+    // Only this expert's rows: compile workers each read their own experts of a fused tensor.
+    return reader.readRowsFloat32(slice.tensor, slice.expert * slice.rowsPerExpert + slice.rowStart, slice.rows);
   };
+}
+
+function checkShape(reader: CheckpointReader, name: string, expected: number[]): void {
+  const info = reader.info(name);
+  if (info.shape.length !== expected.length || info.shape.some((d, i) => d !== expected[i])) {
+    throw new CheckpointError(info.file, name, `has shape [${info.shape.join(', ')}]; expected [${expected.join(', ')}]`);
+  }
 }
