@@ -12,6 +12,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultCacheDir } from '../models/compile.ts';
@@ -34,7 +35,7 @@ const MIX_OUTPUT_TOKENS = (64 + 128 + 128 + 64 + 128) / 5;
 
 const WORKER_ENTRY = new URL('../runtime/worker-bootstrap.mjs', import.meta.url);
 
-interface Rate {
+export interface Rate {
   precision: WeightPrecision;
   rows: number;
   /** Multiply-accumulates per second, all threads together. */
@@ -43,7 +44,7 @@ interface Rate {
   bytesPerSecond: number;
 }
 
-async function measureRates(precision: WeightPrecision, threads: number, dir: string): Promise<Rate[]> {
+export async function measureRates(precision: WeightPrecision, threads: number, dir: string): Promise<Rate[]> {
   const workerData = (rank: number): KernelRateWorkerData => ({
     precision,
     inFeatures: IN_FEATURES,
@@ -132,4 +133,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// bench:scale imports measureRates; only `npm run bench:ceiling` runs the table.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -81,6 +81,12 @@ function sessionOptions(settings: SessionSettings): ort.InferenceSession.Session
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // A model opens thousands of sessions (one per expert slice). With ONNX Runtime's CPU
+    // arena each keeps the largest activations it has run: a 256-token prefill left the
+    // OLMoE shape 4.7 GiB larger, for good. Without the arena (and the memory-pattern plans
+    // that pre-size it) every run's buffers go back to the allocator when the run ends.
+    enableCpuMemArena: false,
+    enableMemPattern: false,
     extra: {
       session: {
         // Many sessions take turns on the same cores: spinning threads would steal them.

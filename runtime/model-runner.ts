@@ -84,7 +84,7 @@ export class ModelRunner {
       for (let i = 0; i < s.numTokens; i++) {
         const id = batch[b].tokens[i];
         if (!isTokenId(id, vocabSize)) throw new RangeError(outsideVocabularyMessage(id, vocabSize));
-        hidden.set(table.subarray(id * h, (id + 1) * h), (s.row + i) * h);
+        table.copyRow(id, hidden, (s.row + i) * h);
       }
     });
     return hidden;

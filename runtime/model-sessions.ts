@@ -1,11 +1,11 @@
 // Opens a compiled model: MLA's unsplit mla-in and attn-out graphs as ONNX Runtime sessions
 // on this thread; attention, MLPs and the LM head as tensor-parallel shards (this thread is
 // rank 0); and the embeddings.
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { GraphSession, type SessionSettings } from '../kernels/session.ts';
 import type { CompiledModel, Manifest } from '../models/compile.ts';
+import { EmbeddingTable } from './embedding-table.ts';
 import { ShardGroup } from './tp/shard-group.ts';
 
 /** MLA layers' unsplit graphs (rank 0); both null for standard attention. */
@@ -20,8 +20,8 @@ export interface ModelSessions {
   manifest: Manifest;
   layers: LayerSessions[];
   shards: ShardGroup;
-  /** [vocabSize, hiddenSize] */
-  embeddings: Float32Array;
+  /** [vocabSize, hiddenSize], read a row at a time. */
+  embeddings: EmbeddingTable;
   release(): Promise<void>;
 }
 
@@ -56,11 +56,11 @@ export async function openModelSessions(
   for (const layer of manifest.layers) layers.push({ mlaIn: await open(layer.mlaIn), attnOut: await open(layer.attnOut) });
   const shards = await ShardGroup.open(dir, manifest, shardSettings(settings, manifest.tensorParallel));
   onProgress?.(++done, total);
-  const raw = readFileSync(join(dir, manifest.embeddings));
-  const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  const embeddings = new EmbeddingTable(join(dir, manifest.embeddings), manifest.spec.hiddenSize);
   const release = async (): Promise<void> => {
     for (const session of layers.flatMap((l) => [l.mlaIn, l.attnOut])) session?.release();
     await shards.release();
+    embeddings.close();
   };
   return { manifest, layers, shards, embeddings, release };
 }

@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.ts';
 import { ensureDemoModel } from './demo-model.ts';
 import { progressPrinter } from './progress.ts';
 import { loadServedModel, type ServedModel } from './served-model.ts';
+import type { LoadMemory } from './engine/api.ts';
 
 function loadModel(config: ServerConfig): Promise<ServedModel> {
   const cacheDir = config.cacheDir ?? undefined;
@@ -61,6 +62,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   if (config.model === null)
     console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
   console.error(`ready: model "${model.id}" (context ${model.maxModelLen} tokens) at ${address}/v1`);
+  console.error(memoryLine(model.engine.info.memory));
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -91,6 +93,15 @@ export async function runServer(config: ServerConfig): Promise<number> {
   clearTimeout(graceTimer);
   await model.engine.close();
   return 0;
+}
+
+/** "memory: 812 MiB resident after load; opening the sessions took 640 MiB; KV cache 256 MiB (resident as it fills)" */
+export function memoryLine(m: LoadMemory): string {
+  const mib = (bytes: number): string => `${Math.round(bytes / 2 ** 20)} MiB`;
+  return (
+    `memory: ${mib(process.memoryUsage.rss())} resident after load; opening the sessions took ${mib(m.sessionsBytes)}; ` +
+    `KV cache ${mib(m.kvCacheBytes)} (resident as it fills)`
+  );
 }
 
 /** How long streams cancelled at the end of the grace period get to write their last event. */

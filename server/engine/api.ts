@@ -169,6 +169,17 @@ export interface ModelInfo {
   compiledDir: string;
   reusedCompile: boolean;
   loadMs: number;
+  /** Resident memory of the process as the model loaded (bench:scale splits it up from these). */
+  memory: LoadMemory;
+}
+
+export interface LoadMemory {
+  /** Process RSS just before the sessions opened. */
+  rssBeforeSessionsBytes: number;
+  /** What opening every shard's sessions added to the RSS: the weights as ONNX Runtime holds them, and per-session state. */
+  sessionsBytes: number;
+  /** The KV cache pool as configured (its pages become resident as blocks fill). */
+  kvCacheBytes: number;
 }
 
 /** Sees every request's events (metrics, tests); `requestId` is the engine's id for the request. */

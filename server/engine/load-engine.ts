@@ -29,7 +29,9 @@ export async function loadEngine(options: EngineOptions, onProgress: LoadProgres
     cacheDir: options.cacheDir,
     onProgress: (done, total) => onProgress('compile', done, total),
   });
+  const rssBeforeSessions = process.memoryUsage.rss();
   const sessions = await openModelSessions(compiled, options.session, (done, total) => onProgress('load', done, total));
+  const sessionsBytes = process.memoryUsage.rss() - rssBeforeSessions;
   const tokenizer = TextTokenizer.load(options.modelDir);
   const spec = compiled.manifest.spec;
   const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
@@ -46,6 +48,7 @@ export async function loadEngine(options: EngineOptions, onProgress: LoadProgres
     compiledDir: compiled.dir,
     reusedCompile: compiled.reused,
     loadMs: performance.now() - started,
+    memory: { rssBeforeSessionsBytes: rssBeforeSessions, sessionsBytes, kvCacheBytes: kvCache.numTokens * kvCache.bytesPerToken },
   };
   return { engine: new Engine(new ModelRunner(sessions, kvCache), scheduler), tokenizer, info };
 }

@@ -156,6 +156,7 @@ export function standInModel(servedModelName = 'tiny-moe', maxModelLen = 512): S
     compiledDir: tiny.dir,
     reusedCompile: false,
     loadMs: 0,
+    memory: { rssBeforeSessionsBytes: 0, sessionsBytes: 0, kvCacheBytes: 0 },
   });
   return { tiny, engine, model: serveModel(engine, tiny.dir, servedModelName), remove: () => tiny.remove() };
 }
