@@ -5,9 +5,6 @@ import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { INT4_BLOCK_SIZE } from '../graphs/ops/quantize.ts';
 import { isMoe, type ModelSpec } from '../models/spec.ts';
 
-/** 4-bit: half a byte per weight plus an f32 scale per block (symmetric, no zero points). */
-const INT4_BYTES_PER_WEIGHT = 0.5 + 4 / INT4_BLOCK_SIZE;
-
 export function activeParametersPerToken(spec: ModelSpec): { quantisable: number; router: number } {
   const h = spec.hiddenSize;
   const attention = spec.mla ? mlaAttentionParameters(spec) : h * spec.headDim * (2 * spec.numHeads + 2 * spec.numKvHeads);
@@ -36,8 +33,9 @@ function mlaAttentionParameters(spec: ModelSpec): number {
   return q + kvA + kvB + heads * mla.vHeadDim * h;
 }
 
-export function activeWeightBytesPerToken(spec: ModelSpec, weights: WeightPrecision): number {
+/** 4-bit: half a byte per weight plus an f32 scale per block (symmetric, no zero points). */
+export function activeWeightBytesPerToken(spec: ModelSpec, weights: WeightPrecision, int4BlockSize = INT4_BLOCK_SIZE): number {
   const { quantisable, router } = activeParametersPerToken(spec);
   // The router always stays fp32.
-  return quantisable * (weights === 'int4' ? INT4_BYTES_PER_WEIGHT : 4) + router * 4;
+  return quantisable * (weights === 'int4' ? 0.5 + 4 / int4BlockSize : 4) + router * 4;
 }

@@ -13,6 +13,7 @@ import { writeGraph } from '../graphs/onnx/write-graph.ts';
 import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attention.ts';
 import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
 import { buildMlaIn } from '../graphs/mla-graphs.ts';
+import { INT4_BLOCK_SIZE } from '../graphs/ops/quantize.ts';
 import { isMlaNames } from './family.ts';
 import {
   type ExpertCompileSettings,
@@ -43,7 +44,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when graph layouts change: old compiled directories are then not reused. */
-const COMPILER_VERSION = 11;
+const COMPILER_VERSION = 12;
 
 export interface CompileOptions {
   modelDir: string;
@@ -53,6 +54,8 @@ export interface CompileOptions {
    * block and is fast; 0 computes in fp32, exact to the dequantised weights but several times slower.
    */
   int4AccuracyLevel?: 0 | 4;
+  /** Weights sharing one 4-bit scale; default INT4_BLOCK_SIZE (64). */
+  int4BlockSize?: number;
   /** Tensor-parallel shards (threads) the MLPs and the LM head are split over; default 1. */
   tensorParallel?: number;
   /** How routed experts sit on the shards; default 'auto' (resolveExpertPlacement). */
@@ -157,6 +160,8 @@ export interface Manifest {
   weights: WeightPrecision;
   spec: ModelSpec;
   tensorParallel: number;
+  /** int4: weights sharing one scale (absent before the option existed: 32). */
+  int4BlockSize?: number;
   /** Absent in manifests written before placement existed: 'split'. */
   expertPlacement?: ExpertPlacement;
   /** Index = tensor-parallel rank: each shard attends over its own heads' cache. */
@@ -194,9 +199,17 @@ export function compileKey(
   int4AccuracyLevel: number,
   tensorParallel: number,
   expertPlacement: ExpertPlacement,
+  int4BlockSize = INT4_BLOCK_SIZE,
 ): string {
   const hash = createHash('sha256');
-  const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null, tensorParallel, expertPlacement };
+  const int4 = weights === 'int4';
+  const options = {
+    weights,
+    int4AccuracyLevel: int4 ? int4AccuracyLevel : null,
+    tensorParallel,
+    expertPlacement,
+    ...(int4 ? { int4BlockSize } : {}),
+  };
   hash.update(JSON.stringify({ compiler: COMPILER_VERSION, options, checkpoint: checkpointFingerprint(modelDir) }));
   return hash.digest('hex').slice(0, 24);
 }
@@ -207,7 +220,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   if (!Number.isSafeInteger(tensorParallel) || tensorParallel < 1)
     throw new RangeError(`tensorParallel must be a positive integer, got ${tensorParallel}`);
   const placement = resolveExpertPlacement(spec, opts.weights, tensorParallel, opts.expertPlacement ?? 'auto');
-  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel, placement);
+  const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel, placement, opts.int4BlockSize);
   const outDir = join(opts.cacheDir ?? defaultCacheDir(), 'compiled', key);
   const manifestPath = join(outDir, 'manifest.json');
   if (existsSync(manifestPath)) {
@@ -245,7 +258,11 @@ function writeGraphs(
   read: ReadWeight,
   opts: CompileOptions & { tensorParallel: number; expertPlacement: ExpertPlacement },
 ): Manifest {
-  const linearOpts = { precision: opts.weights, int4AccuracyLevel: opts.int4AccuracyLevel ?? 4 };
+  const linearOpts = {
+    precision: opts.weights,
+    int4AccuracyLevel: opts.int4AccuracyLevel ?? 4,
+    int4BlockSize: opts.int4BlockSize ?? INT4_BLOCK_SIZE,
+  };
   const shards = opts.tensorParallel;
   const experts: ExpertCompileSettings = {
     modelDir: opts.modelDir,
@@ -370,6 +387,7 @@ function writeOtherGraphs(
     compilerVersion: COMPILER_VERSION,
     key,
     weights: opts.weights,
+    ...(opts.weights === 'int4' ? { int4BlockSize: opts.linearOpts.int4BlockSize } : {}),
     spec,
     tensorParallel: shards,
     expertPlacement: opts.expertPlacement,

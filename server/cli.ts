@@ -80,16 +80,18 @@ const commands: Record<string, Command> = {
     summary: 'compile a checkpoint into ONNX graphs (reused while checkpoint and options are unchanged)',
     usage:
       `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--expert-placement auto|split|replicate] ` +
-      `[--cache-dir DIR]`,
+      `[--int4-block-size 32|64|128] [--cache-dir DIR]`,
     options: {
       model: { type: 'string' },
       weights: { type: 'string', default: 'int4' },
       'tensor-parallel': { type: 'string', default: '0' },
       'expert-placement': { type: 'string', default: 'auto' },
+      'int4-block-size': { type: 'string', default: '64' },
       'cache-dir': { type: 'string' },
     },
     async run(v) {
       const compiled = compileModel({
+        int4BlockSize: Number(oneOf(v['int4-block-size'], ['32', '64', '128'] as const, '--int4-block-size')),
         modelDir: requireString(v.model, '--model'),
         weights: weightsOption(v.weights),
         tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel') || defaultTensorParallel(),

@@ -21,6 +21,7 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     attention: config.attention,
     tensorParallel: config.tensorParallel,
     expertPlacement: config.expertPlacement,
+    int4BlockSize: config.int4BlockSize,
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
     kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },

@@ -43,6 +43,7 @@ export interface LoadModelOptions {
   tensorParallel: number;
   /** Routed experts split across the shards or replicated on each; default 'auto'. */
   expertPlacement?: ExpertPlacement | 'auto';
+  int4BlockSize?: number;
   cacheDir?: string;
   maxModelLen?: number;
   kvCache?: KvCacheSettings;
@@ -64,6 +65,7 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), attention: opts.attention },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
       expertPlacement: opts.expertPlacement,
+      int4BlockSize: opts.int4BlockSize,
     },
     opts.onProgress,
   );

@@ -3,7 +3,12 @@
 // two to a byte, low nibble first. Symmetric: no zero-point tensor, MatMulNBits then takes 8
 // as every block's zero point, and its kernels run faster than with explicit zero points.
 
-export const INT4_BLOCK_SIZE = 32;
+/**
+ * The default block: 64 values a scale, 4.5 bits a weight on disk (the size of llama.cpp's
+ * Q4_0). ONNX Runtime holds a 4-bit weight as a prepacked copy (0.5 + 8 / block bytes) plus the
+ * original scales (4 / block), 1.22x the compiled bytes at 64 against 1.4x at 32.
+ */
+export const INT4_BLOCK_SIZE = 64;
 
 export interface Int4Weights {
   rows: number; // N (output features)

@@ -88,8 +88,27 @@ export class ShardGroup {
       maxVocabSlice: Math.max(...manifest.lmHead.map((s) => s.end - s.start)),
     };
     const ranks = Array.from({ length: manifest.tensorParallel - 1 }, (_, i) => i + 1);
-    const remotes = await Promise.all(ranks.map((rank) => startRemote(dir, manifest, rank, settings, kernel, ShardChannel.create(shape))));
-    return new ShardGroup(openShardSessions(dir, manifest, 0, settings, kernel), remotes, manifest);
+    // The other ranks open their sessions in their threads while this one opens its own.
+    const pending = ranks.map((rank) => startRemote(dir, manifest, rank, settings, kernel, ShardChannel.create(shape)));
+    const started = Promise.allSettled(pending);
+    let local: ShardSessions;
+    try {
+      local = openShardSessions(dir, manifest, 0, settings, kernel);
+    } catch (err) {
+      await stopStarted(await started);
+      throw err;
+    }
+    const remotes = await started;
+    if (remotes.some((r) => r.status === 'rejected')) {
+      for (const session of local.all()) session.release();
+      await stopStarted(remotes);
+      throw (remotes.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+    }
+    return new ShardGroup(
+      local,
+      remotes.map((r) => (r as PromiseFulfilledResult<Remote>).value),
+      manifest,
+    );
   }
 
   /** Rank 0's attention shard (MLA runs all of its attention there). */
@@ -261,22 +280,23 @@ export class ShardGroup {
    */
   async release(): Promise<void> {
     for (const s of this.local.all()) s.release();
-    await Promise.all(
-      this.remotes.map(async (remote) => {
-        remote.plans?.close();
-        // A shard that exited or stopped answering has nothing to release in order.
-        if (remote.failure !== null) {
-          await remote.worker.terminate();
-          return;
-        }
-        const exited = new Promise<void>((resolve) => remote.worker.once('exit', () => resolve()));
-        post(remote, { kind: JOB.stop, rows: 0 });
-        const timeout = setTimeout(() => void remote.worker.terminate(), SHARD_STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timeout);
-      }),
-    );
+    await Promise.all(this.remotes.map(stopRemote));
   }
+}
+
+/** Has the shard release its sessions and exit (terminated if it failed or does not stop in time). */
+async function stopRemote(remote: Remote): Promise<void> {
+  remote.plans?.close();
+  // A shard that exited or stopped answering has nothing to release in order.
+  if (remote.failure !== null) {
+    await remote.worker.terminate();
+    return;
+  }
+  const exited = new Promise<void>((resolve) => remote.worker.once('exit', () => resolve()));
+  post(remote, { kind: JOB.stop, rows: 0 });
+  const timeout = setTimeout(() => void remote.worker.terminate(), SHARD_STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timeout);
 }
 
 async function startRemote(
@@ -313,6 +333,11 @@ async function startRemote(
   worker.on('exit', (code) => (remote.failure ??= `shard ${rank} exited (code ${code})`));
   worker.on('error', (err) => (remote.failure ??= `shard ${rank} crashed: ${err.message}`));
   return remote;
+}
+
+/** Stops the shards that did start (opening failed elsewhere). */
+async function stopStarted(results: Array<PromiseSettledResult<Remote>>): Promise<void> {
+  await Promise.all(results.map((r) => (r.status === 'fulfilled' ? stopRemote(r.value) : undefined)));
 }
 
 function post(remote: Remote, job: JobSlots): void {

@@ -152,6 +152,8 @@ export interface EngineOptions {
   tensorParallel: number;
   /** Routed experts split across the shards or replicated on each; default 'auto'. */
   expertPlacement?: ExpertPlacement | 'auto';
+  /** int4: weights sharing one scale; default the compiler's (64). */
+  int4BlockSize?: number;
   /** Longest sequence (prompt + output) served; defaults to the model's max_position_embeddings. */
   maxModelLen?: number;
   /** Default DEFAULT_KV_CACHE. */

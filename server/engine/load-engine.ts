@@ -26,6 +26,7 @@ export async function loadEngine(options: EngineOptions, onProgress: LoadProgres
     weights: options.weights,
     tensorParallel: options.tensorParallel,
     expertPlacement: options.expertPlacement,
+    int4BlockSize: options.int4BlockSize,
     cacheDir: options.cacheDir,
     onProgress: (done, total) => onProgress('compile', done, total),
   });

@@ -21,7 +21,7 @@ describe('quantizeInt4', () => {
     const rows = 5;
     const cols = 96;
     const w = Float32Array.from({ length: rows * cols }, (_, i) => (i % 17 === 0 ? 0 : random() * (1 + (i % 5))));
-    const q = quantizeInt4(w, rows, cols);
+    const q = quantizeInt4(w, rows, cols, 32);
     const back = dequantizeInt4(q);
     for (let i = 0; i < w.length; i++) {
       const scale = q.scales[Math.floor(i / cols) * (cols / 32) + Math.floor((i % cols) / 32)];
@@ -44,7 +44,7 @@ describe('quantizeInt4', () => {
       for (let j = 1; j < 30; j++) w[r * cols + j] = Math.fround(((j % 17) - 8 + 0.5) * Math.fround(extreme / -8));
       w[r * cols + 31] = -extreme;
     }
-    const q = quantizeInt4(w, rows, cols);
+    const q = quantizeInt4(w, rows, cols, 32);
     const numBlocks = Math.ceil(cols / 32);
     for (let i = 0; i < w.length; i++) {
       const [r, c] = [Math.floor(i / cols), i % cols];

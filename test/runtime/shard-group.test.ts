@@ -3,7 +3,10 @@
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ShardSessions } from '../../runtime/tp/shard-sessions.ts';
-import { ShardFailedError } from '../../runtime/tp/shard-group.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileModel } from '../../models/compile.ts';
+import { ShardFailedError, ShardGroup } from '../../runtime/tp/shard-group.ts';
 import { openRunner, testTokens, type OpenedRunner, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 describe('shard group', () => {
@@ -46,6 +49,26 @@ describe('shard group', () => {
     expect(() => opened.runner.step([{ tokens: [5], cache, logits: 'last' }])).toThrow(ShardFailedError);
     expect(() => opened.runner.step([{ tokens: [5], cache, logits: 'last' }])).toThrow(/shard 1 exited/);
     expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('opening a shard group', () => {
+  it('opens the shards in parallel and fails, naming the shard, when one cannot open its graphs', async () => {
+    const model = writeTinyModel({}, 31);
+    try {
+      const compiled = compileModel({
+        modelDir: model.dir,
+        weights: 'fp32',
+        tensorParallel: 2,
+        expertPlacement: 'split',
+        cacheDir: model.cacheDir,
+      });
+      writeFileSync(join(compiled.dir, compiled.manifest.lmHead[1].file), 'not a graph');
+      const settings = { provider: 'cpu' as const, intraOpThreads: 1 };
+      await expect(ShardGroup.open(compiled.dir, compiled.manifest, settings)).rejects.toThrow(/shard 1 failed to start/);
+    } finally {
+      model.remove();
+    }
   });
 });
 

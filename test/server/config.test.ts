@@ -19,6 +19,7 @@ describe('server configuration', () => {
       tensorParallel: 0,
       attention: 'wasm',
       expertPlacement: 'auto',
+      int4BlockSize: 64,
       cacheDir: null,
       maxModelLen: null,
       maxNumSeqs: 64,
