@@ -6,7 +6,7 @@
 // memory at a time, never the whole model.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir, totalmem } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
 import { writeGraph } from '../graphs/onnx/write-graph.ts';
@@ -15,6 +15,7 @@ import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
 import { buildMlaIn } from '../graphs/mla-graphs.ts';
 import { INT4_BLOCK_SIZE } from '../graphs/ops/quantize.ts';
 import { isMlaNames } from './family.ts';
+import { checkServingFits, resolveExpertPlacement } from './compile-fit.ts';
 import {
   type ExpertCompileSettings,
   type ExpertPlacement,
@@ -62,6 +63,8 @@ export interface CompileOptions {
   expertPlacement?: ExpertPlacement | 'auto';
   /** Parent directory of compiled models; defaults to defaultCacheDir(). */
   cacheDir?: string;
+  /** Compile even when serving the model would not fit in this machine's memory (to serve it elsewhere). */
+  skipMemoryCheck?: boolean;
   /**
    * Threads that compile routed experts (this one included); default one per core, or just
    * this one for models whose experts are too small to be worth starting workers for.
@@ -83,27 +86,7 @@ const PARALLEL_MIN_EXPERT_WEIGHTS = 32e6;
  */
 export type { ExpertPlacement } from './compile-experts.ts';
 
-/** Replicas may take at most this share of the machine's memory for 'auto' to replicate. */
-const REPLICA_MEMORY_SHARE = 1 / 8;
-
-/**
- * 'auto' replicates the routed experts when the copies beyond the first fit in an eighth of
- * the machine's memory (the bench model in int4: about 0.4 GB more; DeepSeekMoE-16B in int4:
- * about 11 GB more, so it stays split below about 90 GB). One shard has nothing to place.
- */
-export function resolveExpertPlacement(
-  spec: ModelSpec,
-  weights: WeightPrecision,
-  tensorParallel: number,
-  requested: ExpertPlacement | 'auto',
-): ExpertPlacement {
-  if (tensorParallel <= 1) return 'split';
-  if (requested !== 'auto') return requested;
-  const routed = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts * 3 * spec.hiddenSize * m.expertIntermediateSize : 0), 0);
-  // 4-bit blocks of 32 with an f32 scale, and ONNX Runtime's prepacked copy on top (~1.2x).
-  const bytesPerWeight = weights === 'int4' ? 0.75 : 4;
-  return routed * bytesPerWeight * (tensorParallel - 1) <= totalmem() * REPLICA_MEMORY_SHARE ? 'replicate' : 'split';
-}
+export { ModelTooLargeError, resolveExpertPlacement } from './compile-fit.ts';
 
 /** One tensor-parallel shard's slice of a layer's attention and MLP; null where the slice is empty. */
 export interface MlpShardGraphs {
@@ -219,7 +202,11 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   const tensorParallel = opts.tensorParallel ?? 1;
   if (!Number.isSafeInteger(tensorParallel) || tensorParallel < 1)
     throw new RangeError(`tensorParallel must be a positive integer, got ${tensorParallel}`);
-  const placement = resolveExpertPlacement(spec, opts.weights, tensorParallel, opts.expertPlacement ?? 'auto');
+  const names = family.weightNames(spec);
+  const fit = { weights: opts.weights, tensorParallel, int4BlockSize: opts.int4BlockSize };
+  const placement = resolveExpertPlacement(spec, opts.weights, tensorParallel, opts.expertPlacement ?? 'auto', { ...fit, names });
+  // Before anything is read or written: a model this machine cannot serve is refused.
+  if (!opts.skipMemoryCheck) checkServingFits(spec, names, placement, fit);
   const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel, placement, opts.int4BlockSize);
   const outDir = join(opts.cacheDir ?? defaultCacheDir(), 'compiled', key);
   const manifestPath = join(outDir, 'manifest.json');
@@ -233,7 +220,6 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   mkdirSync(tmpDir, { recursive: true });
   const reader = CheckpointReader.open(opts.modelDir);
   try {
-    const names = family.weightNames(spec);
     const read: ReadWeight = checkpointWeights(reader, spec, names, family.checkpointRenames);
     const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel, expertPlacement: placement });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));

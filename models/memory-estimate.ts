@@ -57,9 +57,8 @@ export function estimateModelMemory(spec: ModelSpec, names: ModelWeightNames, op
   }
   const fp32 = all - quantisable - embedding;
   const block = opts.int4BlockSize ?? INT4_BLOCK_SIZE;
-  const int4 = opts.weights === 'int4';
-  const onDisk = int4 ? 0.5 + 4 / block : 4;
-  const resident = int4 ? 0.5 + 8 / block + 4 / block : 4;
+  const onDisk = opts.weights === 'int4' ? 0.5 + 4 / block : 4;
+  const resident = residentBytesPerWeight(opts.weights, block);
   const replicas = opts.replicateExperts ? opts.tensorParallel - 1 : 0;
   const numSessions = countSessions(spec, opts.tensorParallel);
   return {
@@ -70,6 +69,21 @@ export function estimateModelMemory(spec: ModelSpec, names: ModelWeightNames, op
     residentWeightBytes: (quantisable + replicas * routed) * resident + 4 * fp32 + numSessions * SESSION_OVERHEAD_BYTES,
     numSessions,
   };
+}
+
+/** Resident bytes of one quantisable weight once its session is open. */
+export function residentBytesPerWeight(weights: WeightPrecision, int4BlockSize = INT4_BLOCK_SIZE): number {
+  return weights === 'int4' ? 0.5 + 12 / int4BlockSize : 4;
+}
+
+/** Routed-expert weights of the model (all layers). */
+export function routedExpertWeights(spec: ModelSpec): number {
+  return spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts * 3 * spec.hiddenSize * m.expertIntermediateSize : 0), 0);
+}
+
+/** Serving memory of the model without its KV cache: the weights as held, the sessions, the runtime. */
+export function servingMemoryBytes(spec: ModelSpec, names: ModelWeightNames, opts: MemoryEstimateOptions): number {
+  return estimateModelMemory(spec, names, opts).residentWeightBytes + RUNTIME_BASE_BYTES;
 }
 
 /** Per layer and shard: attention in/out, mlp-in and a slice of every routed expert; the LM head. */

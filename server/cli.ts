@@ -80,7 +80,7 @@ const commands: Record<string, Command> = {
     summary: 'compile a checkpoint into ONNX graphs (reused while checkpoint and options are unchanged)',
     usage:
       `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--expert-placement auto|split|replicate] ` +
-      `[--int4-block-size 32|64|128] [--cache-dir DIR]`,
+      `[--int4-block-size 32|64|128] [--cache-dir DIR] [--skip-memory-check]`,
     options: {
       model: { type: 'string' },
       weights: { type: 'string', default: 'int4' },
@@ -88,10 +88,12 @@ const commands: Record<string, Command> = {
       'expert-placement': { type: 'string', default: 'auto' },
       'int4-block-size': { type: 'string', default: '64' },
       'cache-dir': { type: 'string' },
+      'skip-memory-check': { type: 'boolean', default: false },
     },
     async run(v) {
       const compiled = compileModel({
         int4BlockSize: Number(oneOf(v['int4-block-size'], ['32', '64', '128'] as const, '--int4-block-size')),
+        skipMemoryCheck: v['skip-memory-check'] === true,
         modelDir: requireString(v.model, '--model'),
         weights: weightsOption(v.weights),
         tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel') || defaultTensorParallel(),
