@@ -121,7 +121,6 @@ function report(s: ServeMeasurement, bytesPerSecond: number, macsPerSecond: numb
   const decodeRoofline = bytesPerSecond / activeWeightBytesPerToken(spec, 'int4');
   const { quantisable, router } = activeParametersPerToken(spec);
   const prefillRoofline = macsPerSecond / (quantisable + router - spec.vocabSize * spec.hiddenSize);
-  const kvResident = Math.min(s.kvCacheBytes, s.peakRss); // an upper bound: blocks become resident as they fill
   const target = 1.2 * compiledBytes + s.kvCacheBytes + 0.5 * 2 ** 30;
   const range = (v: number[], f: (x: number) => string): string => `${f(median(v))} (${f(Math.min(...v))}-${f(Math.max(...v))})`;
   const lines = [
@@ -136,11 +135,19 @@ function report(s: ServeMeasurement, bytesPerSecond: number, macsPerSecond: numb
     `| compile (int4) | ${compile.seconds.toFixed(0)} s wall, ${compile.cpuSeconds.toFixed(0)} CPU-s, peak RSS ${gib(compile.peakRss)}; ${gib(compiledBytes)} compiled |`,
     `| process start to /health 200 | ${s.startToHealthySeconds.toFixed(1)} s |`,
     `| RSS at ready | ${gib(s.atReady.rss)} (anon ${gib(s.atReady.anon)}, file ${gib(s.atReady.file)}); opening the sessions took ${gib(s.sessionsBytes)} |`,
-    `| peak RSS serving | ${gib(s.peakRss)}: weights (sessions) ${gib(s.sessionsBytes)} / KV cache <= ${gib(kvResident)} (configured ${gib(s.kvCacheBytes)}) / rest ${gib(s.peakRss - s.sessionsBytes - kvResident)} |`,
+    `| peak RSS serving | ${gib(s.peakRss)} = weights (opening the sessions) ${gib(s.sessionsBytes)} + the rest ${gib(s.peakRss - s.sessionsBytes)} ` +
+      `(Node and ONNX Runtime before the sessions, activations, and the KV cache's touched pages: configured ${gib(s.kvCacheBytes)}) |`,
     `| after ${s.loadRequests} concurrent requests | RSS ${gib(s.afterLoad.rss)} (${s.loadFailures} failed) |`,
+    `| chat completion (streamed) | ${s.chat.chunks} content chunks: ${JSON.stringify(s.chat.text.slice(0, 40))} |`,
     `| target 1.2 x compiled + KV + 0.5 GiB | ${gib(target)}: peak is ${(s.peakRss / target).toFixed(2)}x of it; ${(s.peakRss / compiledBytes).toFixed(2)}x the compiled bytes |`,
-    `| prefill ${promptTokens} tokens | ${range(s.prefillSeconds, (x) => (promptTokens / x).toFixed(1))} tok/s; ${((promptTokens / prefill / prefillRoofline) * 100).toFixed(0)}% of the int4 matmul ceiling (${prefillRoofline.toFixed(0)} tok/s at ${(macsPerSecond / 1e9).toFixed(0)} GMAC/s) |`,
-    `| batch-1 decode | ${range(s.decodeMsPerToken, (x) => (1000 / x).toFixed(2))} tok/s; ${((1000 / decodeMs / decodeRoofline) * 100).toFixed(0)}% of the bandwidth roofline (${decodeRoofline.toFixed(1)} tok/s at ${(bytesPerSecond / 1e9).toFixed(1)} GB/s) |`,
+    `| prefill ${promptTokens} tokens | ${range(
+      s.prefillSeconds.map((x) => promptTokens / x),
+      (x) => x.toFixed(1),
+    )} tok/s; ${((promptTokens / prefill / prefillRoofline) * 100).toFixed(0)}% of the int4 matmul ceiling (${prefillRoofline.toFixed(0)} tok/s at ${(macsPerSecond / 1e9).toFixed(0)} GMAC/s) |`,
+    `| batch-1 decode | ${range(
+      s.decodeMsPerToken.map((x) => 1000 / x),
+      (x) => x.toFixed(2),
+    )} tok/s; ${((1000 / decodeMs / decodeRoofline) * 100).toFixed(0)}% of the bandwidth roofline (${decodeRoofline.toFixed(1)} tok/s at ${(bytesPerSecond / 1e9).toFixed(1)} GB/s) |`,
   ];
   log(`\n${lines.join('\n')}\n`);
   const outDir = join(root, 'bench', 'results');

@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { timedStream, type StreamTiming } from '../stream-client.ts';
-import { median } from '../table.ts';
 import { processMemory, sampleProcess, type ProcessMemory } from './proc-memory.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/moe-server.mjs', import.meta.url));
@@ -38,6 +37,8 @@ export interface ServeMeasurement {
   decodeMsPerToken: number[];
   loadRequests: number;
   loadFailures: number;
+  /** A streamed chat completion through the checkpoint's chat template: its content chunks and text. */
+  chat: { chunks: number; text: string };
 }
 
 /** Distinct prompts (no shared prefix, so no cached blocks) of `length` token ids. */
@@ -100,6 +101,8 @@ export async function measureServing(opts: ServeMeasureOptions, log: (line: stri
         while (next < burst.length) if ((await timedStream(baseUrl, MODEL, burst[next++])).error !== null) failures++;
       }),
     );
+    const chat = await streamChat(baseUrl);
+    log(`  chat: ${chat.chunks} content chunks: ${JSON.stringify(chat.text.slice(0, 60))}`);
     const afterLoad = processMemory(child.pid!)!;
     const peak = sampler.stop();
     return {
@@ -114,6 +117,7 @@ export async function measureServing(opts: ServeMeasureOptions, log: (line: stri
       decodeMsPerToken,
       loadRequests: burst.length,
       loadFailures: failures,
+      chat,
     };
   } finally {
     sampler.stop();
@@ -136,6 +140,28 @@ async function timePrefill(baseUrl: string, tokens: number[]): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
+/** Streams a short chat completion; counts the chunks that carried content. */
+async function streamChat(baseUrl: string): Promise<{ chunks: number; text: string }> {
+  const response = await fetch(`${baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hello! Who are you?' }], max_tokens: 8, stream: true }),
+  });
+  if (response.status !== 200) throw new Error(`chat completion: HTTP ${response.status} ${await response.text()}`);
+  let chunks = 0;
+  let text = '';
+  const body = await response.text();
+  for (const event of body.split('\n\n')) {
+    if (!event.startsWith('data: {')) continue;
+    const content = (JSON.parse(event.slice(6)) as { choices: Array<{ delta?: { content?: string } }> }).choices[0]?.delta?.content;
+    if (content) {
+      chunks++;
+      text += content;
+    }
+  }
+  return { chunks, text };
+}
+
 /** Polls /health until it answers 200; the base URL. */
 async function healthy(stderr: () => string, exitCode: () => number | null | undefined): Promise<string> {
   for (;;) {
@@ -150,8 +176,4 @@ async function healthy(stderr: () => string, exitCode: () => number | null | und
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-export function medianOf(values: number[]): number {
-  return median(values);
 }
