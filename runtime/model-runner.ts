@@ -94,8 +94,9 @@ export class ModelRunner {
     const h = this.spec.hiddenSize;
     const rows: number[] = [];
     slots.forEach((s, b) => {
-      if (batch[b].logits === 'last') rows.push(s.row + s.numTokens - 1);
-      if (batch[b].logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
+      const wanted = batch[b].logits;
+      const first = wanted === 'none' ? s.numTokens : wanted === 'last' ? s.numTokens - 1 : wanted === 'all' ? 0 : wanted.fromRow;
+      for (let i = Math.max(0, first); i < s.numTokens; i++) rows.push(s.row + i);
     });
     if (rows.length === 0) return new Float32Array(0);
     return this.sessions.shards.lmHead(gatherRows(hidden, h, Int32Array.from(rows)), rows.length);

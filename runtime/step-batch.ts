@@ -10,8 +10,11 @@ export interface StepSequence {
   tokens: ArrayLike<number>;
   /** The sequence's blocks in the pool; they must already cover the new tokens. */
   cache: BlockTable;
-  /** Which new tokens need logits: none (a prefill chunk), the last (sampling) or all (scoring, tests). */
-  logits: 'none' | 'last' | 'all';
+  /**
+   * Which new tokens need logits: none (a prefill chunk), the last (sampling), all (tests), or
+   * those from row `fromRow` to the last (scoring a prompt from a position on).
+   */
+  logits: 'none' | 'last' | 'all' | { fromRow: number };
 }
 
 /** A sequence's place in the step: its rows in the token matrix and its cache. */

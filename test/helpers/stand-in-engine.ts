@@ -113,6 +113,7 @@ export class StandInEngine implements Engine {
         finishReason,
         text: '',
         promptTokens: prompt.length,
+        cachedTokens: 0,
         completionTokens: numTokens,
         prefillMs: 0,
         decodeMs: 0,
