@@ -87,7 +87,8 @@ export class StandInEngine implements Engine {
     try {
       yield emit({ type: 'accepted', promptTokens: prompt.length });
       const vocab = this.info.spec.vocabSize;
-      if (request.promptLogprobs != null) yield emit({ type: 'prompt_logprobs', scores: standInScores(prompt, request.promptLogprobs, vocab) });
+      if (request.promptLogprobs != null)
+        yield emit({ type: 'prompt_logprobs', scores: standInScores(prompt, request.promptLogprobs, vocab) });
       let finishReason: 'stop' | 'length' | 'abort' = 'length';
       let numTokens = 0;
       // As the engine does: no further than the context leaves.
