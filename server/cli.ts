@@ -5,6 +5,7 @@ import { compileModel, defaultTensorParallel } from '../models/compile.ts';
 import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
+import { BATCH_USAGE, batchOptions, runBatchCommand } from './batch/batch-cli.ts';
 import { runGenerate } from './generate.ts';
 import { progressPrinter } from './progress.ts';
 
@@ -115,6 +116,16 @@ const commands: Record<string, Command> = {
         tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel'),
         cacheDir: optionalString(v['cache-dir']),
       });
+    },
+  },
+  batch: {
+    summary: 'run an OpenAI Batch API file of chat/completions requests offline (resumable)',
+    usage: BATCH_USAGE,
+    options: batchOptions,
+    async run(v) {
+      const maxInFlight = v['max-in-flight'] === undefined ? undefined : integer(v['max-in-flight'], '--max-in-flight');
+      if (maxInFlight !== undefined && maxInFlight < 1) throw new UsageError('--max-in-flight must be at least 1');
+      return runBatchCommand(v, requireString(v.input, '--input'), requireString(v.output, '--output'), maxInFlight);
     },
   },
   bench: {
