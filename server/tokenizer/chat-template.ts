@@ -75,3 +75,8 @@ export class ChatTemplate {
     }
   }
 }
+
+/** The checkpoint's template text, as ChatTemplate.load finds it, or null (the distillation manifest records it). */
+export function chatTemplateSource(modelDir: string, config: TokenizerConfig): string | null {
+  return configTemplate(config) ?? fileTemplate(modelDir);
+}

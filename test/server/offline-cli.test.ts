@@ -1,5 +1,5 @@
-// `moe-server batch` as a user runs it: the real executable on the tiny model, and a Ctrl-C
-// in the middle of a job, then the same command again to finish it.
+// `moe-server batch` and `moe-server distill` as a user runs them: the real executable on the
+// tiny model, a Ctrl-C in the middle of a batch job, then the same command again to finish it.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +27,7 @@ function outputLines(file: string): OutputLine[] {
     .map((l) => JSON.parse(l) as OutputLine);
 }
 
-describe('moe-server batch', () => {
+describe('moe-server batch and distill', () => {
   let root: string;
   let model: TinyModel;
   let engineFlags: string[];
@@ -94,5 +94,48 @@ describe('moe-server batch', () => {
     const all = outputLines(output);
     expect(all.map((l) => l.custom_id).sort()).toEqual([...ids].sort());
     expect(all.every((l) => l.response?.status_code === 200)).toBe(true);
+  }, 300_000);
+
+  it('distill writes shards and a manifest, and its --help lists its flags', async () => {
+    const help = await runCli(['distill', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of [
+      '--input',
+      '--out',
+      '--top-k',
+      '--temperature',
+      '--router',
+      '--generate',
+      '--gen-max-tokens',
+      '--shard-mib',
+      '--max-num-seqs',
+    ]) {
+      expect(help.stdout).toContain(flag);
+    }
+    const input = join(root, 'conversations.jsonl');
+    const out = join(root, 'export');
+    const conversation = (id: string) => ({
+      id,
+      messages: [
+        { role: 'user', content: `Hi ${id}` },
+        { role: 'assistant', content: `Hello ${id}!` },
+      ],
+    });
+    writeFileSync(input, [conversation('a'), conversation('b')].map((c) => JSON.stringify(c)).join('\n') + '\n');
+    const result = await runCli(['distill', '--input', input, '--out', out, '--top-k', '16', '--router', ...engineFlags]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/distill: 2 conversations scored/);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+      top_k: number;
+      counts: { sequences: number };
+      shards: unknown[];
+    };
+    expect(manifest).toMatchObject({ top_k: 16, counts: { sequences: 2 } });
+    expect(manifest.shards).toHaveLength(1);
+    const again = await runCli(['distill', '--input', input, '--out', out, '--top-k', '16', '--router', ...engineFlags]);
+    expect(again.stderr).toMatch(/0 conversations scored.*2 already done/);
+    const other = await runCli(['distill', '--input', input, '--out', out, '--top-k', '8', ...engineFlags]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/other settings \(top_k\)/);
   }, 300_000);
 });
