@@ -52,6 +52,7 @@ export function jobProgressPrinter(
   let first: number | null = null;
   let lastPrinted = -Infinity;
   let line = '';
+  let printed = '';
   const render = (done: number, total: number, detail?: string): string => {
     first ??= done;
     const seconds = (performance.now() - started) / 1000;
@@ -68,10 +69,12 @@ export function jobProgressPrinter(
       const interval = stream.isTTY ? 250 : everySeconds * 1000;
       if (now - lastPrinted < interval && done < total) return;
       lastPrinted = now;
+      printed = line;
       stream.write(stream.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
     },
     finish() {
-      if (line !== '') stream.write(stream.isTTY ? `\r${line}\x1b[K\n` : `${line}\n`);
+      if (stream.isTTY && line !== '') stream.write(`\r${line}\x1b[K\n`);
+      else if (line !== printed) stream.write(`${line}\n`);
     },
   };
 }
