@@ -5,6 +5,7 @@
 // output resumes: custom_ids already answered are skipped, and a torn last line (a crash
 // mid-write) is cut off first. Stopping (the signal) cancels what runs; those requests get
 // no line and run again on the next run.
+import { setMaxListeners } from 'node:events';
 import type { ServedModel } from '../served-model.ts';
 import { AdmissionGate } from '../openai/generation.ts';
 import { countLines, LineAppender, readLines, resumeLines } from '../jobs/jsonl-file.ts';
@@ -77,6 +78,8 @@ class BatchJob {
   ) {
     this.out = new LineAppender(options.output);
     this.gate = new AdmissionGate(options.maxInFlight);
+    // Every request in flight listens to the job's stop signal: more than Node's default of 10 is expected.
+    setMaxListeners(2 * options.maxInFlight + 8, this.stop.signal);
     this.log = options.log ?? ((message) => console.error(message));
     const { signal } = options;
     if (signal?.aborted) this.halt('signal');

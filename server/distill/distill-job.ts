@@ -3,6 +3,7 @@
 // trainer. Read line by line with at most `maxInFlight` conversations in the engine, resumed
 // like a batch job: conversations in the listed shards or in errors.jsonl are skipped.
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isMoe } from '../../models/spec.ts';
@@ -129,6 +130,8 @@ class DistillJob {
   ) {
     this.errors = new LineAppender(join(options.outDir, ERRORS_FILE));
     this.gate = new AdmissionGate(options.maxInFlight);
+    // Every request in flight listens to the job's stop signal: more than Node's default of 10 is expected.
+    setMaxListeners(2 * options.maxInFlight + 8, this.stop.signal);
     this.scoring = { topK: options.topK, temperature: options.temperature, router };
     this.log = options.log ?? ((message) => console.error(message));
     const { signal } = options;

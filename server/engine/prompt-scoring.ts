@@ -5,6 +5,7 @@
 // settings never apply), optionally divided by a temperature for distillation.
 import type { StepSequence } from '../../runtime/step-batch.ts';
 import type { PromptLogprobs } from './api.ts';
+import { expNonPositive } from './fast-exp.ts';
 import { selectBest } from './rank-heap.ts';
 import type { Sequence } from './sequence.ts';
 
@@ -80,8 +81,8 @@ export function emptyPromptLogprobs(start: number, count: number, topK: number):
 
 /**
  * Scores entry `i` of `out` from one logits row: the log-softmax of row / temperature with a
- * float64 sum, each value rounded to float32 once (at temperature 1 exactly the sampler's
- * logSoftmax). The tail is log(sum of the other tokens' weights) - log(sum of all), summed
+ * float64 sum, each value rounded to float32 once (at temperature 1 the sampler's logSoftmax
+ * up to float32 rounding: exp is expNonPositive, within a few float64 ulps of Math.exp). The tail is log(sum of the other tokens' weights) - log(sum of all), summed
  * directly rather than as 1 - sum(top-k probabilities), so a tail of 1e-30 keeps its digits.
  */
 export function scoreRow(row: Float32Array, token: number, temperature: number, out: PromptLogprobs, i: number, s: ScoringScratch): void {
@@ -91,21 +92,24 @@ export function scoreRow(row: Float32Array, token: number, temperature: number, 
   for (let j = 0; j < count; j++) s.inTop[s.ids[j]] = 1;
   const maxLogit = count > 0 ? row[s.ids[0]] : maxOf(row);
   const tokenLogit = row[token];
+  // Multiplied, not divided: the loop runs over the whole vocabulary (x * 1 is exact at T = 1).
+  const scale = 1 / temperature;
   let total = 0;
   let rest = 0;
   let numAbove = 0;
   for (let v = 0; v < n; v++) {
-    const w = Math.exp((row[v] - maxLogit) / temperature);
+    const logit = row[v];
+    const w = expNonPositive((logit - maxLogit) * scale);
     total += w;
     if (s.inTop[v] === 0) rest += w;
-    if (row[v] > tokenLogit) numAbove++;
+    numAbove += +(logit > tokenLogit); // branch-free: about half the tokens outrank an unlikely one
   }
   const logTotal = Math.log(total);
   const at = i * k;
   for (let j = 0; j < count; j++) {
     const id = s.ids[j];
     out.topIds[at + j] = id;
-    out.topLogprobs[at + j] = (row[id] - maxLogit) / temperature - logTotal;
+    out.topLogprobs[at + j] = (row[id] - maxLogit) * scale - logTotal;
     s.inTop[id] = 0;
   }
   // Fewer than k candidates (a tiny vocabulary, NaN logits): the rest of the row says so.
@@ -114,7 +118,7 @@ export function scoreRow(row: Float32Array, token: number, temperature: number, 
     out.topLogprobs[at + j] = -Infinity;
   }
   out.tokens[i] = token;
-  out.logprobs[i] = (tokenLogit - maxLogit) / temperature - logTotal;
+  out.logprobs[i] = (tokenLogit - maxLogit) * scale - logTotal;
   out.ranks[i] = numAbove + 1;
   out.tailLogprobs[i] = rest > 0 ? Math.log(rest) - logTotal : -Infinity;
 }
