@@ -40,6 +40,8 @@ export interface ServerConfig {
   maxNumSeqs: number;
   /** Tokens per model step: decodes plus chunks of prompts being read. */
   maxBatchTokens: number;
+  /** While streams decode, prompt chunks are cut to keep a step within this many ms; 0 = off. */
+  maxStepMs: number;
   /** Tokens the KV cache pool holds; null = as many as kvCacheMib allows. */
   kvCacheTokens: number | null;
   kvCacheMib: number;
@@ -245,6 +247,16 @@ export const SETTINGS: Settings = {
     help:
       'Token budget of one model step, at least --max-num-seqs. Decodes come first; prompts are read in chunks in what is left, so ' +
       'a long prompt never stalls running streams for long.',
+  },
+  maxStepMs: {
+    flag: 'max-step-ms',
+    env: 'MOE_SERVER_MAX_STEP_MS',
+    metavar: 'MS',
+    defaultValue: DEFAULT_SCHEDULER_LIMITS.maxStepMs ?? 0,
+    parse: integerIn(0, 600_000),
+    help:
+      'While sequences decode, cut prompt chunks so that a step is predicted to take at most this long (learnt from the steps ' +
+      'run so far; at least 16 prompt tokens a step): bounds the inter-token latency that arriving prompts add. 0 = no time budget.',
   },
   kvCacheTokens: {
     flag: 'kv-cache-tokens',

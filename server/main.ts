@@ -23,7 +23,7 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
     kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },
-    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens },
+    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens, maxStepMs: config.maxStepMs },
     servedModelName: config.servedModelName ?? undefined,
     onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
   });

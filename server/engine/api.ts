@@ -120,9 +120,14 @@ export interface SchedulerLimits {
   maxNumSeqs: number;
   /** Most tokens (decodes plus prefill chunks) in one model step. */
   maxBatchTokens: number;
+  /**
+   * While sequences decode, prompt chunks are cut so that a step is predicted to take at most
+   * this long (step-budget.ts); 0 = no time budget. Default 0.
+   */
+  maxStepMs?: number;
 }
 
-export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256 };
+export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256, maxStepMs: 0 };
 
 /** How big the KV cache pool is (kv-cache-plan.ts sizes it). */
 export interface KvCacheSettings {

@@ -90,6 +90,7 @@ export class Engine {
     for (const { seq } of chunks) seq.timings.scheduledAt ??= started;
     const result = await this.runner.step(inputs);
     const elapsed = performance.now() - started;
+    this.scheduler.recordStep(chunks, elapsed);
     const report = buildStepReport(
       chunks.map(({ seq }) => seq.id),
       inputs,

@@ -23,6 +23,7 @@ describe('server configuration', () => {
       maxModelLen: null,
       maxNumSeqs: 64,
       maxBatchTokens: 256,
+      maxStepMs: 0,
       kvCacheTokens: null,
       kvCacheMib: 1024,
       kvBlockSize: 16,
