@@ -41,7 +41,7 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
 
 /** `target`: host:port of the /metrics endpoint. */
 export async function startPrometheus(target: string): Promise<PrometheusServer> {
-  const binary = requireTool(PROMETHEUS, 'prometheus');
+  const binary = requireTool(PROMETHEUS);
   const dir = mkdtempSync(join(tmpdir(), 'moe-prometheus-'));
   const config = join(dir, 'prometheus.yml');
   writeFileSync(config, `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: moe-server\n    static_configs:\n      - targets: ["${target}"]\n`);

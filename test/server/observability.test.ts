@@ -54,7 +54,7 @@ function dashboardQueries(): string[] {
 describe('the /metrics output', () => {
   it('passes promtool check metrics', async () => {
     await complete('Hello there', 4);
-    const result = spawnSync(requireTool(PROMTOOL, 'prometheus'), ['check', 'metrics'], { input: await metricsText(), encoding: 'utf8' });
+    const result = spawnSync(requireTool(PROMTOOL), ['check', 'metrics'], { input: await metricsText(), encoding: 'utf8' });
     expect(result.stdout + result.stderr).toBe('');
     expect(result.status).toBe(0);
   });
@@ -70,7 +70,7 @@ describe('the /metrics output', () => {
   });
 
   it('alert rules pass promtool check rules', () => {
-    const result = spawnSync(requireTool(PROMTOOL, 'prometheus'), ['check', 'rules', ALERTS], { encoding: 'utf8' });
+    const result = spawnSync(requireTool(PROMTOOL), ['check', 'rules', ALERTS], { encoding: 'utf8' });
     expect(result.stdout + result.stderr).toContain('SUCCESS: 5 rules found');
     expect(result.status).toBe(0);
   });
@@ -119,7 +119,7 @@ describe('a real Prometheus scraping the server', () => {
 
 describe('the /dashboard page in headless Chromium', () => {
   it('shows the routed counts in the heatmap, updating as requests run', async () => {
-    const browser = await chromium.launch({ executablePath: requireTool(CHROMIUM, 'chromium'), args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    const browser = await chromium.launch({ executablePath: requireTool(CHROMIUM), args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const requests: string[] = [];
