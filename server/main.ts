@@ -39,6 +39,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   const { app } = await buildApp({
     model: pending,
     apiKeys: config.apiKeys,
+    allowedOrigins: config.allowedOrigins,
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,
