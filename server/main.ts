@@ -90,7 +90,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
 }
 
 /** How long streams cancelled at the end of the grace period get to write their last event. */
-const FLUSH_MS = 1000;
+export const FLUSH_MS = 1000;
 
 /** Resolves once the engine has no request in flight (polled: shutdown only). */
 async function engineIdle(model: ServedModel): Promise<'idle'> {
