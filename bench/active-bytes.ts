@@ -1,8 +1,8 @@
 // Weight bytes one decoded token must read: every weight of attention, the dense MLPs, the
 // routers, the k routed experts it is sent to, the shared experts and the LM head. The
 // embedding row and norms are negligible and left out.
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
-import { INT4_BLOCK_SIZE } from '../kernels/ops/quantize.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
+import { INT4_BLOCK_SIZE } from '../graphs/ops/quantize.ts';
 import { isMoe, type ModelSpec } from '../models/spec.ts';
 
 /** 4-bit: half a byte per weight plus an f32 scale per block (symmetric, no zero points). */

@@ -7,10 +7,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel, type CompiledModel } from '../models/compile.ts';
 import type { SyntheticFamily } from '../models/synthetic.ts';
-import { kvBytesPerToken } from '../server/engine/kv-cache-shape.ts';
+import { kvBytesPerToken } from '../runtime/attention/kv-cache-shape.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { activeParametersPerToken } from './active-bytes.ts';
 import { ensureBenchModel } from './bench-model.ts';
@@ -38,7 +38,13 @@ interface FamilyRow {
 
 function prepare(family: SyntheticFamily, opts: FamilyBenchOptions, cacheDir: string): CompiledModel {
   const modelDir = ensureBenchModel(cacheDir, progressPrinter(`writing ${family} bench model`), family);
-  return compileModel({ modelDir, weights: opts.weights, cacheDir, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${family} ${opts.weights}`) });
+  return compileModel({
+    modelDir,
+    weights: opts.weights,
+    cacheDir,
+    tensorParallel: defaultTensorParallel(),
+    onProgress: progressPrinter(`compiling ${family} ${opts.weights}`),
+  });
 }
 
 export async function runFamilyBench(opts: FamilyBenchOptions): Promise<number> {
@@ -51,7 +57,12 @@ export async function runFamilyBench(opts: FamilyBenchOptions): Promise<number> 
   });
   for (let round = 0; round < opts.rounds; round++) {
     for (const [i, { compiled: c }] of compiled.entries()) {
-      const t = await timePrecisionInChild({ compiled: c, threads: availableParallelism(), promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens });
+      const t = await timePrecisionInChild({
+        compiled: c,
+        threads: availableParallelism(),
+        promptTokens: opts.promptTokens,
+        decodeTokens: opts.decodeTokens,
+      });
       rows[i].prefillMs.push(...t.prefillMs);
       rows[i].decodeStepMs.push(...t.decodeStepMs);
       console.log(`round ${round + 1}/${opts.rounds} ${rows[i].family}: decode median ${median(t.decodeStepMs).toFixed(2)} ms/token`);

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultCacheDir } from '../models/compile.ts';
 import { loadModelSpec } from '../models/registry.ts';
 import { activeParametersPerToken, activeWeightBytesPerToken } from './active-bytes.ts';
@@ -32,7 +32,7 @@ const ROUNDS = 7;
 const MIX_PROMPT_TOKENS = (32 + 128 + 256 + 64) / 4;
 const MIX_OUTPUT_TOKENS = (64 + 128 + 128 + 64 + 128) / 5;
 
-const WORKER_ENTRY = new URL('../server/engine/worker-bootstrap.mjs', import.meta.url);
+const WORKER_ENTRY = new URL('../runtime/worker-bootstrap.mjs', import.meta.url);
 
 interface Rate {
   precision: WeightPrecision;
@@ -44,11 +44,17 @@ interface Rate {
 }
 
 async function measureRates(precision: WeightPrecision, threads: number, dir: string): Promise<Rate[]> {
-  const workerData = (rank: number): KernelRateWorkerData => ({ precision, inFeatures: IN_FEATURES, outFeatures: OUT_FEATURES, graphs: GRAPHS[precision], dir: join(dir, `${precision}-${rank}`) });
+  const workerData = (rank: number): KernelRateWorkerData => ({
+    precision,
+    inFeatures: IN_FEATURES,
+    outFeatures: OUT_FEATURES,
+    graphs: GRAPHS[precision],
+    dir: join(dir, `${precision}-${rank}`),
+  });
   const workers = Array.from({ length: threads }, (_, rank) => {
     const data = workerData(rank);
     mkdirSync(data.dir);
-    return new Worker(WORKER_ENTRY, { argv: ['../../bench/kernel-rate-worker.ts'], workerData: data });
+    return new Worker(WORKER_ENTRY, { argv: [new URL('./kernel-rate-worker.ts', import.meta.url).href], workerData: data });
   });
   try {
     await Promise.all(workers.map((w) => once(w)));
@@ -60,7 +66,12 @@ async function measureRates(precision: WeightPrecision, threads: number, dir: st
       const seconds = median(Array.from({ length: ROUNDS }, (_, r) => Math.max(...perThread.map((t) => t[r]))));
       const weightsPerThread = GRAPHS[precision] * IN_FEATURES * OUT_FEATURES;
       const bytesPerWeight = precision === 'fp32' ? 4 : 0.5 + 4 / 32;
-      rates.push({ precision, rows, macsPerSecond: (threads * weightsPerThread * rows) / seconds, bytesPerSecond: (threads * weightsPerThread * bytesPerWeight) / seconds });
+      rates.push({
+        precision,
+        rows,
+        macsPerSecond: (threads * weightsPerThread * rows) / seconds,
+        bytesPerSecond: (threads * weightsPerThread * bytesPerWeight) / seconds,
+      });
     }
     return rates;
   } finally {
@@ -96,17 +107,24 @@ async function main(): Promise<void> {
     const fp32Bytes = activeWeightBytesPerToken(spec, 'fp32');
     const best = (rows: number) => Math.max(rate('fp32', rows).macsPerSecond, rate('int4', rows).macsPerSecond);
     // Decode at batch 16: all matmuls at the 16-row rate (routed experts see ~2 rows: slower).
-    const batch16StepMs = (16 * macsPerToken) / best(16) * 1000;
+    const batch16StepMs = ((16 * macsPerToken) / best(16)) * 1000;
     // One request of the load mix: its prompt at the prefill rate (no LM head but the last row),
     // its output at the batch-16 decode rate.
     const requestSeconds = (MIX_PROMPT_TOKENS * (macsPerToken - lmHeadMacs)) / best(256) + (MIX_OUTPUT_TOKENS * macsPerToken) / best(16);
     printTable(
       ['ceiling (bench model, matmuls only, at the rates above)', 'value'],
       [
-        ['fp32 batch-1 decode: % of the read-bandwidth roofline', `${((100 * rate('fp32', 1).bytesPerSecond) / bandwidth).toFixed(0)}% (${((fp32Bytes / rate('fp32', 1).bytesPerSecond) * 1000).toFixed(1)} ms/token)`],
+        [
+          'fp32 batch-1 decode: % of the read-bandwidth roofline',
+          `${((100 * rate('fp32', 1).bytesPerSecond) / bandwidth).toFixed(0)}% ` +
+            `(${((fp32Bytes / rate('fp32', 1).bytesPerSecond) * 1000).toFixed(1)} ms/token)`,
+        ],
         ['int4 batch-1 decode: ms/token', ((macsPerToken / rate('int4', 1).macsPerSecond) * 1000).toFixed(1)],
         ['batch-16 decode step: ms (= inter-token latency at 16 streams)', batch16StepMs.toFixed(1)],
-        [`load mix (${MIX_PROMPT_TOKENS}-token prompts, ${MIX_OUTPUT_TOKENS.toFixed(1)}-token outputs): output tok/s`, (MIX_OUTPUT_TOKENS / requestSeconds).toFixed(0)],
+        [
+          `load mix (${MIX_PROMPT_TOKENS}-token prompts, ${MIX_OUTPUT_TOKENS.toFixed(1)}-token outputs): output tok/s`,
+          (MIX_OUTPUT_TOKENS / requestSeconds).toFixed(0),
+        ],
       ],
     );
   } finally {

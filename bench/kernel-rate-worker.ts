@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
-import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
-import { linear, type WeightPrecision } from '../kernels/ops/linear.ts';
+import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
+import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
+import { linear, type WeightPrecision } from '../graphs/ops/linear.ts';
 import { GraphSession, ort } from '../kernels/session.ts';
 
 export interface KernelRateWorkerData {
@@ -32,7 +32,10 @@ const sessions = Array.from({ length: graphs }, (_, g) => {
   const writer = new WeightsFileWriter(`${file}.data`);
   const b = new GraphBuilder('linear', writer);
   const x = b.input('x', 'float32', ['M', inFeatures]);
-  b.output(linear(b, x, { data: weights, outFeatures, inFeatures }, 'w', { precision, int4AccuracyLevel: 4 }), 'y', 'float32', ['M', outFeatures]);
+  b.output(linear(b, x, { data: weights, outFeatures, inFeatures }, 'w', { precision, int4AccuracyLevel: 4 }), 'y', 'float32', [
+    'M',
+    outFeatures,
+  ]);
   writeFileSync(file, b.toBytes());
   writer.close();
   return new GraphSession(file, { provider: 'cpu', intraOpThreads: 1 });

@@ -31,7 +31,11 @@ export interface BandwidthResult {
   rounds: number;
 }
 
-export async function measureMemoryBandwidth(threads = availableParallelism(), rounds = 9, bytesPerBuffer = 256 * 1024 * 1024): Promise<BandwidthResult> {
+export async function measureMemoryBandwidth(
+  threads = availableParallelism(),
+  rounds = 9,
+  bytesPerBuffer = 256 * 1024 * 1024,
+): Promise<BandwidthResult> {
   const workers = Array.from({ length: threads }, () => new Worker(READER, { eval: true, workerData: { bytes: bytesPerBuffer } }));
   try {
     await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PrecisionRunRequest, PrecisionTimings } from './precision-run.ts';
@@ -50,7 +50,11 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   const compiled = opts.weights.map((weights) =>
     compileModel({ modelDir, weights, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${weights}`) }),
   );
-  const timed = opts.weights.map((weights, i) => ({ weights, spec: compiled[i].manifest.spec, timings: { prefillMs: [], decodeStepMs: [] } as PrecisionTimings }));
+  const timed = opts.weights.map((weights, i) => ({
+    weights,
+    spec: compiled[i].manifest.spec,
+    timings: { prefillMs: [], decodeStepMs: [] } as PrecisionTimings,
+  }));
   // The machines are shared: bandwidth drifts between runs. Measure it between the timed
   // rounds (never during them) and divide by the median of all readings.
   const readings = [await measureMemoryBandwidth(threads)];
@@ -59,7 +63,12 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
     // Rotate which precision goes first, so neither always runs right after a bandwidth reading.
     for (let j = 0; j < timed.length; j++) {
       const i = (round + j) % timed.length;
-      const t = await timePrecisionInChild({ compiled: compiled[i], threads, promptTokens: opts.promptTokens, decodeTokens: opts.decodeTokens });
+      const t = await timePrecisionInChild({
+        compiled: compiled[i],
+        threads,
+        promptTokens: opts.promptTokens,
+        decodeTokens: opts.decodeTokens,
+      });
       timed[i].timings.prefillMs.push(...t.prefillMs);
       timed[i].timings.decodeStepMs.push(...t.decodeStepMs);
       console.log(`round ${round + 1}/${rounds} ${timed[i].weights}: decode median ${median(t.decodeStepMs).toFixed(2)} ms/token`);
@@ -92,10 +101,12 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<number> {
   return 0;
 }
 
-const CHILD_ENTRY = fileURLToPath(new URL('../server/engine/worker-bootstrap.mjs', import.meta.url));
+const CHILD_ENTRY = fileURLToPath(new URL('../runtime/worker-bootstrap.mjs', import.meta.url));
 
 export function timePrecisionInChild(req: PrecisionRunRequest): Promise<PrecisionTimings> {
-  const child = fork(CHILD_ENTRY, ['../../bench/precision-run.ts'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(CHILD_ENTRY, [new URL('./precision-run.ts', import.meta.url).href], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     child.once('message', (timings: PrecisionTimings) => resolve(timings));
     child.once('exit', (code) => reject(new Error(`benchmark child exited with code ${code}`)));
@@ -103,7 +114,13 @@ export function timePrecisionInChild(req: PrecisionRunRequest): Promise<Precisio
   });
 }
 
-function summarise(weights: WeightPrecision, timings: PrecisionTimings, spec: ModelSpec, bandwidth: number, promptTokens: number): PrecisionResult {
+function summarise(
+  weights: WeightPrecision,
+  timings: PrecisionTimings,
+  spec: ModelSpec,
+  bandwidth: number,
+  promptTokens: number,
+): PrecisionResult {
   const msPerToken = median(timings.decodeStepMs);
   const activeBytes = activeWeightBytesPerToken(spec, weights);
   const roofline = bandwidth / activeBytes;

@@ -1,8 +1,8 @@
 // One precision's timing run, in a child process of its own: each precision starts from a
 // clean process (heap, allocator, thread pools), so one run's leftovers cannot slow the next.
 // Receives a PrecisionRunRequest over IPC, answers with PrecisionTimings, exits.
-import { ModelRunner } from '../server/engine/model-runner.ts';
-import { openModelSessions } from '../server/engine/model-sessions.ts';
+import { ModelRunner } from '../runtime/model-runner.ts';
+import { openModelSessions } from '../runtime/model-sessions.ts';
 import { argmax } from '../server/engine/sampler.ts';
 import type { CompiledModel } from '../models/compile.ts';
 import { soloCache } from './solo-cache.ts';

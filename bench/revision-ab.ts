@@ -22,7 +22,10 @@ interface Side {
 }
 
 function startSide(name: string, tree: string, opts: { weights: string; batch: number; promptTokens: number }): Promise<Side> {
-  const child = fork(CHILD, [tree, opts.weights, String(opts.batch), String(opts.promptTokens)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const child = fork(CHILD, [tree, opts.weights, String(opts.batch), String(opts.promptTokens)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+  });
   return new Promise((res, rej) => {
     child.once('message', () => res({ name, tree, child, blocks: [] }));
     child.once('exit', (code) => rej(new Error(`${name}: benchmark child exited with code ${code}`)));
@@ -78,10 +81,19 @@ async function main(argv: string[]): Promise<number> {
       await Promise.all(sides.map((side) => new Promise((res) => side.child.once('exit', res).send(0))));
     }
     const [a, b] = sides.map((s) => median(s.blocks));
-    console.log(`${opts.weights}, batch ${opts.batch}, ${opts.promptTokens}-token prompt, ${values.rounds} rounds of ${values.steps} decode steps per side`);
+    console.log(
+      `${opts.weights}, batch ${opts.batch}, ${opts.promptTokens}-token prompt, ${values.rounds} rounds of ${values.steps} decode ` +
+        `steps per side`,
+    );
     printTable(
       ['side', 'median ms/step', 'fastest block', 'slowest block', 'vs base'],
-      sides.map((s, i) => [s.name, median(s.blocks).toFixed(2), Math.min(...s.blocks).toFixed(2), Math.max(...s.blocks).toFixed(2), `${((i === 0 ? a : b) / a).toFixed(3)}x`]),
+      sides.map((s, i) => [
+        s.name,
+        median(s.blocks).toFixed(2),
+        Math.min(...s.blocks).toFixed(2),
+        Math.max(...s.blocks).toFixed(2),
+        `${((i === 0 ? a : b) / a).toFixed(3)}x`,
+      ]),
     );
     return 0;
   } finally {

@@ -82,7 +82,19 @@ async function runLevel(baseUrl: string, concurrency: number, numRequests: numbe
 export async function runServeBench(opts: ServeBenchOptions): Promise<number> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const modelDir = opts.modelDir ?? ensureBenchModel(cacheDir, progressPrinter('writing bench model'));
-  const args = ['--model', modelDir, '--weights', opts.weights, '--cache-dir', cacheDir, '--served-model-name', 'bench', '--max-queue', '1024', ...opts.serverArgs];
+  const args = [
+    '--model',
+    modelDir,
+    '--weights',
+    opts.weights,
+    '--cache-dir',
+    cacheDir,
+    '--served-model-name',
+    'bench',
+    '--max-queue',
+    '1024',
+    ...opts.serverArgs,
+  ];
   console.log(`starting moe-server serve ${args.join(' ')}`);
   const server = await startServer(args, (line) => /^(ready|compiling|loading)/.test(line) && console.log(`  server: ${line}`));
   const results: LevelResult[] = [];
@@ -111,7 +123,22 @@ function printResults(results: LevelResult[]): void {
   const base = results.find((r) => r.concurrency === 1) ?? results[0];
   const ms = (v: number): string => v.toFixed(0);
   printTable(
-    ['concurrency', 'requests', 'failed', 'out tok/s', 'vs c=1', 'req/s', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99', 'ITL p50 vs c=1', '/health p99', 'peak KV use', 'preemptions'],
+    [
+      'concurrency',
+      'requests',
+      'failed',
+      'out tok/s',
+      'vs c=1',
+      'req/s',
+      'TTFT p50',
+      'TTFT p99',
+      'ITL p50',
+      'ITL p99',
+      'ITL p50 vs c=1',
+      '/health p99',
+      'peak KV use',
+      'preemptions',
+    ],
     results.map((r) => [
       String(r.concurrency),
       String(r.requests),

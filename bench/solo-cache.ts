@@ -1,6 +1,6 @@
 // A KV cache sized for exactly one sequence of `numTokens` (or `count` of them), with those
 // sequences' blocks allocated: what the model benchmarks need. The runner allocates the pool.
-import type { KvCacheSize } from '../server/engine/attention-shard.ts';
+import type { KvCacheSize } from '../runtime/attention/attention-shard.ts';
 import { BlockManager, SequenceBlocks } from '../server/engine/block-manager.ts';
 
 export function soloCache(numTokens: number, blockSize = 16): { size: KvCacheSize; newSequence(): SequenceBlocks } {

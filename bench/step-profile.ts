@@ -1,13 +1,14 @@
 // `npm run bench:profile`: where one decode step's time goes, per stage, for the bench model
-// (or --model), after a 512-token prompt, for one sequence or a batch of them (--batch N). Stages are timed by wrapping the runner's own calls,
-// so the numbers are the engine's, not a re-implementation's. Prints a table, then how long
+// (or --model), after a 512-token prompt, for one sequence or a batch of them (--batch N).
+// Stages are timed by wrapping the runner's own calls, so the numbers are the engine's, not a
+// re-implementation's. Prints a table, then how long
 // rank 0 waited for the other shards at each hand-off (part of the stages' time).
 import { parseArgs } from 'node:util';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultCacheDir, defaultTensorParallel } from '../models/compile.ts';
 import { batchCaches } from './solo-cache.ts';
-import { ModelRunner } from '../server/engine/model-runner.ts';
-import { openModelSessions, type ModelSessions } from '../server/engine/model-sessions.ts';
+import { ModelRunner } from '../runtime/model-runner.ts';
+import { openModelSessions, type ModelSessions } from '../runtime/model-sessions.ts';
 import { progressPrinter } from '../server/progress.ts';
 import { ensureBenchModel } from './bench-model.ts';
 import { percentile, printTable } from './table.ts';
@@ -51,17 +52,32 @@ function describeHandoffs(label: string, waits: number[], steps: number): string
   const us = (ms: number) => `${Math.round(ms * 1000)} us`;
   return (
     `${label}: ${waits.length / steps} hand-offs a step; rank 0 waited p50 ${us(percentile(sorted, 0.5))}, ` +
-    `p90 ${us(percentile(sorted, 0.9))}, max ${us(sorted[sorted.length - 1])}; the longest 10% hold ${((100 * longest) / total).toFixed(0)}% of the waiting`
+    `p90 ${us(percentile(sorted, 0.9))}, max ${us(sorted[sorted.length - 1])}; the longest 10% hold ` +
+    `${((100 * longest) / total).toFixed(0)}% of the waiting`
   );
 }
 
-async function profile(modelDir: string, weights: WeightPrecision, attention: Attention, promptTokens: number, steps: number, batch: number): Promise<{ rows: string[][]; handoffs: string }> {
-  const compiled = compileModel({ modelDir, weights, tensorParallel: defaultTensorParallel(), onProgress: progressPrinter(`compiling ${weights}`) });
+async function profile(
+  modelDir: string,
+  weights: WeightPrecision,
+  attention: Attention,
+  promptTokens: number,
+  steps: number,
+  batch: number,
+): Promise<{ rows: string[][]; handoffs: string }> {
+  const compiled = compileModel({
+    modelDir,
+    weights,
+    tensorParallel: defaultTensorParallel(),
+    onProgress: progressPrinter(`compiling ${weights}`),
+  });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 0, attention });
   try {
     const { size, sequences } = batchCaches(promptTokens + steps + 1, batch);
     const runner = new ModelRunner(sessions, size);
-    sequences.forEach((cache, b) => runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]));
+    sequences.forEach((cache, b) =>
+      runner.step([{ tokens: Array.from({ length: promptTokens }, (_, i) => 3 + b + i), cache, logits: 'last' }]),
+    );
     const totals: Totals = new Map();
     instrument(sessions, totals);
     const waits: number[] = [];
@@ -109,7 +125,14 @@ export async function runStepProfile(argv: string[]): Promise<number> {
     if (weights !== 'fp32' && weights !== 'int4') throw new Error(`--weights takes fp32 and/or int4, got "${weights}"`);
     for (const attention of String(values.attention).split(',')) {
       if (attention !== 'wasm' && attention !== 'onnx') throw new Error(`--attention takes wasm and/or onnx, got "${attention}"`);
-      const result = await profile(modelDir, weights, attention, Number(values['prompt-tokens']), Number(values.steps), Number(values.batch));
+      const result = await profile(
+        modelDir,
+        weights,
+        attention,
+        Number(values['prompt-tokens']),
+        Number(values.steps),
+        Number(values.batch),
+      );
       rows.push(...result.rows);
       handoffs.push(result.handoffs);
     }

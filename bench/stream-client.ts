@@ -17,7 +17,14 @@ export interface StreamRequest {
 }
 
 export async function timedStream(baseUrl: string, model: string, req: StreamRequest): Promise<StreamTiming> {
-  const timing: StreamTiming = { sentAt: performance.now(), chunkTimes: [], promptTokens: 0, completionTokens: 0, finishReason: null, error: null };
+  const timing: StreamTiming = {
+    sentAt: performance.now(),
+    chunkTimes: [],
+    promptTokens: 0,
+    completionTokens: 0,
+    finishReason: null,
+    error: null,
+  };
   const body = {
     model,
     prompt: req.prompt,
@@ -28,7 +35,11 @@ export async function timedStream(baseUrl: string, model: string, req: StreamReq
     stream_options: { include_usage: true },
   };
   try {
-    const response = await fetch(`${baseUrl}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await fetch(`${baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
     let buffer = '';
     for await (const piece of response.body!.pipeThrough(new TextDecoderStream())) {

@@ -3,9 +3,9 @@
 //
 // Sessions here are synchronous. onnxruntime-node's InferenceSession.run already blocks
 // the thread it runs on, but first defers the call through setImmediate and a Promise and
-// wraps every output again; measured on an int4 expert graph that was ~70 us of a ~200 us
-// call. A model step makes dozens of calls, so GraphSession calls the package's native
-// session object directly (the same object its own backend wraps).
+// wraps every output again, a large share of a small graph's call (bench/RESULTS.md). A model
+// step makes dozens of calls, so GraphSession calls the package's native session object
+// directly (the same object its own backend wraps).
 import ort from 'onnxruntime-node';
 import { createRequire } from 'node:module';
 import type { Binding } from 'onnxruntime-node/dist/binding.js';

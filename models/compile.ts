@@ -8,19 +8,19 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
-import { GraphBuilder } from '../kernels/onnx/graph-builder.ts';
-import { WeightsFileWriter } from '../kernels/onnx/weights-file.ts';
-import { buildAttentionCore, buildDecodeAttention } from '../kernels/ops/attention.ts';
-import { buildMlaAttentionCore } from '../kernels/ops/mla-attention.ts';
-import { buildMlaIn } from './mla-graphs.ts';
+import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
+import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
+import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attention.ts';
+import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
+import { buildMlaIn } from '../graphs/mla-graphs.ts';
 import { compileTmpDir, publishCompiled } from './compile-publish.ts';
 import { isMlaNames } from './family.ts';
 import { usableMemoryBytes } from './memory-limit.ts';
-import type { LinearWeight, WeightPrecision } from '../kernels/ops/linear.ts';
+import type { LinearWeight, WeightPrecision } from '../graphs/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointWeights } from './checkpoint/weight-source.ts';
 import { checkpointFingerprint } from './fingerprint.ts';
-import type { SwigluWeights } from '../kernels/ops/swiglu.ts';
+import type { SwigluWeights } from '../graphs/ops/swiglu.ts';
 import type { SwigluWeightNames } from './family.ts';
 import {
   buildAttentionIn,
@@ -30,12 +30,10 @@ import {
   type MlpSlice,
   buildOutProjection,
   buildSwiglu,
-  readLinear,
-  readSwiglu,
-  type ReadWeight,
   shardRanges,
   sliceSwiglu,
-} from './layer-graphs.ts';
+} from '../graphs/layer-graphs.ts';
+import { readLinear, readSwiglu, type ReadWeight } from '../graphs/read-weights.ts';
 import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
@@ -47,7 +45,7 @@ export interface CompileOptions {
   weights: WeightPrecision;
   /**
    * MatMulNBits accuracy_level for 4-bit weights: 4 (default) rounds activations to int8 per
-   * block and is fast; 0 computes in fp32, exact to the dequantised weights but ~3x slower.
+   * block and is fast; 0 computes in fp32, exact to the dequantised weights but several times slower.
    */
   int4AccuracyLevel?: 0 | 4;
   /** Tensor-parallel shards (threads) the MLPs and the LM head are split over; default 1. */
@@ -76,7 +74,12 @@ const REPLICA_MEMORY_SHARE = 1 / 8;
  * the machine's memory (the bench model in int4: about 0.4 GB more; DeepSeekMoE-16B in int4:
  * about 11 GB more, so it stays split below about 90 GB). One shard has nothing to place.
  */
-export function resolveExpertPlacement(spec: ModelSpec, weights: WeightPrecision, tensorParallel: number, requested: ExpertPlacement | 'auto'): ExpertPlacement {
+export function resolveExpertPlacement(
+  spec: ModelSpec,
+  weights: WeightPrecision,
+  tensorParallel: number,
+  requested: ExpertPlacement | 'auto',
+): ExpertPlacement {
   if (tensorParallel <= 1) return 'split';
   if (requested !== 'auto') return requested;
   const routed = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts * 3 * spec.hiddenSize * m.expertIntermediateSize : 0), 0);
@@ -171,7 +174,13 @@ export function defaultCacheDir(): string {
   return join(base, 'moe-server');
 }
 
-export function compileKey(modelDir: string, weights: WeightPrecision, int4AccuracyLevel: number, tensorParallel: number, expertPlacement: ExpertPlacement): string {
+export function compileKey(
+  modelDir: string,
+  weights: WeightPrecision,
+  int4AccuracyLevel: number,
+  tensorParallel: number,
+  expertPlacement: ExpertPlacement,
+): string {
   const hash = createHash('sha256');
   const options = { weights, int4AccuracyLevel: weights === 'int4' ? int4AccuracyLevel : null, tensorParallel, expertPlacement };
   hash.update(JSON.stringify({ compiler: COMPILER_VERSION, options, checkpoint: checkpointFingerprint(modelDir) }));
@@ -181,7 +190,8 @@ export function compileKey(modelDir: string, weights: WeightPrecision, int4Accur
 export function compileModel(opts: CompileOptions): CompiledModel {
   const { spec, family } = loadModelSpec(opts.modelDir);
   const tensorParallel = opts.tensorParallel ?? 1;
-  if (!Number.isSafeInteger(tensorParallel) || tensorParallel < 1) throw new RangeError(`tensorParallel must be a positive integer, got ${tensorParallel}`);
+  if (!Number.isSafeInteger(tensorParallel) || tensorParallel < 1)
+    throw new RangeError(`tensorParallel must be a positive integer, got ${tensorParallel}`);
   const placement = resolveExpertPlacement(spec, opts.weights, tensorParallel, opts.expertPlacement ?? 'auto');
   const key = compileKey(opts.modelDir, opts.weights, opts.int4AccuracyLevel ?? 4, tensorParallel, placement);
   const outDir = join(opts.cacheDir ?? defaultCacheDir(), 'compiled', key);
@@ -248,7 +258,9 @@ function writeGraphs(
     const prefix = `layer${String(i).padStart(3, '0')}`;
     const attentionNames = layerNames.attention;
     const mla = isMlaNames(attentionNames);
-    const mlaIn = mla ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attentionNames, read, linearOpts)) : undefined;
+    const mlaIn = mla
+      ? emit(`${prefix}.mla-in.onnx`, (b) => buildMlaIn(b, spec, layerNames.inputNorm, attentionNames, read, linearOpts))
+      : undefined;
     const attnOut = mla ? emit(`${prefix}.attn-out.onnx`, (b) => buildAttentionOut(b, spec, layerNames, read, linearOpts)) : undefined;
     const mlp = spec.mlp[i];
     const mlpNames = layerNames.mlp;
@@ -282,15 +294,28 @@ function writeGraphs(
     const perShard = headRanges.map((kvHeads, rank): MlpShardGraphs => {
       const hasHeads = kvHeads[1] > kvHeads[0];
       return {
-        attnIn: hasHeads ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        attnIn: hasHeads
+          ? emit(`${prefix}.attn-in.tp${rank}.onnx`, (b) => buildAttentionIn(b, spec, layerNames, read, linearOpts, kvHeads))
+          : null,
         kvHeads,
-        oProj: hasHeads && !mla ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads)) : null,
+        oProj:
+          hasHeads && !mla
+            ? emit(`${prefix}.o-proj.tp${rank}.onnx`, (b) => buildOutProjection(b, spec, layerNames, read, linearOpts, kvHeads))
+            : null,
         mlpIn: emit(`${prefix}.mlp-in.tp${rank}.onnx`, (b) => buildMlpIn(b, spec, postNorm, router, slices[rank], linearOpts)),
         experts: experts[rank],
       };
     });
-    const bias = mlpNames.kind === 'moe' && mlpNames.correctionBias !== undefined && isMoe(mlp) ? read(mlpNames.correctionBias, [mlp.numRoutedExperts]) : undefined;
-    return { shards: perShard, ...(attnOut ? { attnOut } : {}), ...(mlaIn ? { mlaIn } : {}), ...(bias ? { correctionBias: Array.from(bias) } : {}) };
+    const bias =
+      mlpNames.kind === 'moe' && mlpNames.correctionBias !== undefined && isMoe(mlp)
+        ? read(mlpNames.correctionBias, [mlp.numRoutedExperts])
+        : undefined;
+    return {
+      shards: perShard,
+      ...(attnOut ? { attnOut } : {}),
+      ...(mlaIn ? { mlaIn } : {}),
+      ...(bias ? { correctionBias: Array.from(bias) } : {}),
+    };
   });
   const norm = read(names.finalNorm, [spec.hiddenSize]);
   const head = readLinear(read, names.lmHead, spec.vocabSize, spec.hiddenSize);
@@ -300,7 +325,18 @@ function writeGraphs(
     end,
   }));
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped
-  return { compilerVersion: COMPILER_VERSION, key, weights: opts.weights, spec, tensorParallel: shards, expertPlacement: replicate ? 'replicate' : 'split', attention, layers, lmHead, embeddings };
+  return {
+    compilerVersion: COMPILER_VERSION,
+    key,
+    weights: opts.weights,
+    spec,
+    tensorParallel: shards,
+    expertPlacement: replicate ? 'replicate' : 'split',
+    attention,
+    layers,
+    lmHead,
+    embeddings,
+  };
 }
 
 /** Kv heads [start, end) of each shard's attention input; none for MLA (its own unsplit mlaIn graph). */
@@ -313,7 +349,11 @@ function attentionInRanges(spec: ModelSpec, shards: number): Array<[number, numb
  * Each shard's attention-core and batched-decode graphs, for its own head count (one file per
  * distinct count). MLA keeps attention unsplit on rank 0: its one latent row serves every head.
  */
-function attentionGraphs(spec: ModelSpec, headRanges: Array<[number, number]>, emit: (file: string, build: (b: GraphBuilder) => void) => string): ShardAttentionGraphs[] {
+function attentionGraphs(
+  spec: ModelSpec,
+  headRanges: Array<[number, number]>,
+  emit: (file: string, build: (b: GraphBuilder) => void) => string,
+): ShardAttentionGraphs[] {
   const mla = spec.mla;
   if (mla) {
     const core = emit('attention-core.onnx', (b) => buildMlaAttentionCore(b, { numHeads: spec.numHeads, ...mla }));

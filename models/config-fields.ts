@@ -132,7 +132,11 @@ export function optionalIntList(obj: JsonObject, key: string, file: string, opti
   const list = Array.isArray(value) ? value : [value];
   const valid = list.every((v) => typeof v === 'number' && Number.isSafeInteger(v) && checkBounds(v, options));
   if (!valid) {
-    throw new ConfigError(file, options.label ?? key, `must be an integer or a list of integers${describeBounds(options)} (${shown(value)})`);
+    throw new ConfigError(
+      file,
+      options.label ?? key,
+      `must be an integer or a list of integers${describeBounds(options)} (${shown(value)})`,
+    );
   }
   return list as number[];
 }

@@ -50,7 +50,7 @@ function hashFile(hash: ReturnType<typeof createHash>, path: string, whole: bool
 
 function readRange(fd: number, start: number, end: number, consume: (chunk: Buffer) => void): void {
   const buffer = Buffer.alloc(Math.min(8 * 1024 * 1024, Math.max(1, end - start)));
-  for (let pos = start; pos < end; ) {
+  for (let pos = start; pos < end;) {
     const n = readSync(fd, buffer, 0, Math.min(buffer.length, end - pos), pos);
     if (n <= 0) break;
     consume(buffer.subarray(0, n));

@@ -25,7 +25,9 @@ export function supportedModelTypes(): string[] {
 export function familyFor(modelType: string, file: string): FamilyDefinition {
   const family = FAMILIES.get(modelType);
   if (family === undefined) {
-    const supported = supportedModelTypes().map((t) => `"${t}"`).join(', ');
+    const supported = supportedModelTypes()
+      .map((t) => `"${t}"`)
+      .join(', ');
     throw new ConfigError(file, 'model_type', `"${modelType}" is not supported (supported: ${supported})`);
   }
   return family;

@@ -13,9 +13,7 @@ export interface RopeSpec {
 }
 
 export type RopeScaling =
-  | { type: 'linear'; factor: number }
-  | { type: 'dynamic'; factor: number; originalMaxPositions: number }
-  | YarnRopeScaling;
+  { type: 'linear'; factor: number } | { type: 'dynamic'; factor: number; originalMaxPositions: number } | YarnRopeScaling;
 
 /** DeepSeek-V2/V3's YaRN (DeepseekV2YarnRotaryEmbedding): blended frequencies, scaled cos/sin. */
 export interface YarnRopeScaling {

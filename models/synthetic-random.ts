@@ -1,7 +1,7 @@
 // A small seeded PRNG for synthetic weights. Each tensor gets its own stream derived from
 // (seed, tensor name), so values do not depend on generation order and a checkpoint can be
 // written in any order, sharded or not, and still come out byte-identical.
-import { rotl, Xoshiro128StarStar } from '../kernels/xoshiro128.ts';
+import { rotl, Xoshiro128StarStar } from './xoshiro128.ts';
 
 /** 32-bit FNV-1a over the UTF-16 code units of `text`: cheap and well spread for names. */
 function fnv1a32(text: string): number {

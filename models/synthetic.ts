@@ -50,7 +50,10 @@ export function writeSyntheticCheckpoint(opts: SyntheticOptions): void {
   const seed = opts.seed ?? 0;
   const dtype = opts.dtype ?? 'BF16';
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
-  const config: Record<string, unknown> = { ...syntheticConfig(size, opts.configOverrides, opts.family), torch_dtype: TORCH_DTYPE_NAMES[dtype] };
+  const config: Record<string, unknown> = {
+    ...syntheticConfig(size, opts.configOverrides, opts.family),
+    torch_dtype: TORCH_DTYPE_NAMES[dtype],
+  };
   const configFile = path.join(opts.outDir, 'config.json');
   const family = familyFor(opts.family ?? 'deepseek', configFile);
   const spec = family.parseConfig(config, configFile);

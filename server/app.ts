@@ -4,7 +4,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
 import type { LogLevel } from './config.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { ApiError, fromFrameworkError, internalError, invalidApiKey } from './openai/errors.ts';
@@ -100,7 +106,13 @@ function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: Fas
   const error =
     err.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new ApiError(414, 'A path segment is longer than 100 characters.', 'invalid_request_error', null, 'uri_too_long')
-      : new ApiError(400, 'The URL is not valid: a path segment is not valid percent-encoding.', 'invalid_request_error', null, 'invalid_url');
+      : new ApiError(
+          400,
+          'The URL is not valid: a path segment is not valid percent-encoding.',
+          'invalid_request_error',
+          null,
+          'invalid_url',
+        );
   void sendError(reply, error);
 }
 
@@ -119,7 +131,10 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
         : [400, 'Bad Request', 'The request is not valid HTTP.', 'malformed_request'];
   const body = JSON.stringify(new ApiError(status, message, 'invalid_request_error', null, code).toBody());
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ` +
+        `${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   }
   socket.destroy(err);
 }
@@ -142,9 +157,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const app = Fastify({ logger: loggerOptions(options.logLevel), bodyLimit: maxBodyBytes, frameworkErrors, clientErrorHandler });
   const slot = new ModelSlot(Promise.resolve(options.model));
   const gate = new AdmissionGate(options.maxQueue ?? 64);
-  const metrics = new ServerMetrics({ expertLoadWindow: options.expertLoadWindow ?? 1024, perExpertSeries: options.perExpertMetrics ?? true });
+  const metrics = new ServerMetrics({
+    expertLoadWindow: options.expertLoadWindow ?? 1024,
+    perExpertSeries: options.perExpertMetrics ?? true,
+  });
   // After the slot's own handler (registered first), so routes see the model and its metrics together.
-  Promise.resolve(options.model).then((model) => metrics.attach(model), () => {});
+  Promise.resolve(options.model).then(
+    (model) => metrics.attach(model),
+    () => {},
+  );
   const ctx: ServerContext = { slot, gate, metrics };
 
   // First: its onRequest hook marks upgrade requests, so a refused upgrade's socket is closed.
@@ -165,7 +186,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
       const message = `${request.method} is not allowed on ${path}; it takes ${allowed.join(', ')}.`;
       return sendError(reply, new ApiError(405, message, 'invalid_request_error', null, 'method_not_allowed'));
     }
-    return sendError(reply, new ApiError(404, `Unknown endpoint: ${request.method} ${redactUrl(request.url)}`, 'invalid_request_error', null, 'unknown_url'));
+    return sendError(
+      reply,
+      new ApiError(404, `Unknown endpoint: ${request.method} ${redactUrl(request.url)}`, 'invalid_request_error', null, 'unknown_url'),
+    );
   });
   app.addHook('preValidation', async (request) => {
     request.body = dropNullFields(request.body);

@@ -1,6 +1,6 @@
 // The `moe-server` command: subcommands serve, synthetic, compile, generate and bench.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { type WeightPrecision } from '../kernels/ops/linear.ts';
+import { type WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultTensorParallel } from '../models/compile.ts';
 import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
@@ -22,7 +22,9 @@ const common: Options = { help: { type: 'boolean', short: 'h' } };
 const commands: Record<string, Command> = {
   serve: {
     summary: 'serve the OpenAI-compatible HTTP API and WebSocket streaming (the demo model without --model)',
-    usage: `moe-server serve [options]\n\nEvery option also reads an environment variable; a flag wins over its variable.\n\n${settingsHelp()}`,
+    usage:
+      `moe-server serve [options]\n\nEvery option also reads an environment variable; a flag wins over its ` +
+      `variable.\n\n${settingsHelp()}`,
     options: serveArgOptions(),
     async run(v) {
       const config = resolveConfig(v);
@@ -33,7 +35,9 @@ const commands: Record<string, Command> = {
   },
   synthetic: {
     summary: 'write a random-weight Hugging Face checkpoint (config, safetensors, tokenizer)',
-    usage: `moe-server synthetic --out DIR [--family deepseek|mixtral|qwen2_moe|qwen3_moe|olmoe|deepseek_v2|deepseek_v3] [--size tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
+    usage:
+      `moe-server synthetic --out DIR [--family deepseek|mixtral|qwen2_moe|qwen3_moe|olmoe|deepseek_v2|deepseek_v3] [--size ` +
+      `tiny|bench] [--seed N] [--dtype bf16|f16|f32]`,
     options: {
       out: { type: 'string' },
       family: { type: 'string', default: 'deepseek' },
@@ -54,7 +58,9 @@ const commands: Record<string, Command> = {
   },
   compile: {
     summary: 'compile a checkpoint into ONNX graphs (reused while checkpoint and options are unchanged)',
-    usage: `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--expert-placement auto|split|replicate] [--cache-dir DIR]`,
+    usage:
+      `moe-server compile --model DIR [--weights fp32|int4] [--tensor-parallel N] [--expert-placement auto|split|replicate] ` +
+      `[--cache-dir DIR]`,
     options: {
       model: { type: 'string' },
       weights: { type: 'string', default: 'int4' },
@@ -128,7 +134,12 @@ const commands: Record<string, Command> = {
     async run(v) {
       if (v.families !== undefined) {
         const { runFamilyBench } = await import('../bench/family-bench.ts');
-        const names = String(v.families) === 'all' ? [...SYNTHETIC_FAMILIES] : String(v.families).split(',').map((f) => oneOf(f, SYNTHETIC_FAMILIES, '--families'));
+        const names =
+          String(v.families) === 'all'
+            ? [...SYNTHETIC_FAMILIES]
+            : String(v.families)
+                .split(',')
+                .map((f) => oneOf(f, SYNTHETIC_FAMILIES, '--families'));
         return runFamilyBench({
           families: names,
           weights: weightsOption(String(v.weights).includes(',') ? 'int4' : v.weights),
@@ -153,7 +164,10 @@ const commands: Record<string, Command> = {
 
 function topLevelHelp(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `Usage: moe-server <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "moe-server <command> --help" for a command's options.`;
+  return (
+    `Usage: moe-server <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "moe-server <command> --help" for a command's ` +
+    `options.`
+  );
 }
 
 export class UsageError extends Error {}

@@ -2,9 +2,8 @@
 // Precedence: flag, then MOE_SERVER_* variable, then default. `moe-server serve --help`
 // prints this table, and the docs list the same rows.
 import type { ParseArgsConfig } from 'node:util';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
-import { DEFAULT_KV_CACHE } from './engine/kv-cache-plan.ts';
-import { DEFAULT_SCHEDULER_LIMITS } from './engine/scheduler.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
+import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS } from './engine/api.ts';
 import { normalizeOrigin } from './origins.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -106,104 +105,232 @@ function apiKeys(raw: string, source: string): string[] {
 function origins(raw: string, source: string): string[] {
   return raw.split(',').map((entry) => {
     const origin = normalizeOrigin(entry.trim());
-    if (origin === null) throw new ConfigValueError(`${source} has "${entry.trim()}", which is not a web origin: scheme://host[:port] without a path (or * for any)`);
+    if (origin === null)
+      throw new ConfigValueError(
+        `${source} has "${entry.trim()}", which is not a web origin: scheme://host[:port] without a path (or * for any)`,
+      );
     return origin;
   });
 }
 
 export const SETTINGS: Settings = {
   model: {
-    flag: 'model', env: 'MOE_SERVER_MODEL', metavar: 'DIR', defaultValue: null, parse: optionalText,
+    flag: 'model',
+    env: 'MOE_SERVER_MODEL',
+    metavar: 'DIR',
+    defaultValue: null,
+    parse: optionalText,
     defaultText: 'demo model',
-    help: 'Hugging Face checkpoint directory (config.json, safetensors, tokenizer). Without it a tiny random-weight demo checkpoint is written once to the cache directory and served.',
+    help:
+      'Hugging Face checkpoint directory (config.json, safetensors, tokenizer). Without it a tiny random-weight demo checkpoint is ' +
+      'written once to the cache directory and served.',
   },
   weights: {
-    flag: 'weights', env: 'MOE_SERVER_WEIGHTS', metavar: 'fp32|int4', defaultValue: 'int4', parse: oneOf(['fp32', 'int4'] as const),
+    flag: 'weights',
+    env: 'MOE_SERVER_WEIGHTS',
+    metavar: 'fp32|int4',
+    defaultValue: 'int4',
+    parse: oneOf(['fp32', 'int4'] as const),
     help: 'Weight precision of the compiled model.',
   },
   attention: {
-    flag: 'attention', env: 'MOE_SERVER_ATTENTION', metavar: 'wasm|onnx', defaultValue: 'wasm', parse: oneOf(['wasm', 'onnx'] as const),
-    help: 'Who attends over the KV cache for decoding tokens: the WebAssembly kernel reading blocks in place, or ONNX Runtime graphs (which gather a copy first). Prompts always use ONNX Runtime.',
+    flag: 'attention',
+    env: 'MOE_SERVER_ATTENTION',
+    metavar: 'wasm|onnx',
+    defaultValue: 'wasm',
+    parse: oneOf(['wasm', 'onnx'] as const),
+    help:
+      'Who attends over the KV cache for decoding tokens: the WebAssembly kernel reading blocks in place, or ONNX Runtime graphs ' +
+      '(which gather a copy first). Prompts always use ONNX Runtime.',
   },
-  host: { flag: 'host', env: 'MOE_SERVER_HOST', metavar: 'ADDR', defaultValue: '127.0.0.1', parse: text, help: 'Address to listen on (0.0.0.0 for all interfaces).' },
-  port: { flag: 'port', env: 'MOE_SERVER_PORT', metavar: 'N', defaultValue: 8000, parse: integerIn(0, 65535), help: 'TCP port (0 picks a free one).' },
+  host: {
+    flag: 'host',
+    env: 'MOE_SERVER_HOST',
+    metavar: 'ADDR',
+    defaultValue: '127.0.0.1',
+    parse: text,
+    help: 'Address to listen on (0.0.0.0 for all interfaces).',
+  },
+  port: {
+    flag: 'port',
+    env: 'MOE_SERVER_PORT',
+    metavar: 'N',
+    defaultValue: 8000,
+    parse: integerIn(0, 65535),
+    help: 'TCP port (0 picks a free one).',
+  },
   apiKeys: {
-    flag: 'api-key', env: 'MOE_SERVER_API_KEYS', metavar: 'KEY', defaultValue: [], parse: apiKeys, list: true,
+    flag: 'api-key',
+    env: 'MOE_SERVER_API_KEYS',
+    metavar: 'KEY',
+    defaultValue: [],
+    parse: apiKeys,
+    list: true,
     defaultText: 'none (no authentication)',
     help: 'Accepted API key (Authorization: Bearer KEY). Repeat the flag for several; the variable takes a comma-separated list.',
   },
   allowedOrigins: {
-    flag: 'allowed-origins', env: 'MOE_SERVER_ALLOWED_ORIGINS', metavar: 'ORIGIN', defaultValue: [], parse: origins, list: true,
+    flag: 'allowed-origins',
+    env: 'MOE_SERVER_ALLOWED_ORIGINS',
+    metavar: 'ORIGIN',
+    defaultValue: [],
+    parse: origins,
+    list: true,
     defaultText: "none (only the server's own pages)",
     help: 'Web origins (scheme://host[:port]) whose pages may call the server, with CORS; * allows any. Requests that carry another Origin header are refused with 403; clients that send none (curl, SDKs) are unaffected. Repeat the flag or give a comma-separated list.',
   },
   maxQueue: {
-    flag: 'max-queue', env: 'MOE_SERVER_MAX_QUEUE', metavar: 'N', defaultValue: 256, parse: integerIn(1, 1_000_000),
+    flag: 'max-queue',
+    env: 'MOE_SERVER_MAX_QUEUE',
+    metavar: 'N',
+    defaultValue: 256,
+    parse: integerIn(1, 1_000_000),
     help: 'Generation requests admitted at once (running or waiting in the engine); beyond it requests get 429 with Retry-After.',
   },
   maxBodyBytes: {
-    flag: 'max-body-bytes', env: 'MOE_SERVER_MAX_BODY_BYTES', metavar: 'N', defaultValue: 4 * 1024 * 1024, parse: integerIn(1024, 1024 ** 3),
+    flag: 'max-body-bytes',
+    env: 'MOE_SERVER_MAX_BODY_BYTES',
+    metavar: 'N',
+    defaultValue: 4 * 1024 * 1024,
+    parse: integerIn(1024, 1024 ** 3),
     help: 'Largest request body (and WebSocket message) accepted; larger ones get 413.',
   },
   servedModelName: {
-    flag: 'served-model-name', env: 'MOE_SERVER_SERVED_MODEL_NAME', metavar: 'NAME', defaultValue: null, parse: optionalText,
+    flag: 'served-model-name',
+    env: 'MOE_SERVER_SERVED_MODEL_NAME',
+    metavar: 'NAME',
+    defaultValue: null,
+    parse: optionalText,
     defaultText: "the model directory's name",
     help: 'The model id clients send in "model" and see in /v1/models.',
   },
-  threads: { flag: 'threads', env: 'MOE_SERVER_THREADS', metavar: 'N', defaultValue: 0, parse: integerIn(0, 1024), help: 'ONNX Runtime intra-op threads; 0 = one per core.' },
+  threads: {
+    flag: 'threads',
+    env: 'MOE_SERVER_THREADS',
+    metavar: 'N',
+    defaultValue: 0,
+    parse: integerIn(0, 1024),
+    help: 'ONNX Runtime intra-op threads; 0 = one per core.',
+  },
   tensorParallel: {
-    flag: 'tensor-parallel', env: 'MOE_SERVER_TENSOR_PARALLEL', metavar: 'N', defaultValue: 0, parse: integerIn(0, 64),
+    flag: 'tensor-parallel',
+    env: 'MOE_SERVER_TENSOR_PARALLEL',
+    metavar: 'N',
+    defaultValue: 0,
+    parse: integerIn(0, 64),
     defaultText: '0 (= min(2, cores))',
     help: 'Threads the MLPs, experts and LM head are split over, each running its slice of every weight (tensor parallelism).',
   },
   expertPlacement: {
-    flag: 'expert-placement', env: 'MOE_SERVER_EXPERT_PLACEMENT', metavar: 'auto|split|replicate', defaultValue: 'auto', parse: oneOf(['auto', 'split', 'replicate'] as const),
-    help: 'Routed experts on the tensor-parallel shards: a slice of every expert on each (split), or every expert whole on each, the chosen ones dealt out (replicate: faster, the experts\' memory once per shard). auto replicates when the copies fit in an eighth of the memory.',
+    flag: 'expert-placement',
+    env: 'MOE_SERVER_EXPERT_PLACEMENT',
+    metavar: 'auto|split|replicate',
+    defaultValue: 'auto',
+    parse: oneOf(['auto', 'split', 'replicate'] as const),
+    help:
+      'Routed experts on the tensor-parallel shards: a slice of every expert on each (split), or every expert whole on each, the ' +
+      "chosen ones dealt out (replicate: faster, the experts' memory once per shard). " +
+      'auto replicates when the copies fit in an eighth of the memory.',
   },
   cacheDir: {
-    flag: 'cache-dir', env: 'MOE_SERVER_CACHE_DIR', metavar: 'DIR', defaultValue: null, parse: optionalText,
+    flag: 'cache-dir',
+    env: 'MOE_SERVER_CACHE_DIR',
+    metavar: 'DIR',
+    defaultValue: null,
+    parse: optionalText,
     defaultText: '$XDG_CACHE_HOME/moe-server or ~/.cache/moe-server',
     help: 'Where compiled models and the demo checkpoint are kept.',
   },
   maxModelLen: {
-    flag: 'max-model-len', env: 'MOE_SERVER_MAX_MODEL_LEN', metavar: 'N', defaultValue: null, parse: integerIn(2, 10_000_000),
+    flag: 'max-model-len',
+    env: 'MOE_SERVER_MAX_MODEL_LEN',
+    metavar: 'N',
+    defaultValue: null,
+    parse: integerIn(2, 10_000_000),
     defaultText: "the model's max_position_embeddings",
-    help: 'Longest prompt + completion in tokens (capped at the model\'s own limit).',
+    help: "Longest prompt + completion in tokens (capped at the model's own limit).",
   },
   maxNumSeqs: {
-    flag: 'max-num-seqs', env: 'MOE_SERVER_MAX_NUM_SEQS', metavar: 'N', defaultValue: DEFAULT_SCHEDULER_LIMITS.maxNumSeqs, parse: integerIn(1, 4096),
-    help: 'Most sequences in the running set: each step decodes all of them together; more requests wait their turn (first come, first served).',
+    flag: 'max-num-seqs',
+    env: 'MOE_SERVER_MAX_NUM_SEQS',
+    metavar: 'N',
+    defaultValue: DEFAULT_SCHEDULER_LIMITS.maxNumSeqs,
+    parse: integerIn(1, 4096),
+    help:
+      'Most sequences in the running set: each step decodes all of them together; more requests wait their turn (first come, first ' +
+      'served).',
   },
   maxBatchTokens: {
-    flag: 'max-batch-tokens', env: 'MOE_SERVER_MAX_BATCH_TOKENS', metavar: 'N', defaultValue: DEFAULT_SCHEDULER_LIMITS.maxBatchTokens, parse: integerIn(1, 1_000_000),
-    help: 'Token budget of one model step, at least --max-num-seqs. Decodes come first; prompts are read in chunks in what is left, so a long prompt never stalls running streams for long.',
+    flag: 'max-batch-tokens',
+    env: 'MOE_SERVER_MAX_BATCH_TOKENS',
+    metavar: 'N',
+    defaultValue: DEFAULT_SCHEDULER_LIMITS.maxBatchTokens,
+    parse: integerIn(1, 1_000_000),
+    help:
+      'Token budget of one model step, at least --max-num-seqs. Decodes come first; prompts are read in chunks in what is left, so ' +
+      'a long prompt never stalls running streams for long.',
   },
   kvCacheTokens: {
-    flag: 'kv-cache-tokens', env: 'MOE_SERVER_KV_CACHE_TOKENS', metavar: 'N', defaultValue: null, parse: integerIn(1, 1_000_000_000),
+    flag: 'kv-cache-tokens',
+    env: 'MOE_SERVER_KV_CACHE_TOKENS',
+    metavar: 'N',
+    defaultValue: null,
+    parse: integerIn(1, 1_000_000_000),
     defaultText: 'as many as --kv-cache-mib holds',
-    help: 'Tokens the KV cache holds across all sequences. When it is full the newest sequence is preempted and recomputed later; the context length is capped at it.',
+    help:
+      'Tokens the KV cache holds across all sequences. When it is full the newest sequence is preempted and recomputed later; the ' +
+      'context length is capped at it.',
   },
   kvCacheMib: {
-    flag: 'kv-cache-mib', env: 'MOE_SERVER_KV_CACHE_MIB', metavar: 'MIB', defaultValue: DEFAULT_KV_CACHE.memoryMib, parse: integerIn(1, 1_048_576),
+    flag: 'kv-cache-mib',
+    env: 'MOE_SERVER_KV_CACHE_MIB',
+    metavar: 'MIB',
+    defaultValue: DEFAULT_KV_CACHE.memoryMib,
+    parse: integerIn(1, 1_048_576),
     help: 'Memory budget of the KV cache when --kv-cache-tokens is not given (never more than --max-num-seqs full contexts).',
   },
   kvBlockSize: {
-    flag: 'kv-block-size', env: 'MOE_SERVER_KV_BLOCK_SIZE', metavar: 'N', defaultValue: DEFAULT_KV_CACHE.blockSize, parse: integerIn(1, 4096),
+    flag: 'kv-block-size',
+    env: 'MOE_SERVER_KV_BLOCK_SIZE',
+    metavar: 'N',
+    defaultValue: DEFAULT_KV_CACHE.blockSize,
+    parse: integerIn(1, 4096),
     help: 'Tokens per KV cache block: the unit of allocation and of prefix reuse.',
   },
   shutdownTimeout: {
-    flag: 'shutdown-timeout', env: 'MOE_SERVER_SHUTDOWN_TIMEOUT', metavar: 'SECONDS', defaultValue: 30, parse: integerIn(0, 86_400),
+    flag: 'shutdown-timeout',
+    env: 'MOE_SERVER_SHUTDOWN_TIMEOUT',
+    metavar: 'SECONDS',
+    defaultValue: 30,
+    parse: integerIn(0, 86_400),
     help: 'After SIGTERM or SIGINT, how long running requests may finish before they are cancelled and the server exits.',
   },
   expertLoadWindow: {
-    flag: 'expert-load-window', env: 'MOE_SERVER_EXPERT_LOAD_WINDOW', metavar: 'N', defaultValue: 1024, parse: integerIn(1, 10_000_000),
+    flag: 'expert-load-window',
+    env: 'MOE_SERVER_EXPERT_LOAD_WINDOW',
+    metavar: 'N',
+    defaultValue: 1024,
+    parse: integerIn(1, 10_000_000),
     help: 'Most recent routed tokens per MoE layer over which /metrics, /v1/experts/stats and /dashboard compute expert-load balance.',
   },
   expertMetrics: {
-    flag: 'expert-metrics', env: 'MOE_SERVER_EXPERT_METRICS', metavar: 'all|layer', defaultValue: 'all', parse: oneOf(EXPERT_METRICS),
-    help: 'all: per-(layer, expert) routed-token counters in /metrics (MoE layers x experts series) plus per-layer summaries; layer: per-layer summaries only (for very large models).',
+    flag: 'expert-metrics',
+    env: 'MOE_SERVER_EXPERT_METRICS',
+    metavar: 'all|layer',
+    defaultValue: 'all',
+    parse: oneOf(EXPERT_METRICS),
+    help:
+      'all: per-(layer, expert) routed-token counters in /metrics (MoE layers x experts series) plus per-layer summaries; layer: ' +
+      'per-layer summaries only (for very large models).',
   },
-  logLevel: { flag: 'log-level', env: 'MOE_SERVER_LOG_LEVEL', metavar: 'LEVEL', defaultValue: 'info', parse: oneOf(LOG_LEVELS), help: `Log level: ${LOG_LEVELS.join(', ')}.` },
+  logLevel: {
+    flag: 'log-level',
+    env: 'MOE_SERVER_LOG_LEVEL',
+    metavar: 'LEVEL',
+    defaultValue: 'info',
+    parse: oneOf(LOG_LEVELS),
+    help: `Log level: ${LOG_LEVELS.join(', ')}.`,
+  },
 };
 
 const KEYS = Object.keys(SETTINGS) as Array<keyof ServerConfig>;
@@ -239,7 +366,8 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = proces
   // step than running sequences, the newest would wait for older ones to finish.
   if (config.maxBatchTokens < config.maxNumSeqs) {
     throw new ConfigValueError(
-      `--max-batch-tokens (${config.maxBatchTokens}) must be at least --max-num-seqs (${config.maxNumSeqs}): every running sequence needs a token in each step`,
+      `--max-batch-tokens (${config.maxBatchTokens}) must be at least --max-num-seqs (${config.maxNumSeqs}): every running sequence ` +
+        `needs a token in each step`,
     );
   }
   return config;

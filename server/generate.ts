@@ -1,10 +1,10 @@
 // `moe-server generate`: one prompt through the engine worker, text streamed to stdout,
 // then the measured prefill and decode speeds.
 import { availableParallelism } from 'node:os';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
-import { defaultSamplingParams } from './engine/sampler.ts';
+import { defaultSamplingParams } from './engine/api.ts';
 import { progressPrinter } from './progress.ts';
 
 export interface GenerateOptions {

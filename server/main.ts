@@ -59,7 +59,8 @@ export async function runServer(config: ServerConfig): Promise<number> {
     await app.close();
     return 1;
   }
-  if (config.model === null) console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
+  if (config.model === null)
+    console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
   console.error(`ready: model "${model.id}" (context ${model.maxModelLen} tokens) at ${address}/v1`);
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -67,14 +68,18 @@ export async function runServer(config: ServerConfig): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
   const running = model.engine.numInFlight;
-  console.error(`${signal}: shutting down; ${running} running request(s) get ${config.shutdownTimeout} s to finish (a second signal exits at once)`);
+  console.error(
+    `${signal}: shutting down; ${running} running request(s) get ${config.shutdownTimeout} s to finish (a second signal exits at once)`,
+  );
   process.once(signal, () => process.exit(1));
   // Stops accepting connections; resolves once every HTTP request has ended. WebSocket
   // sessions close as they go idle, so the engine's own count says when they are done too.
   const closed = app.close();
   const drained = closed.then(() => engineIdle(model));
   let graceTimer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<'grace over'>((resolve) => (graceTimer = setTimeout(() => resolve('grace over'), config.shutdownTimeout * 1000)));
+  const graceOver = new Promise<'grace over'>(
+    (resolve) => (graceTimer = setTimeout(() => resolve('grace over'), config.shutdownTimeout * 1000)),
+  );
   if ((await Promise.race([drained, graceOver])) === 'grace over') {
     console.error(`shutdown: cancelling ${model.engine.numInFlight} request(s) still running`);
     // Their streams get an error chunk or event as the engine stops; the handlers need a

@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { describeRouting } from '../models/routing.ts';
 import { isMoe, type ModelSpec } from '../models/spec.ts';
-import { kvBytesPerToken } from './engine/kv-cache-shape.ts';
+import { kvBytesPerToken } from '../runtime/attention/kv-cache-shape.ts';
 
 const Routing = Type.Object({
   scoring: Type.Union([Type.Literal('softmax'), Type.Literal('sigmoid')]),
@@ -14,7 +14,11 @@ const Routing = Type.Object({
   routed_scaling_factor: Type.Number(),
   correction_bias: Type.Boolean(),
   groups: Type.Union([
-    Type.Object({ num_groups: Type.Integer(), topk_groups: Type.Integer(), group_score: Type.Union([Type.Literal('max'), Type.Literal('top2-sum')]) }),
+    Type.Object({
+      num_groups: Type.Integer(),
+      topk_groups: Type.Integer(),
+      group_score: Type.Union([Type.Literal('max'), Type.Literal('top2-sum')]),
+    }),
     Type.Null(),
   ]),
   shared_expert_intermediate_size: Type.Integer(),

@@ -3,11 +3,10 @@
 // the id clients address it by.
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import type { WeightPrecision } from '../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultTensorParallel, type ExpertPlacement } from '../models/compile.ts';
+import type { Engine, KvCacheSettings, SchedulerLimits } from './engine/api.ts';
 import { EngineClient } from './engine/client.ts';
-import type { KvCacheSettings } from './engine/kv-cache-plan.ts';
-import type { SchedulerLimits } from './engine/scheduler.ts';
 import { describeModel, type ModelDescription } from './model-description.ts';
 import { unavailable } from './openai/errors.ts';
 import { TokenTexts } from './openai/logprobs.ts';
@@ -19,7 +18,7 @@ export interface ServedModel {
   id: string;
   /** Unix seconds when the model became ready. */
   created: number;
-  engine: EngineClient;
+  engine: Engine;
   tokenizer: TextTokenizer;
   tokenTexts: TokenTexts;
   /** Null when the checkpoint has none (or it does not parse: see chatTemplateProblem). */
@@ -69,35 +68,44 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
     opts.onProgress,
   );
   try {
-    const tokenizer = TextTokenizer.load(opts.modelDir);
-    let chatTemplate: ChatTemplate | null = null;
-    let chatTemplateProblem: string | null = null;
-    try {
-      chatTemplate = ChatTemplate.load(opts.modelDir, tokenizer.config);
-      if (chatTemplate === null) chatTemplateProblem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
-    } catch (err) {
-      // A template we cannot parse should not stop completions from being served.
-      if (!(err instanceof ChatTemplateError)) throw err;
-      chatTemplateProblem = err.message;
-    }
-    const { spec, maxModelLen } = engine.info;
-    return {
-      id: opts.servedModelName ?? basename(resolve(opts.modelDir)),
-      created: Math.floor(Date.now() / 1000),
-      engine,
-      tokenizer,
-      tokenTexts: new TokenTexts(tokenizer),
-      chatTemplate,
-      chatTemplateProblem,
-      maxModelLen,
-      vocabSize: spec.vocabSize,
-      eosTokenIds: spec.eosTokenIds,
-      description: describeModel(spec),
-    };
+    return serveModel(engine, opts.modelDir, opts.servedModelName);
   } catch (err) {
     await engine.close();
     throw err;
   }
+}
+
+/**
+ * The served model around a started engine: the checkpoint's tokenizer and chat template
+ * (read on the main thread), the id it is served under (default: the directory's name).
+ */
+export function serveModel(engine: Engine, modelDir: string, servedModelName?: string): ServedModel {
+  const tokenizer = TextTokenizer.load(modelDir);
+  let chatTemplate: ChatTemplate | null = null;
+  let chatTemplateProblem: string | null = null;
+  try {
+    chatTemplate = ChatTemplate.load(modelDir, tokenizer.config);
+    if (chatTemplate === null)
+      chatTemplateProblem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
+  } catch (err) {
+    // A template we cannot parse should not stop completions from being served.
+    if (!(err instanceof ChatTemplateError)) throw err;
+    chatTemplateProblem = err.message;
+  }
+  const { spec, maxModelLen } = engine.info;
+  return {
+    id: servedModelName ?? basename(resolve(modelDir)),
+    created: Math.floor(Date.now() / 1000),
+    engine,
+    tokenizer,
+    tokenTexts: new TokenTexts(tokenizer),
+    chatTemplate,
+    chatTemplateProblem,
+    maxModelLen,
+    vocabSize: spec.vocabSize,
+    eosTokenIds: spec.eosTokenIds,
+    description: describeModel(spec),
+  };
 }
 
 /**

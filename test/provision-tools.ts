@@ -15,13 +15,18 @@ function aptGet(): string[] | null {
 function run(command: string[]): boolean {
   const [file, ...args] = command;
   // apt prints its errors on stderr; its progress is not wanted in a test run.
-  const result = spawnSync(file, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const result = spawnSync(file, args, {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   return result.status === 0;
 }
 
 function fail(missing: readonly SystemTool[], why: string): never {
   const names = missing.map((t) => `${t.name} (${t.path})`).join(', ');
-  console.error(`npm test: the integration tests need ${names}, ${missing.length === 1 ? 'which is' : 'which are'} missing ${why}; ${installHint(missing)}.`);
+  console.error(
+    `npm test: the integration tests need ${names}, ${missing.length === 1 ? 'which is' : 'which are'} missing ${why}; ${installHint(missing)}.`,
+  );
   process.exit(1);
 }
 

@@ -49,8 +49,23 @@ export interface KernelLayout {
 export const KERNEL_MAX_QUERIES = 16;
 
 type AttendFn = (
-  q: number, out: number, k: number, v: number, table: number, start: number, queries: number, heads: number, group: number,
-  keyDim: number, valueDim: number, vRowBytes: number, kHeadStride: number, vHeadStride: number, blockSize: number, scale: number, scores: number,
+  q: number,
+  out: number,
+  k: number,
+  v: number,
+  table: number,
+  start: number,
+  queries: number,
+  heads: number,
+  group: number,
+  keyDim: number,
+  valueDim: number,
+  vRowBytes: number,
+  kHeadStride: number,
+  vHeadStride: number,
+  blockSize: number,
+  scale: number,
+  scores: number,
 ) => void;
 
 export class PagedAttentionKernel {
@@ -115,18 +130,43 @@ export class PagedAttentionKernel {
    * blocks `blockIds` of one layer's planes (views from floats()). q is [queries, numHeads,
    * keyDim]; the output [queries, numHeads * valueDim] is written into `out` at `outOffset`.
    */
-  attend(keys: Float32Array, values: Float32Array, blockIds: ArrayLike<number>, start: number, queries: number, q: Float32Array, out: Float32Array, outOffset: number): void {
+  attend(
+    keys: Float32Array,
+    values: Float32Array,
+    blockIds: ArrayLike<number>,
+    start: number,
+    queries: number,
+    q: Float32Array,
+    out: Float32Array,
+    outOffset: number,
+  ): void {
     const { numHeads, numKvHeads, keyDim, valueDim, valueRowFloats, scale, numBlocks, blockSize } = this.layout;
-    if (queries > KERNEL_MAX_QUERIES) throw new RangeError(`the attention kernel takes at most ${KERNEL_MAX_QUERIES} queries (got ${queries})`);
-    if (keys.buffer !== this.memory.buffer || values.buffer !== this.memory.buffer) throw new Error('the cache planes must live in the kernel memory');
+    if (queries > KERNEL_MAX_QUERIES)
+      throw new RangeError(`the attention kernel takes at most ${KERNEL_MAX_QUERIES} queries (got ${queries})`);
+    if (keys.buffer !== this.memory.buffer || values.buffer !== this.memory.buffer)
+      throw new Error('the cache planes must live in the kernel memory');
     const blocks = Math.ceil((start + queries) / blockSize);
     for (let i = 0; i < blocks; i++) this.table[i] = blockIds[i];
     this.q.set(q.subarray(0, queries * numHeads * keyDim));
     const headStride = (rowFloats: number) => 4 * numBlocks * blockSize * rowFloats;
     this.attendFn(
-      this.q.byteOffset, this.out.byteOffset, keys.byteOffset, values.byteOffset, this.table.byteOffset,
-      start, queries, numHeads, numHeads / numKvHeads, keyDim, valueDim, 4 * valueRowFloats,
-      headStride(keyDim), headStride(valueRowFloats), blockSize, scale, this.scores.byteOffset,
+      this.q.byteOffset,
+      this.out.byteOffset,
+      keys.byteOffset,
+      values.byteOffset,
+      this.table.byteOffset,
+      start,
+      queries,
+      numHeads,
+      numHeads / numKvHeads,
+      keyDim,
+      valueDim,
+      4 * valueRowFloats,
+      headStride(keyDim),
+      headStride(valueRowFloats),
+      blockSize,
+      scale,
+      this.scores.byteOffset,
     );
     out.set(this.out.subarray(0, queries * numHeads * valueDim), outOffset);
   }

@@ -50,13 +50,7 @@ export function readSafetensorsHeader(file: string, fd: number): SafetensorsHead
 }
 
 /** Reads exactly `length` bytes at `position` into a fresh (aligned) buffer. */
-export function readExactly(
-  fd: number,
-  file: string,
-  position: number,
-  length: number,
-  tensor: string | null = null,
-): Uint8Array {
+export function readExactly(fd: number, file: string, position: number, length: number, tensor: string | null = null): Uint8Array {
   const out = new Uint8Array(length);
   // readSync moves at most ~2 GiB per call; large tensors take several.
   const maxChunk = 1 << 30;

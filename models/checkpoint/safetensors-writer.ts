@@ -30,12 +30,7 @@ export function tensorByteLength(tensor: TensorToWrite): number {
 }
 
 /** Writes one safetensors file at `file`. */
-export function writeSafetensors(
-  file: string,
-  tensors: TensorToWrite[],
-  produce: ProduceTensor,
-  metadata?: Record<string, string>,
-): void {
+export function writeSafetensors(file: string, tensors: TensorToWrite[], produce: ProduceTensor, metadata?: Record<string, string>): void {
   writeFileOfTensors(file, tensors, produce, { metadata }, 0, tensors.length);
 }
 

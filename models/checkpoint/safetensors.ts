@@ -5,13 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointError } from '../errors.ts';
 import { decodeToFloat32, isFloatDtype } from './dtype.ts';
-import {
-  isPlainObject,
-  readExactly,
-  readSafetensorsHeader,
-  type SafetensorsHeader,
-  type TensorInfo,
-} from './safetensors-header.ts';
+import { isPlainObject, readExactly, readSafetensorsHeader, type SafetensorsHeader, type TensorInfo } from './safetensors-header.ts';
 
 export type { TensorInfo } from './safetensors-header.ts';
 
@@ -77,10 +71,18 @@ export class CheckpointReader {
     const header = this.headers.get(info.file);
     const end = info.byteOffset + info.byteLength;
     if (header === undefined || end > header.fileSize) {
-      throw new CheckpointError(info.file, name, `data ends at byte ${end} but the file has ${header?.fileSize ?? 0} bytes (truncated file?)`);
+      throw new CheckpointError(
+        info.file,
+        name,
+        `data ends at byte ${end} but the file has ${header?.fileSize ?? 0} bytes (truncated file?)`,
+      );
     }
     const bytes = readExactly(this.fd(info.file), info.file, info.byteOffset, info.byteLength, name);
-    return decodeToFloat32(info.dtype, bytes, info.shape.reduce((a, b) => a * b, 1));
+    return decodeToFloat32(
+      info.dtype,
+      bytes,
+      info.shape.reduce((a, b) => a * b, 1),
+    );
   }
 
   /** Metadata of the safetensors file holding `name` (e.g. {"format": "pt"}). */

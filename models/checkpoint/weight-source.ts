@@ -73,7 +73,11 @@ function checkNoExtraTensors(reader: CheckpointReader, expected: Set<string>, sp
   const extra = reader.names().filter((n) => !expected.has(n) && !IGNORED.test(n) && !isUnusedLayer(n, spec));
   if (extra.length === 0) return;
   const more = extra.length > 1 ? ` (and ${extra.length - 1} more)` : '';
-  throw new CheckpointError(reader.info(extra[0]).file, extra[0], `is not part of a "${modelType}" model with this config.json${more}; config.json and the weights disagree`);
+  throw new CheckpointError(
+    reader.info(extra[0]).file,
+    extra[0],
+    `is not part of a "${modelType}" model with this config.json${more}; config.json and the weights disagree`,
+  );
 }
 
 /** The weight reader compile uses; checks the tensor set first. */

@@ -37,7 +37,11 @@ export function checkModelType(config: JsonObject, file: string, expected: strin
   const quantization = optionalObject(config, 'quantization_config', file);
   if (quantization !== undefined) {
     const method = typeof quantization.quant_method === 'string' ? ` ("${quantization.quant_method}")` : '';
-    throw new ConfigError(file, 'quantization_config', `is set${method}: quantised checkpoints are not supported; use a bf16/fp16/fp32 checkpoint`);
+    throw new ConfigError(
+      file,
+      'quantization_config',
+      `is set${method}: quantised checkpoints are not supported; use a bf16/fp16/fp32 checkpoint`,
+    );
   }
   return modelType;
 }
@@ -49,7 +53,8 @@ export function parseAttentionShape(config: JsonObject, file: string, allowHeadD
   const hiddenSize = requireInt(config, 'hidden_size', file, { min: 1 });
   const numHeads = requireInt(config, 'num_attention_heads', file, { min: 1 });
   const numKvHeads = optionalInt(config, 'num_key_value_heads', file, { min: 1 }) ?? numHeads;
-  if (numHeads % numKvHeads !== 0) throw new ConfigError(file, 'num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
+  if (numHeads % numKvHeads !== 0)
+    throw new ConfigError(file, 'num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
   const explicit = allowHeadDimKey && config.head_dim !== null ? optionalInt(config, 'head_dim', file, { min: 2 }) : undefined;
   if (explicit === undefined && hiddenSize % numHeads !== 0) {
     throw new ConfigError(file, 'num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
@@ -66,13 +71,15 @@ function parseRopeScaling(config: JsonObject, file: string): RopeScaling | null 
   const typeKey = scaling.rope_type !== undefined ? 'rope_type' : 'type';
   const type = requireString(scaling, typeKey, file, { label: `rope_scaling.${typeKey}` });
   if (type === 'default') return null;
-  if (type !== 'linear') throw new ConfigError(file, `rope_scaling.${typeKey}`, `"${type}" is not supported for this family (supported: linear)`);
+  if (type !== 'linear')
+    throw new ConfigError(file, `rope_scaling.${typeKey}`, `"${type}" is not supported for this family (supported: linear)`);
   return { type, factor: requireNumber(scaling, 'factor', file, { label: 'rope_scaling.factor', min: 1 }) };
 }
 
 /** Sliding-window attention is not implemented: accept it only where HF would not use it. */
 export function rejectSlidingWindow(config: JsonObject, file: string, useKey: string | null): void {
-  const enabled = useKey === null ? config.sliding_window !== undefined && config.sliding_window !== null : optionalBool(config, useKey, file) === true;
+  const enabled =
+    useKey === null ? config.sliding_window !== undefined && config.sliding_window !== null : optionalBool(config, useKey, file) === true;
   if (enabled) throw new ConfigError(file, useKey ?? 'sliding_window', 'sliding-window attention is not supported');
 }
 

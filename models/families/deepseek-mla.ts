@@ -15,9 +15,19 @@
 // - scores = (q_nope . k_nope + q_pe . k_pe) * softmax_scale, softmax_scale =
 //   (qk_nope + qk_rope)^-0.5 * mscale(factor, mscale_all_dim)^2 under YaRN with mscale_all_dim.
 import { ConfigError } from '../errors.ts';
-import { optionalBool, optionalInt, optionalIntList, optionalNumber, optionalObject, requireInt, requireNumber, requireString, type JsonObject } from '../config-fields.ts';
+import {
+  optionalBool,
+  optionalInt,
+  optionalIntList,
+  optionalNumber,
+  optionalObject,
+  requireInt,
+  requireNumber,
+  requireString,
+  type JsonObject,
+} from '../config-fields.ts';
 import type { LayerWeightNames, MlpWeightNames, MlaWeightNames, ModelWeightNames } from '../family.ts';
-import { yarnMscale } from '../../kernels/rope-tables.ts';
+import { yarnMscale } from '../rope-scaling.ts';
 import type { MlaSpec, MlpSpec, ModelSpec, MoeMlpSpec, RopeScaling } from '../spec.ts';
 import { checkModelType } from './common.ts';
 import { deepseekMlpNames, isMoeLayer } from './deepseek.ts';
@@ -39,7 +49,10 @@ function parseYarn(config: JsonObject, file: string): RopeScaling | null {
   return {
     type,
     factor,
-    originalMaxPositions: requireInt(s, 'original_max_position_embeddings', file, { label: 'rope_scaling.original_max_position_embeddings', min: 1 }),
+    originalMaxPositions: requireInt(s, 'original_max_position_embeddings', file, {
+      label: 'rope_scaling.original_max_position_embeddings',
+      min: 1,
+    }),
     betaFast: num('beta_fast', 32),
     betaSlow: num('beta_slow', 1),
     mscale: num('mscale', 1),
@@ -65,7 +78,13 @@ function parseMla(config: JsonObject, file: string, rope: RopeScaling | null): M
 }
 
 /** The spec of a DeepSeek-V2/V3 config; `moe` builds the version's MoE layer shape (null: no MoE). */
-export function parseMlaModel(config: JsonObject, file: string, modelType: string, defaults: MlaDefaults, moe: () => MoeMlpSpec | null): ModelSpec {
+export function parseMlaModel(
+  config: JsonObject,
+  file: string,
+  modelType: string,
+  defaults: MlaDefaults,
+  moe: () => MoeMlpSpec | null,
+): ModelSpec {
   checkModelType(config, file, modelType);
   if (optionalBool(config, 'attention_bias', file) === true) throw new ConfigError(file, 'attention_bias', 'true is not supported');
   // transformers' native deepseek_v3 can rotate non-interleaved halves instead; only the
@@ -108,9 +127,10 @@ export function parseMlaModel(config: JsonObject, file: string, modelType: strin
 }
 
 function mlaNames(spec: ModelSpec, attn: string): MlaWeightNames {
-  const q = spec.mla?.qLoraRank == null
-    ? { q: `${attn}.q_proj.weight` }
-    : { qA: `${attn}.q_a_proj.weight`, qANorm: `${attn}.q_a_layernorm.weight`, qB: `${attn}.q_b_proj.weight` };
+  const q =
+    spec.mla?.qLoraRank == null
+      ? { q: `${attn}.q_proj.weight` }
+      : { qA: `${attn}.q_a_proj.weight`, qANorm: `${attn}.q_a_layernorm.weight`, qB: `${attn}.q_b_proj.weight` };
   return {
     kind: 'mla',
     ...q,

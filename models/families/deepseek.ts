@@ -189,9 +189,7 @@ export function deepseekMlpNames(prefix: string, mlp: MlpSpec): MlpWeightNames {
 function layerNames(spec: ModelSpec, layer: number): LayerWeightNames {
   const prefix = `model.layers.${layer}`;
   const attn = `${prefix}.self_attn`;
-  const bias = spec.attentionBias
-    ? { qBias: `${attn}.q_proj.bias`, kBias: `${attn}.k_proj.bias`, vBias: `${attn}.v_proj.bias` }
-    : {};
+  const bias = spec.attentionBias ? { qBias: `${attn}.q_proj.bias`, kBias: `${attn}.k_proj.bias`, vBias: `${attn}.v_proj.bias` } : {};
   return {
     inputNorm: `${prefix}.input_layernorm.weight`,
     postAttentionNorm: `${prefix}.post_attention_layernorm.weight`,

@@ -13,7 +13,15 @@
 import { requireInt, type JsonObject } from '../config-fields.ts';
 import type { FamilyDefinition, MlpWeightNames, ModelWeightNames, SwigluWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { checkModelType, decoderLayerNames, parseCommon, rejectSlidingWindow, routedExpertNames, softmaxMoe, topLevelNames } from './common.ts';
+import {
+  checkModelType,
+  decoderLayerNames,
+  parseCommon,
+  rejectSlidingWindow,
+  routedExpertNames,
+  softmaxMoe,
+  topLevelNames,
+} from './common.ts';
 
 export const MIXTRAL_MODEL_TYPE = 'mixtral';
 

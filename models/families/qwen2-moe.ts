@@ -10,7 +10,16 @@
 import { optionalBool, optionalInt, optionalIntList, requireInt, type JsonObject } from '../config-fields.ts';
 import type { FamilyDefinition, MlpWeightNames, ModelWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { checkModelType, decoderLayerNames, parseCommon, rejectSlidingWindow, routedExpertNames, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
+import {
+  checkModelType,
+  decoderLayerNames,
+  parseCommon,
+  rejectSlidingWindow,
+  routedExpertNames,
+  softmaxMoe,
+  swigluNames,
+  topLevelNames,
+} from './common.ts';
 
 export const QWEN2_MOE_MODEL_TYPE = 'qwen2_moe';
 

@@ -10,7 +10,16 @@ import { ConfigError } from '../errors.ts';
 import { optionalBool, requireInt, type JsonObject } from '../config-fields.ts';
 import type { FamilyDefinition, MlpWeightNames, ModelWeightNames } from '../family.ts';
 import type { MlpSpec, ModelSpec } from '../spec.ts';
-import { checkModelType, decoderLayerNames, parseCommon, rejectSlidingWindow, routedExpertNames, softmaxMoe, swigluNames, topLevelNames } from './common.ts';
+import {
+  checkModelType,
+  decoderLayerNames,
+  parseCommon,
+  rejectSlidingWindow,
+  routedExpertNames,
+  softmaxMoe,
+  swigluNames,
+  topLevelNames,
+} from './common.ts';
 import { parseQwenMlpLayers } from './qwen2-moe.ts';
 
 export const QWEN3_MOE_MODEL_TYPE = 'qwen3_moe';

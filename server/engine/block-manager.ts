@@ -4,7 +4,7 @@
 // share a prefix, a common system prompt say, share its blocks. A released block keeps its
 // hash and stays reusable until it is handed out again, oldest released first.
 import { createHash } from 'node:crypto';
-import type { BlockTable } from './kv-cache.ts';
+import type { BlockTable } from '../../runtime/attention/kv-cache.ts';
 
 /** A sequence's blocks plus the prefix hashes of its full blocks (kept across preemptions). */
 export class SequenceBlocks implements BlockTable {

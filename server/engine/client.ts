@@ -1,21 +1,20 @@
 // The main-thread side of the engine: starts the worker, submits requests and hands each
-// caller an async iterable of its own events. Routes and the CLI use only this.
+// caller an async iterable of its own events. It implements the engine's API (api.ts).
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { EngineEvent, EngineStats } from './engine.ts';
-import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest } from './protocol.ts';
-import type { StepReport } from './step-stats.ts';
-
-export type GenerationEvent =
-  | { type: 'accepted'; promptTokens: number }
-  | Exclude<EngineEvent, { type: 'failed' }>
-  /**
-   * The sequence's tokens in one step, at positions start.. (a recomputed sequence runs some
-   * again); per MoE layer [numTokens * topK] expert ids. Only for requests with routedExperts.
-   */
-  | { type: 'routed'; start: number; numTokens: number; expertIds: Int32Array[] }
-  /** kind 'shutdown': the server stopped the engine on purpose (close()), not a fault. */
-  | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' | 'shutdown' };
+import { AsyncQueue } from '../async-queue.ts';
+import type {
+  Engine,
+  EngineOptions,
+  EngineStats,
+  GenerationEvent,
+  GenerationObserver,
+  GenerationRequest,
+  ModelInfo,
+  StepObserver,
+  StepReport,
+} from './api.ts';
+import type { FromWorker } from './protocol.ts';
 
 export class EngineStartError extends Error {
   override name = 'EngineStartError';
@@ -23,19 +22,14 @@ export class EngineStartError extends Error {
 
 type Listener = (event: GenerationEvent) => void;
 
-/** Sees every request's events (metrics, tests); `requestId` is the client's id for the request. */
-export type EngineObserver = (requestId: string, event: GenerationEvent) => void;
+const WORKER_ENTRY = new URL('../../runtime/worker-bootstrap.mjs', import.meta.url);
+const ENGINE_ENTRY = new URL('./worker.ts', import.meta.url).href;
 
-/** Sees every model step, its routing included: metrics, tests. */
-export type StepObserver = (report: StepReport) => void;
-
-const WORKER_ENTRY = new URL('./worker-bootstrap.mjs', import.meta.url);
-
-export class EngineClient {
+export class EngineClient implements Engine {
   private readonly listeners = new Map<string, Listener>();
-  private readonly observers = new Set<EngineObserver>();
+  private readonly observers = new Set<GenerationObserver>();
   private readonly stepObservers = new Set<StepObserver>();
-  /** Requests that asked for their routing (SubmitRequest.routedExperts). */
+  /** Requests that asked for their routing (GenerationRequest.routedExperts). */
   private readonly routingWanted = new Set<string>();
   /** Why the worker stopped; null while it runs. */
   private stoppedBecause: string | null = null;
@@ -60,7 +54,9 @@ export class EngineClient {
     };
     worker.on('message', (message: FromWorker) => this.dispatch(message));
     worker.on('error', (err) => this.failEveryone(`engine worker crashed: ${err.message}`));
-    worker.on('exit', () => this.failEveryone(this.stopKind === 'shutdown' ? 'the engine stopped: the server is shutting down' : 'engine worker exited'));
+    worker.on('exit', () =>
+      this.failEveryone(this.stopKind === 'shutdown' ? 'the engine stopped: the server is shutting down' : 'engine worker exited'),
+    );
   }
 
   /** How requests end once the worker is gone: cancelled by a shutdown, or failed by a fault. */
@@ -83,7 +79,7 @@ export class EngineClient {
     return this.latestStats;
   }
 
-  observe(observer: EngineObserver): () => void {
+  observe(observer: GenerationObserver): () => void {
     this.observers.add(observer);
     return () => this.observers.delete(observer);
   }
@@ -94,7 +90,7 @@ export class EngineClient {
   }
 
   static start(options: EngineOptions, onProgress?: (stage: string, done: number, total: number) => void): Promise<EngineClient> {
-    const worker = new Worker(WORKER_ENTRY, { workerData: options });
+    const worker = new Worker(WORKER_ENTRY, { argv: [ENGINE_ENTRY], workerData: options });
     return new Promise((resolve, reject) => {
       const onMessage = (message: FromWorker): void => {
         if (message.type === 'progress') onProgress?.(message.stage, message.done, message.total);
@@ -122,19 +118,15 @@ export class EngineClient {
   }
 
   /** Streams one request's events; aborting the signal cancels the request in the engine. */
-  async *generate(request: SubmitRequest, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
+  async *generate(request: GenerationRequest, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
     if (this.stoppedBecause !== null) {
       yield { type: 'error', message: this.stoppedBecause, kind: this.stopKind };
       return;
     }
     const id = randomUUID();
     if (request.routedExperts === true) this.routingWanted.add(id);
-    const queue: GenerationEvent[] = [];
-    let wake: (() => void) | null = null;
-    this.listeners.set(id, (event) => {
-      queue.push(event);
-      wake?.();
-    });
+    const queue = new AsyncQueue<GenerationEvent>();
+    this.listeners.set(id, (event) => queue.push(event));
     const onAbort = (): void => this.worker.postMessage({ type: 'cancel', id });
     signal?.addEventListener('abort', onAbort, { once: true });
     this.worker.postMessage({ type: 'submit', id, request });
@@ -143,8 +135,8 @@ export class EngineClient {
     let ended = false;
     try {
       for (;;) {
-        while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-        const event = queue.shift()!;
+        // The listener is only removed below, so the queue never ends before the request does.
+        const event = (await queue.next())!;
         ended = event.type === 'finished' || event.type === 'error';
         yield event;
         if (ended) return;
@@ -167,17 +159,14 @@ export class EngineClient {
   }
 
   private dispatch(message: FromWorker): void {
-    if (message.type === 'accepted') this.deliver(message.id, { type: 'accepted', promptTokens: message.promptTokens });
-    if (message.type === 'rejected') this.deliver(message.id, { type: 'error', message: message.message, kind: 'invalid_request' });
-    if (message.type === 'step') {
+    if (message.type === 'submitted') this.deliver(message.id, message.event);
+    if (message.type !== 'step') return;
+    this.latestStats = message.stats;
+    if (message.report !== null) {
       for (const observer of this.stepObservers) observer(message.report);
       this.deliverRouting(message.report);
     }
-    if (message.type !== 'events') return;
-    this.latestStats = message.stats;
-    for (const event of message.events) {
-      this.deliver(event.seqId, event.type === 'failed' ? { type: 'error', message: event.message, kind: 'internal' } : event);
-    }
+    for (const { seqId, event } of message.events) this.deliver(seqId, event);
   }
 
   /** Each sequence that asked for it gets its own rows of the step's routing, before its token events. */
@@ -188,7 +177,7 @@ export class EngineClient {
       if (this.routingWanted.has(seqId)) {
         const expertIds = report.expertIds.map((ids) => {
           const topK = ids.length / report.numTokens;
-          return ids.slice(row * topK, (row + numTokens) * topK);
+          return ids.subarray(row * topK, (row + numTokens) * topK);
         });
         this.deliver(seqId, { type: 'routed', start, numTokens, expertIds });
       }

@@ -1,46 +1,14 @@
 // The engine loop's body: schedule -> run one model step -> postprocess. It owns the
 // sequences (through the scheduler's queues); the worker feeds it requests and forwards its
 // events.
-import type { ModelRunner, StepSequence } from './model-runner.ts';
-import type { Scheduler } from './scheduler.ts';
+import type { ModelRunner } from '../../runtime/model-runner.ts';
+import type { StepSequence } from '../../runtime/step-batch.ts';
+import type { EngineStats, GenerationEvent } from './api.ts';
+import type { SequenceEvent, StepOutput } from './protocol.ts';
 import { applyPenalties, createSamplerScratch, logSoftmax, type SamplerScratch, sampleToken, topLogprobs } from './sampler.ts';
-import type { FinishReason, Sequence } from './sequence.ts';
-import { buildStepReport, type StepReport } from './step-stats.ts';
-
-export interface TokenLogprob {
-  token: number;
-  logprob: number;
-  top: Array<{ token: number; logprob: number }>;
-}
-
-export type EngineEvent =
-  | { type: 'token'; seqId: string; token: number; text: string; logprob: TokenLogprob | null }
-  | {
-      type: 'finished';
-      seqId: string;
-      finishReason: FinishReason;
-      /** Text held back by the detokenizer (an incomplete character at the very end). */
-      text: string;
-      promptTokens: number;
-      completionTokens: number;
-      prefillMs: number;
-      decodeMs: number;
-      queueMs: number;
-    }
-  | { type: 'failed'; seqId: string; message: string };
-
-/** The engine's state after a step, for /health, metrics and the load benchmark. */
-export interface EngineStats {
-  numRunning: number;
-  numWaiting: number;
-  kvBlocksUsed: number;
-  kvBlocksTotal: number;
-  kvBlockSize: number;
-  /** Cumulative counts since start. */
-  numPreemptions: number;
-  prefixCacheQueryTokens: number;
-  prefixCacheHitTokens: number;
-}
+import type { Scheduler } from './scheduler.ts';
+import type { Sequence } from './sequence.ts';
+import { buildStepReport } from './step-report.ts';
 
 export class Engine {
   private readonly samplerScratch: SamplerScratch;
@@ -49,9 +17,7 @@ export class Engine {
    * the step's start; if the step then throws, failAll() still delivers their events, or
    * their clients would wait forever for an end that was already decided.
    */
-  private stepEvents: EngineEvent[] = [];
-  /** Sees every model step's report (metrics, the routing debug hook); set by the worker. */
-  onStep: ((report: StepReport) => void) | null = null;
+  private stepEvents: SequenceEvent[] = [];
 
   constructor(
     readonly runner: ModelRunner,
@@ -73,12 +39,12 @@ export class Engine {
   }
 
   /** Ends every sequence after a step failed; their clients get the message (and any event the step had made). */
-  failAll(message: string): EngineEvent[] {
+  failAll(message: string): SequenceEvent[] {
     const events = this.stepEvents;
     this.stepEvents = [];
     for (const seq of this.sequences()) {
       this.scheduler.remove(seq);
-      events.push({ type: 'failed', seqId: seq.id, message });
+      events.push(failed(seq, message));
     }
     return events;
   }
@@ -102,8 +68,9 @@ export class Engine {
     };
   }
 
-  async step(): Promise<EngineEvent[]> {
-    const events: EngineEvent[] = [];
+  /** One step: drop ended sequences, schedule, run the model, sample. */
+  async step(): Promise<StepOutput> {
+    const events: SequenceEvent[] = [];
     this.stepEvents = events;
     this.dropFinished(events);
     const preemptionsBefore = this.scheduler.numPreemptions;
@@ -111,7 +78,7 @@ export class Engine {
     if (chunks.length === 0) {
       if (this.scheduler.numPreemptions === preemptionsBefore) this.failUnschedulable(events);
       this.stepEvents = [];
-      return events;
+      return { events, report: null };
     }
     const started = performance.now();
     const inputs: StepSequence[] = chunks.map(({ seq, numTokens, completes }) => ({
@@ -123,7 +90,12 @@ export class Engine {
     for (const { seq } of chunks) seq.timings.scheduledAt ??= started;
     const result = await this.runner.step(inputs);
     const elapsed = performance.now() - started;
-    this.onStep?.(buildStepReport(chunks.map(({ seq }) => seq.id), inputs, result, elapsed));
+    const report = buildStepReport(
+      chunks.map(({ seq }) => seq.id),
+      inputs,
+      result,
+      elapsed,
+    );
     let row = 0;
     chunks.forEach((chunk, i) => {
       const { seq } = chunk;
@@ -136,19 +108,19 @@ export class Engine {
     });
     this.dropFinished(events);
     this.stepEvents = [];
-    return events;
+    return { events, report };
   }
 
   /**
    * postprocess(), or, when this sequence alone cannot go on (its logits leave nothing to
    * sample, say), its end: one request's failure must not fail the others in the step.
    */
-  private sampleOrFail(seq: Sequence, logits: Float32Array): EngineEvent {
+  private sampleOrFail(seq: Sequence, logits: Float32Array): SequenceEvent {
     try {
-      return this.postprocess(seq, logits);
+      return { seqId: seq.id, event: this.postprocess(seq, logits) };
     } catch (err) {
       this.scheduler.remove(seq);
-      return { type: 'failed', seqId: seq.id, message: `could not sample a token: ${err instanceof Error ? err.message : String(err)}` };
+      return failed(seq, `could not sample a token: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
@@ -156,11 +128,11 @@ export class Engine {
    * With nothing running, the head of the queue always fits (the context length is capped at
    * the cache size), so an empty step here is a bug; failing that request beats spinning.
    */
-  private failUnschedulable(events: EngineEvent[]): void {
+  private failUnschedulable(events: SequenceEvent[]): void {
     const head = this.scheduler.waiting[0];
     if (this.scheduler.running.length > 0 || head === undefined) return;
     this.scheduler.remove(head);
-    events.push({ type: 'failed', seqId: head.id, message: 'the request does not fit in the KV cache' });
+    events.push(failed(head, 'the request does not fit in the KV cache'));
   }
 
   private logitsRow(logits: Float32Array, row: number): Float32Array {
@@ -172,7 +144,7 @@ export class Engine {
     return [...this.scheduler.running, ...this.scheduler.waiting];
   }
 
-  private postprocess(seq: Sequence, logits: Float32Array): EngineEvent {
+  private postprocess(seq: Sequence, logits: Float32Array): GenerationEvent {
     const logprobs = seq.params.topLogprobs === null ? null : logSoftmax(logits);
     applyPenalties(logits, seq.params.sampling, seq.outputCounts, seq.promptTokenSet);
     const token = sampleToken(logits, seq.params.sampling, seq.rng, this.samplerScratch);
@@ -183,21 +155,19 @@ export class Engine {
     else if (seq.outputTokens.length >= seq.params.maxTokens) seq.finishReason = 'length';
     // A stop token ends the text; it is not part of it. A stop string may end it here too.
     const text = stopped ? '' : seq.emitText(token);
-    const logprob =
-      logprobs === null ? null : { token, logprob: logprobs[token], top: topLogprobs(logprobs, seq.params.topLogprobs ?? 0) };
-    return { type: 'token', seqId: seq.id, token, text, logprob };
+    const logprob = logprobs === null ? null : { token, logprob: logprobs[token], top: topLogprobs(logprobs, seq.params.topLogprobs ?? 0) };
+    return { type: 'token', token, text, logprob };
   }
 
-  private dropFinished(events: EngineEvent[]): void {
+  private dropFinished(events: SequenceEvent[]): void {
     for (const seq of this.sequences()) {
       if (!seq.isFinished) continue;
       this.scheduler.remove(seq);
       seq.timings.finishedAt = performance.now();
       // First: the held-back text can still complete a stop string and turn 'length' into 'stop'.
       const text = seq.finalText();
-      events.push({
+      const event: GenerationEvent = {
         type: 'finished',
-        seqId: seq.id,
         finishReason: seq.finishReason ?? 'abort',
         text,
         promptTokens: seq.promptTokens.length,
@@ -205,7 +175,13 @@ export class Engine {
         prefillMs: seq.timings.prefillMs,
         decodeMs: seq.timings.decodeMs,
         queueMs: (seq.timings.scheduledAt ?? seq.timings.finishedAt) - seq.timings.arrivedAt,
-      });
+      };
+      events.push({ seqId: seq.id, event });
     }
   }
+}
+
+/** A sequence's end by a fault: the engine's, not the client's (kind 'internal'). */
+function failed(seq: Sequence, message: string): SequenceEvent {
+  return { seqId: seq.id, event: { type: 'error', kind: 'internal', message } };
 }

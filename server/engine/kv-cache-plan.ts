@@ -1,29 +1,13 @@
 // How many blocks the KV cache pool gets: a token count when one is given, else whatever fits
 // in a memory budget, but never more than the running set could ever use (max-num-seqs
 // sequences of the longest context), so a small model doesn't reserve a gigabyte for nothing.
-import { KvCachePool, type KvCacheShape } from './kv-cache.ts';
-
-export interface KvCacheSettings {
-  /** Tokens the pool holds in total; overrides memoryMib when set. */
-  numTokens?: number;
-  /** Memory budget for the pool in MiB (fp32 keys and values of every layer). */
-  memoryMib: number;
-  blockSize: number;
-}
-
-export const DEFAULT_KV_CACHE: KvCacheSettings = { memoryMib: 1024, blockSize: 16 };
-
-export interface KvCachePlan {
-  numBlocks: number;
-  blockSize: number;
-  /** numBlocks * blockSize */
-  numTokens: number;
-  bytesPerToken: number;
-}
+import { KvCachePool, type KvCacheShape } from '../../runtime/attention/kv-cache.ts';
+import type { KvCachePlan, KvCacheSettings } from './api.ts';
 
 export function planKvCache(shape: KvCacheShape, settings: KvCacheSettings, maxNumSeqs: number, maxModelLen: number): KvCachePlan {
   const { blockSize } = settings;
-  if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new RangeError(`the KV block size must be a positive integer (got ${blockSize})`);
+  if (!Number.isSafeInteger(blockSize) || blockSize < 1)
+    throw new RangeError(`the KV block size must be a positive integer (got ${blockSize})`);
   const bytesPerToken = KvCachePool.bytesPerToken(shape);
   const wanted = settings.numTokens ?? Math.floor((settings.memoryMib * 2 ** 20) / bytesPerToken);
   const useful = maxNumSeqs * maxModelLen;

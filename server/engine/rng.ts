@@ -2,7 +2,7 @@
 // through splitmix64 as its authors recommend. 32-bit integer arithmetic only (Math.imul, >>> 0), so
 // a seed gives the same sequence on every machine and Node version.
 import { getRandomValues } from 'node:crypto';
-import { Xoshiro128StarStar } from '../../kernels/xoshiro128.ts';
+import { Xoshiro128StarStar } from '../../models/xoshiro128.ts';
 
 /** What the sampler needs from a random source. */
 export interface RandomSource {

@@ -4,56 +4,9 @@
 // top-p -> min-p -> one draw. Only the candidates a filter keeps are ever sorted; with no
 // filters nothing is sorted at all.
 import { heapifyBest, popBest, selectBest } from './rank-heap.ts';
+import { isTokenId, outsideVocabularyMessage } from '../../models/vocabulary.ts';
+import type { SamplingParams } from './api.ts';
 import type { RandomSource } from './rng.ts';
-
-export interface SamplingParams {
-  /** 0 (below GREEDY_TEMPERATURE) = greedy. */
-  temperature: number;
-  /** 0 = off. */
-  topK: number;
-  /** 1 = off. */
-  topP: number;
-  /** 0 = off. */
-  minP: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  /** 1 = off. */
-  repetitionPenalty: number;
-  logitBias: Map<number, number> | null;
-}
-
-/** Plain sampling at temperature 1 with every filter and penalty off. Frozen: spread it. */
-export const defaultSamplingParams: SamplingParams = Object.freeze({
-  temperature: 1,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logitBias: null,
-});
-
-/**
- * Throws a RangeError naming the first unusable field. The engine checks requests with this
- * before they join a batch: a bad value found mid-step would fail every running request.
- */
-export function validateSamplingParams(p: SamplingParams, vocabSize: number): void {
-  const check = (ok: boolean, field: string, rule: string, value: unknown): void => {
-    if (!ok) throw new RangeError(`${field} must be ${rule}, got ${String(value)}`);
-  };
-  check(Number.isFinite(p.temperature) && p.temperature >= 0, 'temperature', 'a finite number >= 0', p.temperature);
-  check(Number.isSafeInteger(p.topK) && p.topK >= 0, 'topK', 'an integer >= 0', p.topK);
-  check(p.topP >= 0 && p.topP <= 1, 'topP', 'in [0, 1] (0 keeps only the top token)', p.topP);
-  check(p.minP >= 0 && p.minP <= 1, 'minP', 'in [0, 1]', p.minP);
-  check(Number.isFinite(p.presencePenalty), 'presencePenalty', 'a finite number', p.presencePenalty);
-  check(Number.isFinite(p.frequencyPenalty), 'frequencyPenalty', 'a finite number', p.frequencyPenalty);
-  check(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0, 'repetitionPenalty', 'a finite number > 0', p.repetitionPenalty);
-  for (const [token, bias] of p.logitBias ?? []) {
-    check(Number.isInteger(token) && token >= 0 && token < vocabSize, 'logitBias', `keyed by token ids in 0..${vocabSize - 1}`, token);
-    check(Number.isFinite(bias), 'logitBias', 'finite values', bias);
-  }
-}
 
 /** Below this temperature sampling is greedy: dividing logits by it would overflow (vLLM too). */
 export const GREEDY_TEMPERATURE = 1e-5;
@@ -75,9 +28,7 @@ export function createSamplerScratch(vocabSize: number): SamplerScratch {
 }
 
 function checkToken(token: number, vocabSize: number, what: string): void {
-  if (!(Number.isInteger(token) && token >= 0 && token < vocabSize)) {
-    throw new RangeError(`${what} token id ${token} is outside the vocabulary [0, ${vocabSize})`);
-  }
+  if (!isTokenId(token, vocabSize)) throw new RangeError(`${what} ${outsideVocabularyMessage(token, vocabSize)}`);
 }
 
 /** The largest finite float32: a penalised logit is held inside the range, never infinite. */
@@ -265,12 +216,7 @@ function sampleTopK(logits: Float32Array, params: SamplingParams, rng: RandomSou
  * top-p keeps the smallest rank-order prefix with cumulative probability >= topP. min-p drops
  * tokens with probability < minP * max probability. logits is not modified.
  */
-export function sampleToken(
-  logits: Float32Array,
-  params: SamplingParams,
-  rng: RandomSource,
-  scratch?: SamplerScratch,
-): number {
+export function sampleToken(logits: Float32Array, params: SamplingParams, rng: RandomSource, scratch?: SamplerScratch): number {
   if (params.temperature < GREEDY_TEMPERATURE || params.topK === 1) return argmax(logits);
   const n = logits.length;
   const fits = scratch !== undefined && scratch.weights.length >= n && scratch.ids.length >= n;

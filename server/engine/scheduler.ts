@@ -5,17 +5,9 @@
 // step's token budget, the running-set cap and the cache allow. When the cache runs out, the
 // newest running sequence is preempted: its blocks are freed and it waits at the head of the
 // queue, to be recomputed (prompt plus what it generated) when room returns.
+import type { SchedulerLimits } from './api.ts';
 import type { BlockManager } from './block-manager.ts';
 import type { Sequence } from './sequence.ts';
-
-export interface SchedulerLimits {
-  /** Most sequences in the running set. */
-  maxNumSeqs: number;
-  /** Most tokens (decodes plus prefill chunks) in one model step. */
-  maxBatchTokens: number;
-}
-
-export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256 };
 
 export interface ScheduledChunk {
   seq: Sequence;

@@ -1,26 +1,10 @@
 // A Sequence is the one object passed between the scheduler, the model runner and
 // postprocessing: its tokens, its cache, its sampling state and its timings.
 import { Rng } from './rng.ts';
-import type { SamplingParams } from './sampler.ts';
+import type { FinishReason, GenerationParams } from './api.ts';
 import type { IncrementalDetokenizer } from './detokenizer.ts';
 import { SequenceBlocks } from './block-manager.ts';
 import { StopStringMatcher } from './stop-strings.ts';
-
-export interface GenerationParams {
-  maxTokens: number;
-  sampling: SamplingParams;
-  /** Same seed and prompt give the same tokens; null draws a fresh seed. */
-  seed: number | null;
-  /** Tokens that end generation (EOS and any extra stop ids). */
-  stopTokenIds: number[];
-  ignoreEos: boolean;
-  /** Return the chosen token's logprob and this many alternatives; null for none. */
-  topLogprobs: number | null;
-  /** Strings that end generation; they and anything after them are never emitted. */
-  stopStrings?: readonly string[];
-}
-
-export type FinishReason = 'stop' | 'length' | 'abort';
 
 export interface SequenceTimings {
   arrivedAt: number;

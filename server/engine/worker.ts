@@ -1,79 +1,29 @@
-// The engine's thread. ONNX Runtime's run() blocks the thread it is called on, so the model
-// lives here and the main thread stays free for HTTP. Between model steps the event loop
-// turns, so new requests and cancellations are taken in at every step boundary.
+// The engine's thread: transport only. ONNX Runtime's run() blocks the thread it is called
+// on, so the model lives here and the main thread stays free for HTTP. Between model steps
+// the event loop turns, so new requests and cancellations are taken in at every step
+// boundary. Each step's outputs and stats go to the main thread as one message.
 import { parentPort, workerData } from 'node:worker_threads';
-import { compileModel } from '../../models/compile.ts';
-import { TextTokenizer } from '../tokenizer/tokenizer.ts';
-import { IncrementalDetokenizer } from './detokenizer.ts';
-import { Engine } from './engine.ts';
-import { BlockManager } from './block-manager.ts';
-import { DEFAULT_KV_CACHE, planKvCache } from './kv-cache-plan.ts';
-import { kvCacheShape } from './kv-cache-shape.ts';
-import { ModelRunner } from './model-runner.ts';
-import { DEFAULT_SCHEDULER_LIMITS, Scheduler } from './scheduler.ts';
-import { openModelSessions } from './model-sessions.ts';
-import type { EngineOptions, FromWorker, ModelInfo, SubmitRequest, ToWorker } from './protocol.ts';
-import { validateSamplingParams } from './sampler.ts';
-import { Sequence } from './sequence.ts';
+import type { EngineOptions } from './api.ts';
+import type { Engine } from './engine.ts';
+import { loadEngine } from './load-engine.ts';
+import type { FromWorker, StepOutput, ToWorker } from './protocol.ts';
+import { createSequence } from './request-checks.ts';
+import { reportBuffers } from './step-report.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker thread');
-const post = (message: FromWorker): void => port.postMessage(message);
 
-async function load(options: EngineOptions): Promise<{ engine: Engine; tokenizer: TextTokenizer; info: ModelInfo }> {
-  const started = performance.now();
-  const compiled = compileModel({
-    modelDir: options.modelDir,
-    weights: options.weights,
-    tensorParallel: options.tensorParallel,
-    expertPlacement: options.expertPlacement,
-    cacheDir: options.cacheDir,
-    onProgress: (done, total) => post({ type: 'progress', stage: 'compile', done, total }),
-  });
-  const sessions = await openModelSessions(compiled, options.session, (done, total) => post({ type: 'progress', stage: 'load', done, total }));
-  const tokenizer = TextTokenizer.load(options.modelDir);
-  const spec = compiled.manifest.spec;
-  const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
-  const shape = kvCacheShape(spec);
-  const limits = options.scheduler ?? DEFAULT_SCHEDULER_LIMITS;
-  const kvCache = planKvCache(shape, options.kvCache ?? DEFAULT_KV_CACHE, limits.maxNumSeqs, contextLen);
-  // A sequence must fit in the pool on its own, or preempting everything else would not help.
-  const maxModelLen = Math.min(contextLen, kvCache.numTokens);
-  const scheduler = new Scheduler(new BlockManager(kvCache.numBlocks, kvCache.blockSize), limits);
-  const info: ModelInfo = {
-    spec,
-    maxModelLen,
-    kvCache,
-    scheduler: limits,
-    compiledDir: compiled.dir,
-    reusedCompile: compiled.reused,
-    loadMs: performance.now() - started,
-  };
-  return { engine: new Engine(new ModelRunner(sessions, kvCache), scheduler), tokenizer, info };
+function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(message, transfer);
 }
 
-function createSequence(id: string, request: SubmitRequest, tokenizer: TextTokenizer, info: ModelInfo): Sequence {
-  const prompt = typeof request.prompt === 'string' ? tokenizer.encode(request.prompt) : request.prompt;
-  const { vocabSize } = info.spec;
-  if (prompt.length === 0) throw new RangeError('the prompt is empty');
-  // Checked here, not in a step: a bad length failing mid-step would fail every running request.
-  if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
-    throw new RangeError(`maxTokens must be an integer of at least 1, got ${request.maxTokens}`);
-  }
-  validateSamplingParams(request.sampling, vocabSize);
-  const bad = prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
-  if (bad !== undefined) throw new RangeError(`prompt token id ${bad} is outside the vocabulary (0..${vocabSize - 1})`);
-  if (prompt.length >= info.maxModelLen) {
-    throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${info.maxModelLen} including at least one generated token`);
-  }
-  const maxTokens = Math.min(request.maxTokens, info.maxModelLen - prompt.length);
-  const params = { ...request, maxTokens };
-  return new Sequence(id, prompt, params, new IncrementalDetokenizer(tokenizer, prompt));
+function postStep(engine: Engine, output: StepOutput): void {
+  // The routing arrays are the step's own: moved to the main thread, not copied.
+  post({ type: 'step', ...output, stats: engine.stats() }, reportBuffers(output.report));
 }
 
-async function serve(options: EngineOptions): Promise<void> {
-  const { engine, tokenizer, info } = await load(options);
-  engine.onStep = (report) => post({ type: 'step', report });
+/** Steps while there is work; one loop at a time. */
+function engineLoop(engine: Engine): () => void {
   let looping = false;
   const loop = async (): Promise<void> => {
     if (looping) return;
@@ -81,12 +31,10 @@ async function serve(options: EngineOptions): Promise<void> {
     try {
       while (engine.hasWork) {
         try {
-          const events = await engine.step();
-          post({ type: 'events', events, stats: engine.stats() });
+          postStep(engine, await engine.step());
         } catch (err) {
           console.error('engine step failed:', err);
-          const events = engine.failAll('internal error while generating');
-          post({ type: 'events', events, stats: engine.stats() });
+          postStep(engine, { events: engine.failAll('internal error while generating'), report: null });
         }
         // Let queued messages (new requests, cancels) in before the next step.
         await new Promise((resolve) => setImmediate(resolve));
@@ -95,18 +43,26 @@ async function serve(options: EngineOptions): Promise<void> {
       looping = false;
     }
   };
+  return () => void loop();
+}
+
+async function serve(options: EngineOptions): Promise<void> {
+  const { engine, tokenizer, info } = await loadEngine(options, (stage, done, total) => post({ type: 'progress', stage, done, total }));
+  const wake = engineLoop(engine);
+  const limits = { vocabSize: info.spec.vocabSize, maxModelLen: info.maxModelLen };
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'submit') {
       try {
-        const seq = createSequence(message.id, message.request, tokenizer, info);
+        const seq = createSequence(message.id, message.request, tokenizer, limits);
         engine.add(seq);
-        post({ type: 'accepted', id: message.id, promptTokens: seq.promptTokens.length });
-        void loop();
+        post({ type: 'submitted', id: message.id, event: { type: 'accepted', promptTokens: seq.promptTokens.length } });
+        wake();
       } catch (err) {
-        post({ type: 'rejected', id: message.id, message: err instanceof Error ? err.message : String(err) });
+        const text = err instanceof Error ? err.message : String(err);
+        post({ type: 'submitted', id: message.id, event: { type: 'error', kind: 'invalid_request', message: text } });
       }
     } else if (message.type === 'cancel') {
-      if (engine.cancel(message.id)) void loop();
+      if (engine.cancel(message.id)) wake();
     } else if (message.type === 'shutdown') {
       process.exit(0);
     }

@@ -2,7 +2,7 @@
 // (layer, expert) for the counters, and per layer a sliding window over the most recent
 // routed tokens for the balance statistics.
 import type { MoeMlpSpec, ModelSpec } from '../../models/spec.ts';
-import type { StepReport } from '../engine/step-stats.ts';
+import type { StepReport } from '../engine/api.ts';
 import { type LoadSummary, summarizeLoad } from './load-stats.ts';
 
 /** The last `windowTokens` tokens' expert choices of one layer, with per-expert counts kept current. */

@@ -15,7 +15,14 @@ export interface LoadSummary {
   activeFraction: number;
 }
 
-const EMPTY: LoadSummary = { numAssignments: 0, maxMeanRatio: 0, imbalance: 0, coefficientOfVariation: 0, normalizedEntropy: 0, activeFraction: 0 };
+const EMPTY: LoadSummary = {
+  numAssignments: 0,
+  maxMeanRatio: 0,
+  imbalance: 0,
+  coefficientOfVariation: 0,
+  normalizedEntropy: 0,
+  activeFraction: 0,
+};
 
 /** Every statistic is 0 while there is no load at all (nothing routed yet). */
 export function summarizeLoad(loads: ArrayLike<number>): LoadSummary {

@@ -1,9 +1,7 @@
 // Serving metrics (vLLM's names with the `moe_` prefix): request counts and latencies per
 // sequence, model steps, scheduler and cache state, HTTP responses by status.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { GenerationEvent } from '../engine/client.ts';
-import type { EngineStats } from '../engine/engine.ts';
-import type { StepReport } from '../engine/step-stats.ts';
+import type { EngineStats, GenerationEvent, StepReport } from '../engine/api.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5];
@@ -40,15 +38,37 @@ export class ServingMetrics {
     this.engineGauges(registry);
     this.promptTokens = counter('moe_prompt_tokens_total', 'Prompt tokens of finished sequences.');
     this.generationTokens = counter('moe_generation_tokens_total', 'Generated tokens.');
-    this.finished = new Counter({ name: 'moe_request_finished_total', help: 'Finished sequences by finish reason (stop, length, abort, error).', labelNames: ['finished_reason'], registers });
-    this.http = new Counter({ name: 'moe_http_requests_total', help: 'HTTP responses by method, route and status code.', labelNames: ['method', 'route', 'status'], registers });
-    this.ttft = histogram('moe_time_to_first_token_seconds', 'From acceptance by the engine to the first generated token.', LATENCY_BUCKETS);
+    this.finished = new Counter({
+      name: 'moe_request_finished_total',
+      help: 'Finished sequences by finish reason (stop, length, abort, error).',
+      labelNames: ['finished_reason'],
+      registers,
+    });
+    this.http = new Counter({
+      name: 'moe_http_requests_total',
+      help: 'HTTP responses by method, route and status code.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.ttft = histogram(
+      'moe_time_to_first_token_seconds',
+      'From acceptance by the engine to the first generated token.',
+      LATENCY_BUCKETS,
+    );
     this.itl = histogram('moe_inter_token_latency_seconds', 'Between consecutive generated tokens of a sequence.', TOKEN_LATENCY_BUCKETS);
     this.e2e = histogram('moe_e2e_request_latency_seconds', 'From acceptance by the engine to the end of the sequence.', REQUEST_BUCKETS);
-    this.queue = histogram('moe_request_queue_time_seconds', 'From arrival in the engine to the first step that ran the sequence.', LATENCY_BUCKETS);
+    this.queue = histogram(
+      'moe_request_queue_time_seconds',
+      'From arrival in the engine to the first step that ran the sequence.',
+      LATENCY_BUCKETS,
+    );
     this.prefill = histogram('moe_request_prefill_time_seconds', 'Time in steps that processed the prompt.', REQUEST_BUCKETS);
     this.decode = histogram('moe_request_decode_time_seconds', 'Time in decode steps.', REQUEST_BUCKETS);
-    this.stepDuration = histogram('moe_model_step_duration_seconds', 'Duration of one model step (all sequences of the batch).', TOKEN_LATENCY_BUCKETS);
+    this.stepDuration = histogram(
+      'moe_model_step_duration_seconds',
+      'Duration of one model step (all sequences of the batch).',
+      TOKEN_LATENCY_BUCKETS,
+    );
     this.stepTokens = histogram('moe_step_tokens', 'Tokens processed per model step.', TOKEN_COUNT_BUCKETS);
     for (const reason of ['stop', 'length', 'abort', 'error']) this.finished.inc({ finished_reason: reason }, 0);
   }
@@ -96,7 +116,9 @@ export class ServingMetrics {
     const total = (name: string, help: string, pick: (s: EngineStats) => number): void => {
       let published = 0;
       const metric: Counter = new Counter({
-        name, help, registers,
+        name,
+        help,
+        registers,
         collect: () => {
           const value = this.readStats(pick);
           if (value > published) metric.inc(value - published);
@@ -106,7 +128,9 @@ export class ServingMetrics {
     };
     gauge('moe_num_requests_running', 'Sequences in the running set after the last model step.', (s) => s.numRunning);
     gauge('moe_num_requests_waiting', 'Sequences waiting to be scheduled after the last model step.', (s) => s.numWaiting);
-    gauge('moe_kv_cache_usage_ratio', 'Fraction of KV cache blocks in use.', (s) => (s.kvBlocksTotal > 0 ? s.kvBlocksUsed / s.kvBlocksTotal : 0));
+    gauge('moe_kv_cache_usage_ratio', 'Fraction of KV cache blocks in use.', (s) =>
+      s.kvBlocksTotal > 0 ? s.kvBlocksUsed / s.kvBlocksTotal : 0,
+    );
     gauge('moe_kv_cache_num_blocks', 'KV cache blocks in the pool.', (s) => s.kvBlocksTotal);
     total('moe_num_preemptions_total', 'Sequences preempted by the scheduler (recomputed later).', (s) => s.numPreemptions);
     total('moe_prefix_cache_query_tokens_total', 'Prompt tokens looked up in the prefix cache.', (s) => s.prefixCacheQueryTokens);

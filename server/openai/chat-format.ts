@@ -1,6 +1,6 @@
 // Chat completion bodies and chunks, shaped as OpenAI's (object "chat.completion" and
 // "chat.completion.chunk"; logprobs under choices[].logprobs.content).
-import type { TokenLogprob } from '../engine/engine.ts';
+import type { TokenLogprob } from '../engine/api.ts';
 import { ChunkFormat, openaiFinishReason, type FormatOptions } from './format.ts';
 import type { ChoiceState, ChoiceUpdate } from './generation.ts';
 import { chatLogprob, type ChatLogprob } from './logprobs.ts';

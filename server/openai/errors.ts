@@ -33,15 +33,34 @@ export function invalidRequest(message: string, param: string | null = null, cod
 }
 
 export function modelNotFound(requested: string, served: string): ApiError {
-  return new ApiError(404, `The model '${requested}' does not exist. This server serves '${served}'.`, 'invalid_request_error', 'model', 'model_not_found');
+  return new ApiError(
+    404,
+    `The model '${requested}' does not exist. This server serves '${served}'.`,
+    'invalid_request_error',
+    'model',
+    'model_not_found',
+  );
 }
 
 export function invalidApiKey(): ApiError {
-  return new ApiError(401, 'Missing or invalid API key. Send it as "Authorization: Bearer <key>".', 'authentication_error', null, 'invalid_api_key');
+  return new ApiError(
+    401,
+    'Missing or invalid API key. Send it as "Authorization: Bearer <key>".',
+    'authentication_error',
+    null,
+    'invalid_api_key',
+  );
 }
 
 export function queueFull(maxQueue: number): ApiError {
-  return new ApiError(429, `The server is busy: ${maxQueue} requests are already being served. Retry shortly.`, 'rate_limit_error', null, 'queue_full', 1);
+  return new ApiError(
+    429,
+    `The server is busy: ${maxQueue} requests are already being served. Retry shortly.`,
+    'rate_limit_error',
+    null,
+    'queue_full',
+    1,
+  );
 }
 
 export function unavailable(message: string, code: string): ApiError {
@@ -57,7 +76,13 @@ export function fromFrameworkError(err: { statusCode?: number; message: string; 
   const status = err.statusCode;
   if (status === undefined || status < 400 || status >= 500) return null;
   if (status === 413) {
-    return new ApiError(413, `The request body is larger than the limit of ${maxBodyBytes} bytes.`, 'invalid_request_error', null, 'request_too_large');
+    return new ApiError(
+      413,
+      `The request body is larger than the limit of ${maxBodyBytes} bytes.`,
+      'invalid_request_error',
+      null,
+      'request_too_large',
+    );
   }
   return new ApiError(status, err.message, 'invalid_request_error');
 }

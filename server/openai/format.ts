@@ -1,6 +1,6 @@
 // What every endpoint's formatter provides, so one SSE writer and one WebSocket handler
 // serve both chat and completions; the chunk framing both share lives in ChunkFormat.
-import type { FinishReason } from '../engine/sequence.ts';
+import type { FinishReason } from '../engine/api.ts';
 import type { ChoiceUpdate, Generation, RoutedExperts, Usage } from './generation.ts';
 import type { TokenTexts } from './logprobs.ts';
 
@@ -78,7 +78,8 @@ export abstract class ChunkFormat implements EndpointFormat {
     const chunks: object[] = [];
     if (update.text !== '' || update.logprobs.length > 0) chunks.push(this.chunk([this.textChoice(update)]));
     const finishReason = openaiFinishReason(update.finishReason);
-    if (finishReason !== null) chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
+    if (finishReason !== null)
+      chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
     return chunks;
   }
 

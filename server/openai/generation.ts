@@ -4,10 +4,8 @@
 // ended all its sequences, so a client that went away frees its slot only once its
 // sequences are really gone.
 import { setMaxListeners } from 'node:events';
-import type { EngineClient, GenerationEvent } from '../engine/client.ts';
-import type { TokenLogprob } from '../engine/engine.ts';
-import type { SubmitRequest } from '../engine/protocol.ts';
-import type { FinishReason } from '../engine/sequence.ts';
+import type { Engine, FinishReason, GenerationEvent, GenerationRequest, TokenLogprob } from '../engine/api.ts';
+import { AsyncQueue } from '../async-queue.ts';
 import { ApiError, internalError, invalidRequest, queueFull, unavailable } from './errors.ts';
 
 export interface ChoiceUpdate {
@@ -71,10 +69,10 @@ export class AdmissionGate {
 type Logger = (message: string) => void;
 
 export interface StartOptions {
-  engine: EngineClient;
+  engine: Engine;
   gate: AdmissionGate;
   /** One per choice, prompt-major (see choiceRequests). */
-  requests: readonly SubmitRequest[];
+  requests: readonly GenerationRequest[];
   n: number;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
@@ -89,31 +87,42 @@ interface ChoiceEvent {
 
 export class Generation {
   readonly choices: ChoiceState[];
-  private readonly queue: ChoiceEvent[] = [];
-  private wake: (() => void) | null = null;
-  private numPumping: number;
+  /** Every choice's engine events, in arrival order; ends once every choice's stream has ended. */
+  private readonly events = new AsyncQueue<ChoiceEvent>();
+  /** Updates from events that arrived before every choice was accepted: yielded first. */
+  private readonly early: ChoiceUpdate[] = [];
   private readonly stop = new AbortController();
   /** Per choice: how many of its logprobs have gone out with an update. */
   private readonly numReportedLogprobs = new Map<number, number>();
 
   private constructor(
-    engine: EngineClient,
-    requests: readonly SubmitRequest[],
+    engine: Engine,
+    requests: readonly GenerationRequest[],
     /** Choices per prompt: choice index = prompt index * n + j. */
     private readonly n: number,
     signal: AbortSignal,
     private readonly log: Logger,
     release: () => void,
   ) {
-    this.choices = requests.map((_, index) => ({ index, text: '', logprobs: [], finishReason: null, promptTokens: 0, completionTokens: 0, routedExperts: [] }));
-    this.numPumping = requests.length;
+    this.choices = requests.map((_, index) => ({
+      index,
+      text: '',
+      logprobs: [],
+      finishReason: null,
+      promptTokens: 0,
+      completionTokens: 0,
+      routedExperts: [],
+    }));
     if (signal.aborted) this.stop.abort();
     else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
     // Every choice's engine.generate() listens to `stop` (up to MAX_CHOICES_PER_REQUEST):
     // more than Node's default of 10 is expected here, not a leak worth a warning.
     setMaxListeners(requests.length + 1, this.stop.signal);
     const pumps = requests.map((request, index) => this.pump(engine, request, index));
-    void Promise.allSettled(pumps).then(release);
+    void Promise.allSettled(pumps).then(() => {
+      this.events.end();
+      release();
+    });
   }
 
   /** Admits the request and submits its choices; resolves once the engine accepted all of them. */
@@ -153,9 +162,8 @@ export class Generation {
   /** Updates in arrival order until every choice has finished; throws ApiError if one fails. */
   async *updates(): AsyncGenerator<ChoiceUpdate> {
     try {
-      for (;;) {
-        const next = await this.next();
-        if (next === null) return;
+      yield* this.early.splice(0);
+      for (let next = await this.events.next(); next !== undefined; next = await this.events.next()) {
         const update = this.apply(next);
         if (update !== null) yield update;
       }
@@ -165,21 +173,19 @@ export class Generation {
   }
 
   private async awaitAccepted(): Promise<void> {
-    const early: ChoiceEvent[] = [];
     let numAccepted = 0;
     while (numAccepted < this.choices.length) {
-      const next = await this.next();
-      if (next === null) throw internalError();
+      const next = await this.events.next();
+      if (next === undefined) throw internalError();
       if (next.event.type === 'accepted') {
         this.choices[next.index].promptTokens = next.event.promptTokens;
         numAccepted++;
-      } else if (next.event.type === 'error') {
-        throw engineError(next.event, this.log);
       } else {
-        early.push(next);
+        // An error throws here, before any response is written; anything else is kept for updates().
+        const update = this.apply(next);
+        if (update !== null) this.early.push(update);
       }
     }
-    this.queue.unshift(...early);
   }
 
   private apply({ index, event }: ChoiceEvent): ChoiceUpdate | null {
@@ -200,7 +206,13 @@ export class Generation {
       choice.text += event.text;
       choice.finishReason = event.finishReason;
       choice.completionTokens = event.completionTokens;
-      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: event.finishReason, routedExperts: choice.routedExperts };
+      return {
+        index,
+        text: event.text,
+        logprobs: this.unreported(choice),
+        finishReason: event.finishReason,
+        routedExperts: choice.routedExperts,
+      };
     }
     return null;
   }
@@ -212,29 +224,12 @@ export class Generation {
     return choice.logprobs.slice(from);
   }
 
-  private async pump(engine: EngineClient, request: SubmitRequest, index: number): Promise<void> {
+  private async pump(engine: Engine, request: GenerationRequest, index: number): Promise<void> {
     try {
-      for await (const event of engine.generate(request, this.stop.signal)) this.push({ index, event });
+      for await (const event of engine.generate(request, this.stop.signal)) this.events.push({ index, event });
     } catch (err) {
-      this.push({ index, event: { type: 'error', kind: 'internal', message: err instanceof Error ? err.message : String(err) } });
-    } finally {
-      this.numPumping--;
-      this.wake?.();
+      this.events.push({ index, event: { type: 'error', kind: 'internal', message: err instanceof Error ? err.message : String(err) } });
     }
-  }
-
-  private push(event: ChoiceEvent): void {
-    this.queue.push(event);
-    this.wake?.();
-  }
-
-  /** The next event, or null once every choice's events have all been taken. */
-  private async next(): Promise<ChoiceEvent | null> {
-    while (this.queue.length === 0) {
-      if (this.numPumping === 0) return null;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
-    return this.queue.shift() ?? null;
   }
 }
 

@@ -1,7 +1,7 @@
 // Logprobs in OpenAI's shapes. The values are the engine's exact log-softmax of the raw
 // logits; this file only names tokens: each id's text and UTF-8 bytes, so a client can
 // rebuild characters that span tokens (byte-fallback pieces such as "<0xF0>").
-import type { TokenLogprob } from '../engine/engine.ts';
+import type { TokenLogprob } from '../engine/api.ts';
 import type { TextTokenizer } from '../tokenizer/tokenizer.ts';
 
 export interface TokenText {

@@ -1,7 +1,7 @@
-// OpenAI request fields -> engine requests: one SubmitRequest per choice (prompts x n),
+// OpenAI request fields -> engine requests: one GenerationRequest per choice (prompts x n),
 // seeds seed, seed + 1, ... so n choices differ yet repeat for the same seed.
-import type { SubmitRequest } from '../engine/protocol.ts';
-import { defaultSamplingParams, type SamplingParams } from '../engine/sampler.ts';
+import { firstOutsideVocabulary, isTokenId, outsideVocabularyMessage } from '../../models/vocabulary.ts';
+import { defaultSamplingParams, type GenerationRequest, type SamplingParams } from '../engine/api.ts';
 import { MAX_CHOICES_PER_REQUEST, type samplingFields } from '../schemas/sampling.ts';
 import type { ServedModel } from '../served-model.ts';
 import { invalidRequest, modelNotFound } from './errors.ts';
@@ -19,7 +19,7 @@ function logitBias(bias: Record<string, number> | undefined, vocabSize: number):
   const map = new Map<number, number>();
   for (const [key, value] of Object.entries(bias)) {
     const id = Number(key);
-    if (!/^\d+$/.test(key) || id >= vocabSize) {
+    if (!/^\d+$/.test(key) || !isTokenId(id, vocabSize)) {
       throw invalidRequest(`Invalid 'logit_bias': key "${key}" is not a token id in 0..${vocabSize - 1}.`, 'logit_bias');
     }
     map.set(id, value);
@@ -44,8 +44,9 @@ function samplingParams(body: SamplingFields, vocabSize: number): SamplingParams
 
 function stopTokenIds(body: SamplingFields, model: ServedModel): number[] {
   const extra = body.stop_token_ids ?? [];
-  const bad = extra.find((id) => id >= model.vocabSize);
-  if (bad !== undefined) throw invalidRequest(`Invalid 'stop_token_ids': ${bad} is outside the vocabulary.`, 'stop_token_ids');
+  const bad = firstOutsideVocabulary(extra, model.vocabSize);
+  if (bad >= 0)
+    throw invalidRequest(`Invalid 'stop_token_ids': ${outsideVocabularyMessage(extra[bad], model.vocabSize)}.`, 'stop_token_ids');
   // ignore_eos runs past EOS; explicit stop ids still stop.
   return [...new Set([...(body.ignore_eos === true ? [] : model.eosTokenIds), ...extra])];
 }
@@ -54,13 +55,21 @@ function stopTokenIds(body: SamplingFields, model: ServedModel): number[] {
  * One engine request per choice, prompt-major: choice index = promptIndex * n + j.
  * `topLogprobs` null = no logprobs.
  */
-export function choiceRequests(body: SamplingFields, model: ServedModel, prompts: number[][], topLogprobs: number | null): SubmitRequest[] {
+export function choiceRequests(
+  body: SamplingFields,
+  model: ServedModel,
+  prompts: number[][],
+  topLogprobs: number | null,
+): GenerationRequest[] {
   const n = body.n ?? 1;
   if (prompts.length * n > MAX_CHOICES_PER_REQUEST) {
     throw invalidRequest(`Too many choices: ${prompts.length} prompt(s) x n=${n} exceeds ${MAX_CHOICES_PER_REQUEST}.`, 'n');
   }
   if (body.seed !== undefined && body.seed + (n - 1) > Number.MAX_SAFE_INTEGER) {
-    throw invalidRequest(`Invalid 'seed': choice j samples with seed + j, and seed + ${n - 1} is beyond ${Number.MAX_SAFE_INTEGER}.`, 'seed');
+    throw invalidRequest(
+      `Invalid 'seed': choice j samples with seed + j, and seed + ${n - 1} is beyond ${Number.MAX_SAFE_INTEGER}.`,
+      'seed',
+    );
   }
   const sampling = samplingParams(body, model.vocabSize);
   const stops = body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
@@ -83,14 +92,19 @@ export function choiceRequests(body: SamplingFields, model: ServedModel, prompts
 /** Fields we accept in the schema but cannot honour: refuse them rather than ignore them. */
 export function refuseUnsupported(fields: Record<string, unknown>): void {
   if (fields.echo === true) throw invalidRequest("'echo' is not supported by this server.", 'echo');
-  if (typeof fields.suffix === 'string' && fields.suffix !== '') throw invalidRequest("'suffix' is not supported by this server.", 'suffix');
+  if (typeof fields.suffix === 'string' && fields.suffix !== '')
+    throw invalidRequest("'suffix' is not supported by this server.", 'suffix');
   const format = fields.response_format as { type?: unknown } | undefined;
   if (format !== undefined && format.type !== 'text') {
-    throw invalidRequest(`'response_format' of type "${String(format.type)}" is not supported by this server; only "text".`, 'response_format');
+    throw invalidRequest(
+      `'response_format' of type "${String(format.type)}" is not supported by this server; only "text".`,
+      'response_format',
+    );
   }
   if (Array.isArray(fields.tools) && fields.tools.length > 0) throw invalidRequest("'tools' are not supported by this server.", 'tools');
   // The older function-calling fields, and a tool choice that would require a tool call.
-  if (Array.isArray(fields.functions) && fields.functions.length > 0) throw invalidRequest("'functions' are not supported by this server.", 'functions');
+  if (Array.isArray(fields.functions) && fields.functions.length > 0)
+    throw invalidRequest("'functions' are not supported by this server.", 'functions');
   for (const field of ['function_call', 'tool_choice']) {
     const value = fields[field];
     if (value !== undefined && value !== 'none' && value !== 'auto') {

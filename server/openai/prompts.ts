@@ -1,5 +1,6 @@
 // Request prompts -> token ids, checked against the vocabulary and the context before they
 // reach the engine, so a bad prompt is a 400 naming the field rather than a failed stream.
+import { firstOutsideVocabulary, outsideVocabularyMessage } from '../../models/vocabulary.ts';
 import type { ChatMessage } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
@@ -14,7 +15,8 @@ export function messageText(content: ChatMessage['content']): string {
 }
 
 export function renderChat(model: ServedModel, messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
-  if (model.chatTemplate === null) throw invalidRequest(`Chat is unavailable: ${model.chatTemplateProblem ?? 'no chat template'}.`, 'messages');
+  if (model.chatTemplate === null)
+    throw invalidRequest(`Chat is unavailable: ${model.chatTemplateProblem ?? 'no chat template'}.`, 'messages');
   const templateMessages: TemplateMessage[] = messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
   try {
     return model.chatTemplate.render(templateMessages, addGenerationPrompt);
@@ -32,7 +34,7 @@ const NORMALISER_SHRINK = 4;
 
 /**
  * Refuses text too long for the context before it is tokenised. Tokenising runs on the main
- * thread and text without spaces costs 5-10 us a character with this tokenizer library, so a
+ * thread and text without spaces is slow to tokenise with this tokenizer library, so a
  * multi-megabyte prompt would stall every other request for tens of seconds only to be
  * refused afterwards. No token stands for more than maxTokenChars characters, so text longer
  * than this bound has more tokens than the context holds.
@@ -72,8 +74,8 @@ export function completionPromptIds(model: ServedModel, prompt: CompletionReques
     const param = prompts.length === 1 && prompt === p ? 'prompt' : `prompt[${index}]`;
     const ids = typeof p === 'string' ? encodeText(model, p, param, true) : p;
     if (ids.length === 0) throw invalidRequest(`Invalid '${param}': the prompt has no tokens.`, param);
-    const bad = ids.find((id) => id >= model.vocabSize);
-    if (bad !== undefined) throw invalidRequest(`Invalid '${param}': token id ${bad} is outside the vocabulary (0..${model.vocabSize - 1}).`, param);
+    const bad = firstOutsideVocabulary(ids, model.vocabSize);
+    if (bad >= 0) throw invalidRequest(`Invalid '${param}': ${outsideVocabularyMessage(ids[bad], model.vocabSize)}.`, param);
     checkPromptLength(model, ids, param);
     return ids;
   });

@@ -1,7 +1,7 @@
 // A validated chat or completions body -> what to generate and how to shape the answer.
 // Everything that can be refused is refused here, before any engine work or streaming.
 import { randomBytes } from 'node:crypto';
-import type { SubmitRequest } from '../engine/protocol.ts';
+import type { GenerationRequest } from '../engine/api.ts';
 import type { ChatCompletionRequest } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
@@ -13,7 +13,7 @@ import { checkModel, choiceRequests, refuseUnsupported } from './params.ts';
 import { chatPromptIds, completionPromptIds } from './prompts.ts';
 
 export interface PreparedRequest {
-  requests: SubmitRequest[];
+  requests: GenerationRequest[];
   n: number;
   format: EndpointFormat;
   stream: boolean;
@@ -37,7 +37,13 @@ export function prepareChat(body: ChatCompletionRequest, model: ServedModel): Pr
   return {
     requests: choiceRequests(body, model, [prompt], topLogprobs),
     n: body.n ?? 1,
-    format: new ChatFormat({ meta: responseMeta('chatcmpl', model), texts: model.tokenTexts, withLogprobs: topLogprobs !== null, includeUsage, withRoutedExperts: body.routed_experts === true }),
+    format: new ChatFormat({
+      meta: responseMeta('chatcmpl', model),
+      texts: model.tokenTexts,
+      withLogprobs: topLogprobs !== null,
+      includeUsage,
+      withRoutedExperts: body.routed_experts === true,
+    }),
     stream,
     includeUsage,
   };
@@ -53,7 +59,13 @@ export function prepareCompletion(body: CompletionRequest, model: ServedModel): 
   return {
     requests: choiceRequests(body, model, prompts, topLogprobs),
     n: body.n ?? 1,
-    format: new CompletionFormat({ meta: responseMeta('cmpl', model), texts: model.tokenTexts, withLogprobs: topLogprobs !== null, includeUsage, withRoutedExperts: body.routed_experts === true }),
+    format: new CompletionFormat({
+      meta: responseMeta('cmpl', model),
+      texts: model.tokenTexts,
+      withLogprobs: topLogprobs !== null,
+      includeUsage,
+      withRoutedExperts: body.routed_experts === true,
+    }),
     stream,
     includeUsage,
   };

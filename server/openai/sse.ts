@@ -50,7 +50,12 @@ class EventWriter {
   }
 }
 
-export async function streamSse(res: ServerResponse, generation: Generation, prepared: PreparedRequest, log: (message: string) => void): Promise<void> {
+export async function streamSse(
+  res: ServerResponse,
+  generation: Generation,
+  prepared: PreparedRequest,
+  log: (message: string) => void,
+): Promise<void> {
   const writer = new EventWriter(res);
   res.writeHead(200, SSE_HEADERS);
   try {

@@ -22,7 +22,14 @@ const ModelList = Type.Object({ object: Type.Literal('list'), data: Type.Array(M
 const ModelParams = Type.Object({ model: Type.String() });
 
 function modelObject(model: ServedModel): Static<typeof ModelObject> {
-  return { id: model.id, object: 'model', created: model.created, owned_by: 'moe-server', max_model_len: model.maxModelLen, ...model.description };
+  return {
+    id: model.id,
+    object: 'model',
+    created: model.created,
+    owned_by: 'moe-server',
+    max_model_len: model.maxModelLen,
+    ...model.description,
+  };
 }
 
 export function modelRoutes(app: FastifyInstance, ctx: ServerContext): void {

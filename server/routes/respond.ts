@@ -16,7 +16,14 @@ export async function respond(
 ): Promise<object | undefined> {
   const log = (message: string): void => request.log.error(message);
   const signal = disconnectSignal(reply.raw);
-  const generation = await Generation.start({ engine: model.engine, gate: ctx.gate, requests: prepared.requests, n: prepared.n, signal, log });
+  const generation = await Generation.start({
+    engine: model.engine,
+    gate: ctx.gate,
+    requests: prepared.requests,
+    n: prepared.n,
+    signal,
+    log,
+  });
   const user = (request.body as { user?: unknown } | undefined)?.user;
   if (prepared.stream) {
     // From here on the response is ours to write; errors become SSE error events.

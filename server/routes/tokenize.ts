@@ -1,6 +1,7 @@
 // POST /tokenize and POST /detokenize, as vLLM has them: what the server would feed the model
 // for a prompt or a conversation, and the text of token ids.
 import type { FastifyInstance } from 'fastify';
+import { firstOutsideVocabulary, outsideVocabularyMessage } from '../../models/vocabulary.ts';
 import { invalidRequest } from '../openai/errors.ts';
 import { checkModel } from '../openai/params.ts';
 import { encodeText, renderChat } from '../openai/prompts.ts';
@@ -27,8 +28,9 @@ export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const model = ctx.slot.get();
     checkModel(request.body.model, model);
     const tokens = request.body.tokens;
-    const bad = tokens.findIndex((id) => id >= model.vocabSize);
-    if (bad >= 0) throw invalidRequest(`Invalid 'tokens[${bad}]': ${tokens[bad]} is outside the vocabulary (0..${model.vocabSize - 1}).`, `tokens[${bad}]`);
+    const bad = firstOutsideVocabulary(tokens, model.vocabSize);
+    if (bad >= 0)
+      throw invalidRequest(`Invalid 'tokens[${bad}]': ${outsideVocabularyMessage(tokens[bad], model.vocabSize)}.`, `tokens[${bad}]`);
     return { prompt: model.tokenizer.decode(tokens) };
   });
 }

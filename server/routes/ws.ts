@@ -73,11 +73,16 @@ class WsSession {
     try {
       if (isBinary) throw invalidRequest('Messages must be JSON text, not binary.');
       const parsed = parseJson(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(toBuffers(data)).toString('utf8'));
-      id = typeof parsed === 'object' && parsed !== null && typeof Reflect.get(parsed, 'id') === 'string' ? String(Reflect.get(parsed, 'id')) : null;
+      id =
+        typeof parsed === 'object' && parsed !== null && typeof Reflect.get(parsed, 'id') === 'string'
+          ? String(Reflect.get(parsed, 'id'))
+          : null;
       const message = parseWith(WsClientMessage, parsed, 'message');
       if (message.type === 'response.cancel') return this.cancel(message.id);
-      if (this.sessions.isClosing) throw unavailable('The server is shutting down; this connection takes no new requests.', 'shutting_down');
-      if (this.active.has(message.id)) throw invalidRequest(`A request with id "${message.id}" is already running on this connection.`, 'id');
+      if (this.sessions.isClosing)
+        throw unavailable('The server is shutting down; this connection takes no new requests.', 'shutting_down');
+      if (this.active.has(message.id))
+        throw invalidRequest(`A request with id "${message.id}" is already running on this connection.`, 'id');
       const endpoint = message.endpoint ?? 'chat.completions';
       if (message.request === undefined) throw invalidRequest("Missing required parameter: 'request'.", 'request');
       void this.run(message.id, endpoint, message.request);
@@ -114,10 +119,23 @@ class WsSession {
       const generation = await Generation.start({ engine: model.engine, gate: this.ctx.gate, requests, n, signal: controller.signal, log });
       const { meta } = prepared.format;
       const promptTokens = generation.usage.prompt_tokens;
-      this.send({ type: 'response.created', id, response_id: meta.id, model: meta.model, created: meta.created, prompt_tokens: promptTokens });
+      this.send({
+        type: 'response.created',
+        id,
+        response_id: meta.id,
+        model: meta.model,
+        created: meta.created,
+        prompt_tokens: promptTokens,
+      });
       for await (const update of generation.updates()) {
         if (update.text === '' && update.logprobs.length === 0) continue;
-        this.send({ type: 'response.output_text.delta', id, index: update.index, delta: update.text, logprobs: prepared.format.updateLogprobs(update) });
+        this.send({
+          type: 'response.output_text.delta',
+          id,
+          index: update.index,
+          delta: update.text,
+          logprobs: prepared.format.updateLogprobs(update),
+        });
       }
       const status = generation.cancelled ? 'cancelled' : 'completed';
       this.send({ type: 'response.done', id, status, response: prepared.format.response(generation) });
@@ -159,7 +177,13 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerContext, sessions: WsS
     // A plain GET (no upgrade) gets an answer in the envelope, not an empty 404.
     handler: async (_request, reply) => {
       void reply.header('upgrade', 'websocket');
-      throw new ApiError(426, 'This endpoint speaks WebSocket: open it with an "Upgrade: websocket" request.', 'invalid_request_error', null, 'upgrade_required');
+      throw new ApiError(
+        426,
+        'This endpoint speaks WebSocket: open it with an "Upgrade: websocket" request.',
+        'invalid_request_error',
+        null,
+        'upgrade_required',
+      );
     },
     wsHandler: (socket, request) => {
       const session = new WsSession(socket, ctx, sessions, request.log);

@@ -38,7 +38,9 @@ export const samplingFields = {
   frequency_penalty: Type.Optional(Type.Number({ minimum: -2, maximum: 2 })),
   repetition_penalty: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10, description: '1 = off.' })),
   logit_bias: Type.Optional(
-    Type.Record(Type.String(), Type.Number({ minimum: -100, maximum: 100 }), { description: 'token id (as a string) -> bias in [-100, 100]' }),
+    Type.Record(Type.String(), Type.Number({ minimum: -100, maximum: 100 }), {
+      description: 'token id (as a string) -> bias in [-100, 100]',
+    }),
   ),
   user: Type.Optional(Type.String()),
 };

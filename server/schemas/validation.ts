@@ -6,7 +6,14 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { ApiError, invalidRequest } from '../openai/errors.ts';
 
 /** Strict types (no "0.5" -> 0.5 coercion: OpenAI rejects it), unknown fields left alone. */
-export const ajv = new Ajv({ allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false, verbose: true, strict: false });
+export const ajv = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  verbose: true,
+  strict: false,
+});
 
 /** "/messages/0/content" -> "messages[0].content"; a missing property is appended. */
 function paramName(error: ErrorObject): string | null {
@@ -43,7 +50,10 @@ function describeError(error: ErrorObject, field: string): string {
     case 'required':
       return `Missing required parameter: '${field}'.`;
     case 'type':
-      return `Invalid type for '${field}': expected ${TYPE_NAMES[String(p.type)] ?? String(p.type)}, but got ${describeValue(error.data)} instead.`;
+      return (
+        `Invalid type for '${field}': expected ${TYPE_NAMES[String(p.type)] ?? String(p.type)}, but got ` +
+        `${describeValue(error.data)} instead.`
+      );
     case 'minimum':
       return `Invalid value for '${field}': ${String(error.data)} is below the minimum of ${String(p.limit)}.`;
     case 'exclusiveMinimum':
@@ -61,7 +71,10 @@ function describeError(error: ErrorObject, field: string): string {
     case 'maxLength':
       return `Invalid '${field}': expected a string of at most ${String(p.limit)} character(s).`;
     case 'enum':
-      return `Invalid value for '${field}': expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(error.data)}.`;
+      return (
+        `Invalid value for '${field}': expected one of ` +
+        `${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(error.data)}.`
+      );
     case 'const':
       return `Invalid value for '${field}': expected ${JSON.stringify(p.allowedValue)}, got ${JSON.stringify(error.data)}.`;
     case 'anyOf': {
@@ -80,7 +93,9 @@ export function validationError(errors: readonly ErrorObject[], what = 'request 
   if (chosen === undefined) return invalidRequest(`Invalid ${what}.`);
   const param = paramName(chosen);
   if (param === null) {
-    return invalidRequest(chosen.keyword === 'type' ? `The ${what} must be a JSON object.` : `Invalid ${what}: ${chosen.message ?? 'not allowed'}.`);
+    return invalidRequest(
+      chosen.keyword === 'type' ? `The ${what} must be a JSON object.` : `Invalid ${what}: ${chosen.message ?? 'not allowed'}.`,
+    );
   }
   return invalidRequest(describeError(chosen, param), param);
 }

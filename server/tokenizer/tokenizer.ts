@@ -78,7 +78,7 @@ const METASPACE = '\u2581';
 
 /**
  * SentencePiece-style BPE tokenizers (Llama, Mistral) have no pre-tokenizer: the tokenizer
- * library then runs BPE over the whole prompt as one word, at 10-15 us a character. If no
+ * library then runs BPE over the whole prompt as one word, which is slow on long text. If no
  * merge joins a piece ending in some other character to a piece starting with "▁", no token
  * can span a place where "▁" follows another character, so cutting the normalised text
  * there first (each piece = a run of "▁" and the word after it) gives exactly the same

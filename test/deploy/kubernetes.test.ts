@@ -65,7 +65,9 @@ describe('the manifests', () => {
   });
 
   it('the validation catches a misspelt field and a wrong type', () => {
-    const broken = structuredClone(objects.find((o) => o.kind === 'Deployment')!) as KubeObject & { spec: { template: { spec: Record<string, unknown> } } };
+    const broken = structuredClone(objects.find((o) => o.kind === 'Deployment')!) as KubeObject & {
+      spec: { template: { spec: Record<string, unknown> } };
+    };
     broken.spec.template.spec.terminationGracePeriodSecond = 45;
     broken.spec.template.spec.restartPolicy = 7;
     const [problems] = Object.values(validateAll([broken]));
@@ -117,11 +119,16 @@ describe('the Deployment against the server', () => {
   });
 
   it('sizes threads from the CPU limit, with requests equal to limits, one replica per machine', () => {
-    expect(container.env!.find((e) => e.name === SETTINGS.threads.env)!.valueFrom!.resourceFieldRef).toEqual({ resource: 'limits.cpu', divisor: '1' });
+    expect(container.env!.find((e) => e.name === SETTINGS.threads.env)!.valueFrom!.resourceFieldRef).toEqual({
+      resource: 'limits.cpu',
+      divisor: '1',
+    });
     expect(container.resources!.requests).toEqual(container.resources!.limits);
     expect(config.threads).toBe(Number(container.resources!.limits!.cpu));
     const antiAffinity = pod.affinity!.podAntiAffinity!.requiredDuringSchedulingIgnoredDuringExecution!;
-    expect(antiAffinity).toEqual([{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: deployment.spec!.selector.matchLabels } }]);
+    expect(antiAffinity).toEqual([
+      { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: deployment.spec!.selector.matchLabels } },
+    ]);
     expect(one<IPodDisruptionBudget>('PodDisruptionBudget').spec!.selector).toEqual(deployment.spec!.selector);
   });
 });

@@ -35,7 +35,10 @@ const KINDS: Record<string, Kind> = {
     type: { module: 'kubernetes-models/apps/v1/Deployment', name: 'IDeployment' },
     validate: (data) => new Deployment(data as never).validate(),
   },
-  'v1 Service': { type: { module: 'kubernetes-models/v1/Service', name: 'IService' }, validate: (data) => new Service(data as never).validate() },
+  'v1 Service': {
+    type: { module: 'kubernetes-models/v1/Service', name: 'IService' },
+    validate: (data) => new Service(data as never).validate(),
+  },
   'v1 PersistentVolumeClaim': {
     type: { module: 'kubernetes-models/v1/PersistentVolumeClaim', name: 'IPersistentVolumeClaim' },
     validate: (data) => new PersistentVolumeClaim(data as never).validate(),
@@ -74,7 +77,9 @@ export function readKustomization(): Kustomization {
 
 /** The YAML files beside kustomization.yaml. */
 export function manifestFiles(): string[] {
-  return readdirSync(MANIFESTS).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort();
+  return readdirSync(MANIFESTS)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .sort();
 }
 
 function isKubeObject(value: unknown): value is KubeObject {

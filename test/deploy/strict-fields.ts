@@ -18,11 +18,23 @@ export interface ModelType {
 export function strictFieldChecker(types: readonly ModelType[]): (manifest: unknown, type: ModelType) => string[] {
   // A virtual file at the repository root, so that its imports resolve from node_modules.
   const fileName = fileURLToPath(new URL('../../__manifest_types__.ts', import.meta.url));
-  const source = types.map((t, i) => `import type { ${t.name} as T${i} } from '${t.module}';\nexport declare const v${i}: T${i};`).join('\n');
-  const options: ts.CompilerOptions = { target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts'], module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true, skipLibCheck: true, types: [] };
+  const source = types
+    .map((t, i) => `import type { ${t.name} as T${i} } from '${t.module}';\nexport declare const v${i}: T${i};`)
+    .join('\n');
+  const options: ts.CompilerOptions = {
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2022.d.ts'],
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+  };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, language) => (name === fileName ? ts.createSourceFile(name, source, language) : getSourceFile(name, language));
+  host.getSourceFile = (name, language) =>
+    name === fileName ? ts.createSourceFile(name, source, language) : getSourceFile(name, language);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => name === fileName || fileExists(name);
   const program = ts.createProgram([fileName], options, host);

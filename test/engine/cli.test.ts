@@ -12,7 +12,18 @@ import { type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 const OPTIONS: Record<string, string[]> = {
   synthetic: ['--out', '--family', '--size', '--seed', '--dtype'],
   compile: ['--model', '--weights', '--cache-dir'],
-  generate: ['--model', '--prompt', '--max-tokens', '--weights', '--temperature', '--top-k', '--top-p', '--seed', '--threads', '--cache-dir'],
+  generate: [
+    '--model',
+    '--prompt',
+    '--max-tokens',
+    '--weights',
+    '--temperature',
+    '--top-k',
+    '--top-p',
+    '--seed',
+    '--threads',
+    '--cache-dir',
+  ],
   bench: ['--model', '--weights', '--prompt-tokens', '--decode-tokens', '--cache-dir'],
 };
 

@@ -2,13 +2,13 @@
 // share steps, wait for room, get preempted and recomputed, or reuse a cached prefix produce
 // exactly the tokens they produce alone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineClient, GenerationEvent } from '../../server/engine/client.ts';
-import type { SubmitRequest } from '../../server/engine/protocol.ts';
+import type { GenerationEvent, GenerationRequest } from '../../server/engine/api.ts';
+import type { EngineClient } from '../../server/engine/client.ts';
 import { type Collected, collect, makeRequest, runnerGreedy, startTinyEngine, summarize, tapWorker } from '../helpers/engine-client.ts';
 import { openRunner, testTokens, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
 /** Mixed prompt lengths and output lengths; every other request sampled with its own seed. */
-function mixedRequests(count: number, seedBase: number): SubmitRequest[] {
+function mixedRequests(count: number, seedBase: number): GenerationRequest[] {
   return Array.from({ length: count }, (_, i) => {
     const prompt = testTokens(3 + ((i * 17) % 50), seedBase + i);
     const maxTokens = 6 + ((i * 7) % 25);
@@ -18,7 +18,7 @@ function mixedRequests(count: number, seedBase: number): SubmitRequest[] {
 }
 
 /** Runs a request and aborts it once it has `after` tokens. */
-async function cancelAfter(client: EngineClient, request: SubmitRequest, after: number): Promise<Collected> {
+async function cancelAfter(client: EngineClient, request: GenerationRequest, after: number): Promise<Collected> {
   const controller = new AbortController();
   const events: GenerationEvent[] = [];
   for await (const event of client.generate(request, controller.signal)) {
@@ -78,7 +78,7 @@ describe('continuous batching over a small paged KV cache', () => {
       }
     });
     expect(client.stats.numPreemptions).toBeGreaterThan(preemptionsBefore);
-    const seqsPerStep = tap.steps().map((events) => new Set(events.filter((e) => e.type === 'token').map((e) => e.seqId)).size);
+    const seqsPerStep = tap.steps().map((events) => new Set(events.filter((e) => e.event.type === 'token').map((e) => e.seqId)).size);
     expect(Math.max(...seqsPerStep)).toBeGreaterThan(1);
     expect(Math.max(...seqsPerStep)).toBeLessThanOrEqual(6);
     // Everything finished: every block is back in the pool.

@@ -1,9 +1,11 @@
 // The engine through its public face: a real EngineClient running the model in a real worker
 // thread on ONNX Runtime, over a tiny synthetic checkpoint. One client serves the whole file.
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
+import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineClient, GenerationEvent } from '../../server/engine/client.ts';
-import type { EngineEvent } from '../../server/engine/engine.ts';
+import type { GenerationEvent } from '../../server/engine/api.ts';
+import type { EngineClient } from '../../server/engine/client.ts';
+import type { SequenceEvent } from '../../server/engine/protocol.ts';
 import { TextTokenizer } from '../../server/tokenizer/tokenizer.ts';
 import {
   type Collected,
@@ -155,7 +157,7 @@ describe('EngineClient over a tiny model', () => {
       expect(result.tokens).toEqual(solo[i].tokens);
       expect(result.finished?.finishReason).toBe('length');
     });
-    const seqsPerStep = tap.steps().map((events) => new Set(events.filter((e) => e.type === 'token').map((e) => e.seqId)).size);
+    const seqsPerStep = tap.steps().map((events) => new Set(events.filter((e) => e.event.type === 'token').map((e) => e.seqId)).size);
     expect(Math.max(...seqsPerStep)).toBe(6);
   });
 
@@ -166,7 +168,8 @@ describe('EngineClient over a tiny model', () => {
     // worker takes messages in order, and nothing of the cancelled sequence may follow the
     // marker's acceptance.
     const submitMarker = (): Promise<Collected> => collect(client, makeRequest('Marker', { maxTokens: 2 }));
-    const isFinished = (e: EngineEvent): e is Extract<EngineEvent, { type: 'finished' }> => e.type === 'finished';
+    const finishedOf = (e: SequenceEvent): Extract<GenerationEvent, { type: 'finished' }> | null =>
+      e.event.type === 'finished' ? e.event : null;
 
     it('aborting the signal mid-generation ends with finish abort and no token after the worker takes the cancel in', async () => {
       const tap = tapWorker(client);
@@ -215,10 +218,18 @@ describe('EngineClient over a tiny model', () => {
       tap.stop();
       const [victimId, markerId] = tap.acceptedIds();
       // Nobody listens to the broken-off request any more, but the worker still reports its end.
-      const ended = tap.steps().flat().filter(isFinished).find((e) => e.seqId === victimId);
+      const ended = tap
+        .steps()
+        .flat()
+        .filter((e) => e.seqId === victimId)
+        .map(finishedOf)
+        .find((e) => e !== null);
       expect(ended?.finishReason).toBe('abort');
       expect(tokensPostedAfter(tap, markerId, victimId)).toBe(0);
-      const victimTokens = tap.steps().flat().filter((e) => e.type === 'token' && e.seqId === victimId);
+      const victimTokens = tap
+        .steps()
+        .flat()
+        .filter((e) => e.event.type === 'token' && e.seqId === victimId);
       expect(victimTokens).toHaveLength(ended?.completionTokens ?? -1);
       expect(marker.finished?.finishReason).toBe('length');
       expect(marker.tokens).toHaveLength(2);
@@ -273,27 +284,53 @@ describe('EngineClient over a tiny model', () => {
     });
   });
 
-  it('keeps the main thread responsive while the worker generates', async () => {
+  it('keeps the main thread free while the worker generates', async () => {
     const intervalMs = 5;
-    const delay = monitorEventLoopDelay({ resolution: intervalMs });
     let ticks = 0;
     const probe = setInterval(() => ticks++, intervalMs);
-    delay.enable();
     const utilizationAtStart = performance.eventLoopUtilization();
     const started = performance.now();
     const result = await collect(client, makeRequest('A long story', { maxTokens: 480 }));
     const elapsedMs = performance.now() - started;
     const utilization = performance.eventLoopUtilization(utilizationAtStart).utilization;
-    delay.disable();
     clearInterval(probe);
 
     expect(result.tokens).toHaveLength(480);
     // The probe really ran throughout (it would stall if the model ran on this thread between turns).
     expect(ticks).toBeGreaterThanOrEqual(Math.max(20, elapsedMs / intervalMs / 4));
-    expect(delay.percentile(99) / 1e6).toBeLessThan(50);
-    // Delay alone cannot tell: ONNX Runtime's run yields between graph calls, so a model on this
-    // thread also keeps p99 low (about 7 ms measured). Utilisation can: that measured 1.0 with
-    // the model here and under 0.1 with it in the worker.
+    // Event-loop delay cannot tell (ONNX Runtime's run yields between graph calls, so a model
+    // on this thread also keeps it low) and is a timing that a loaded machine breaks. The
+    // share of time the main thread is busy can: it was 1.0 with the model here and under 0.1
+    // with it in the worker.
     expect(utilization).toBeLessThan(0.5);
+  });
+});
+
+describe('EngineClient when its worker dies', () => {
+  it('ends the requests in flight with an internal error, then fails every new one at once', async () => {
+    const model = writeTinyModel({}, 22);
+    const client = await startTinyEngine(model);
+    try {
+      const events: GenerationEvent[] = [];
+      const running = (async () => {
+        for await (const event of client.generate(makeRequest('Once upon a time', { maxTokens: 400 }))) {
+          events.push(event);
+          if (event.type === 'token' && events.length === 4) {
+            // The worker stops without close() (which is a shutdown), as a crash would. Not
+            // terminate(): killing the thread inside ONNX Runtime aborts the process.
+            const worker = Reflect.get(client, 'worker') as Worker;
+            worker.postMessage({ type: 'shutdown' });
+          }
+        }
+      })();
+      await running;
+      expect(events.at(-1)).toMatchObject({ type: 'error', kind: 'internal' });
+      expect(client.isRunning).toBe(false);
+      const later = await collect(client, makeRequest('Anyone there?'));
+      expect(later.error).toMatchObject({ kind: 'internal', message: expect.stringContaining('exited') });
+    } finally {
+      await client.close();
+      model.remove();
+    }
   });
 });

@@ -3,9 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { BlockManager } from '../../server/engine/block-manager.ts';
 import type { IncrementalDetokenizer } from '../../server/engine/detokenizer.ts';
-import { Engine, type EngineEvent } from '../../server/engine/engine.ts';
-import type { ModelRunner, StepResult, StepSequence } from '../../server/engine/model-runner.ts';
-import { defaultSamplingParams } from '../../server/engine/sampler.ts';
+import { defaultSamplingParams } from '../../server/engine/api.ts';
+import { Engine } from '../../server/engine/engine.ts';
+import type { SequenceEvent } from '../../server/engine/protocol.ts';
+import type { ModelRunner } from '../../runtime/model-runner.ts';
+import type { StepResult, StepSequence } from '../../runtime/step-batch.ts';
 import { Scheduler } from '../../server/engine/scheduler.ts';
 import { Sequence } from '../../server/engine/sequence.ts';
 
@@ -39,7 +41,14 @@ const detokenizer = { push: () => '', flush: () => '' } as unknown as Incrementa
 
 /** Sampled at temperature 1: NaN logits then leave nothing to draw from (greedy would take token 0). */
 function sequence(id: string, prompt: number[]): Sequence {
-  const params = { maxTokens: 4, sampling: { ...defaultSamplingParams, temperature: 1 }, seed: 1, stopTokenIds: [], ignoreEos: false, topLogprobs: null };
+  const params = {
+    maxTokens: 4,
+    sampling: { ...defaultSamplingParams, temperature: 1 },
+    seed: 1,
+    stopTokenIds: [],
+    ignoreEos: false,
+    topLogprobs: null,
+  };
   return new Sequence(id, prompt, params, detokenizer);
 }
 
@@ -49,19 +58,22 @@ function engineWith(model: StandInModel, ...seqs: Sequence[]): Engine {
   return engine;
 }
 
-const ends = (events: EngineEvent[]) => events.filter((e) => e.type !== 'token').map((e) => [e.seqId, e.type]);
+const ends = (events: SequenceEvent[]) => events.filter((e) => e.event.type !== 'token').map((e) => [e.seqId, e.event.type]);
 
 describe('engine step failures', () => {
   it('ends only the sequence that cannot be sampled; the others in the step go on', async () => {
     const model = new StandInModel();
     const engine = engineWith(model, sequence('healthy', [1, 2]), sequence('poisoned', [POISON, 2]));
-    const first = await engine.step();
-    expect(ends(first)).toEqual([['poisoned', 'failed']]);
-    expect(first.find((e) => e.type === 'failed')).toMatchObject({ message: expect.stringContaining('could not sample') });
-    expect(first.filter((e) => e.type === 'token').map((e) => e.seqId)).toEqual(['healthy']);
+    const first = (await engine.step()).events;
+    expect(ends(first)).toEqual([['poisoned', 'error']]);
+    expect(first.find((e) => e.event.type === 'error')?.event).toMatchObject({
+      kind: 'internal',
+      message: expect.stringContaining('could not sample'),
+    });
+    expect(first.filter((e) => e.event.type === 'token').map((e) => e.seqId)).toEqual(['healthy']);
     expect(engine.stats()).toMatchObject({ numRunning: 1, numWaiting: 0 });
-    const second = await engine.step();
-    expect(second.map((e) => [e.seqId, e.type])).toEqual([['healthy', 'token']]);
+    const second = (await engine.step()).events;
+    expect(second.map((e) => [e.seqId, e.event.type])).toEqual([['healthy', 'token']]);
   });
 
   it('a failed step still delivers the end of a sequence cancelled before it: every sequence gets exactly one', async () => {
@@ -74,9 +86,9 @@ describe('engine step failures', () => {
     const events = engine.failAll('internal error while generating');
     expect(ends(events)).toEqual([
       ['cancelled', 'finished'],
-      ['running', 'failed'],
+      ['running', 'error'],
     ]);
-    expect(events[0]).toMatchObject({ finishReason: 'abort' });
+    expect(events[0].event).toMatchObject({ finishReason: 'abort' });
     expect(engine.hasWork).toBe(false);
     // Nothing is delivered twice.
     expect(engine.failAll('again')).toEqual([]);

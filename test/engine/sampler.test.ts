@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  applyPenalties,
-  argmax,
-  createSamplerScratch,
-  defaultSamplingParams,
-  logSoftmax,
-  sampleToken,
-  type SamplingParams,
-  topLogprobs,
-} from '../../server/engine/sampler.ts';
+import { applyPenalties, argmax, createSamplerScratch, logSoftmax, sampleToken, topLogprobs } from '../../server/engine/sampler.ts';
+import { defaultSamplingParams, type SamplingParams } from '../../server/engine/api.ts';
 import { type RandomSource, Rng, splitmix64 } from '../../server/engine/rng.ts';
 
 /** Hands out the given uniforms in order. */
@@ -66,7 +58,12 @@ describe('sampling distribution', () => {
     const root = probs.map(Math.sqrt);
     const sum = root.reduce((a, b) => a + b, 0);
     const counts = histogram(logitsFor(probs), params({ temperature: 2 }), 100_000, 2);
-    expect(chiSquare(counts, root.map((r) => r / sum))).toBeLessThan(20);
+    expect(
+      chiSquare(
+        counts,
+        root.map((r) => r / sum),
+      ),
+    ).toBeLessThan(20);
   });
 
   it('top-k then top-p renormalise over the survivors', () => {
@@ -153,9 +150,8 @@ function naiveSample(logits: Float32Array, p: SamplingParams, u: number): number
   let cands = p.topK > 0 && p.topK < n ? ids.slice(0, p.topK) : ids.filter((i) => weight(i) > 0);
   if (p.topP < 1) {
     // Mass over the top-k set (rank order), else over the whole vocabulary (id order).
-    const total = p.topK > 0 && p.topK < n
-      ? cands.reduce((acc, i) => acc + weight(i), 0)
-      : [...Array(n).keys()].reduce((acc, i) => acc + weight(i), 0);
+    const total =
+      p.topK > 0 && p.topK < n ? cands.reduce((acc, i) => acc + weight(i), 0) : [...Array(n).keys()].reduce((acc, i) => acc + weight(i), 0);
     let cum = 0;
     const cut = cands.findIndex((i) => (cum += weight(i)) >= p.topP * total);
     if (cut >= 0) cands = cands.slice(0, cut + 1);
@@ -169,7 +165,8 @@ function randomLogits(rng: Rng, n: number, kind: number): Float32Array {
   for (let i = 0; i < n; i++) {
     const x = (rng.nextFloat() + rng.nextFloat() + rng.nextFloat() - 1.5) * 6;
     if (kind === 0) logits[i] = x;
-    else if (kind === 1) logits[i] = Math.round(x); // many exact ties
+    else if (kind === 1)
+      logits[i] = Math.round(x); // many exact ties
     else logits[i] = i === 0 ? 10 : -0.5 + x / 50; // one spike over a heavy flat tail
   }
   if (kind === 0 && n > 10) logits[Math.floor(rng.nextFloat() * n)] = -Infinity;
@@ -215,13 +212,30 @@ describe('top-p over a heavy tail', () => {
 describe('applyPenalties', () => {
   it('presence and frequency penalise generated tokens only (OpenAI)', () => {
     const logits = new Float32Array(5);
-    applyPenalties(logits, params({ presencePenalty: 0.5, frequencyPenalty: 0.25 }), new Map([[1, 2], [3, 1], [4, 0]]), new Set([0]));
+    applyPenalties(
+      logits,
+      params({ presencePenalty: 0.5, frequencyPenalty: 0.25 }),
+      new Map([
+        [1, 2],
+        [3, 1],
+        [4, 0],
+      ]),
+      new Set([0]),
+    );
     expect([...logits]).toEqual([0, -1, 0, -0.75, 0]);
   });
 
   it('repetition penalty divides positive and multiplies negative logits, once per token', () => {
     const logits = Float32Array.from([2, -2, 2, -2, 1]);
-    applyPenalties(logits, params({ repetitionPenalty: 2 }), new Map([[1, 1], [2, 3]]), new Set([0, 1]));
+    applyPenalties(
+      logits,
+      params({ repetitionPenalty: 2 }),
+      new Map([
+        [1, 1],
+        [2, 3],
+      ]),
+      new Set([0, 1]),
+    );
     expect([...logits]).toEqual([1, -4, 1, -2, 1]);
   });
 
@@ -236,7 +250,13 @@ describe('applyPenalties', () => {
 
   it('adds logit_bias first, then penalises', () => {
     const logits = Float32Array.from([2, 0, 0, 0, 3]);
-    const p = params({ repetitionPenalty: 2, logitBias: new Map([[0, 6], [4, -100]]) });
+    const p = params({
+      repetitionPenalty: 2,
+      logitBias: new Map([
+        [0, 6],
+        [4, -100],
+      ]),
+    });
     applyPenalties(logits, p, new Map(), new Set([0]));
     expect([...logits]).toEqual([4, 0, 0, 0, -97]);
   });
@@ -276,7 +296,11 @@ describe('logSoftmax and topLogprobs', () => {
 
   it('lists the n most likely tokens, ties to the lower id, NaN never', () => {
     const lp = Float32Array.from([-1, -0.5, -3, -0.5, NaN, -2]);
-    expect(topLogprobs(lp, 3)).toEqual([{ token: 1, logprob: -0.5 }, { token: 3, logprob: -0.5 }, { token: 0, logprob: -1 }]);
+    expect(topLogprobs(lp, 3)).toEqual([
+      { token: 1, logprob: -0.5 },
+      { token: 3, logprob: -0.5 },
+      { token: 0, logprob: -1 },
+    ]);
     expect(topLogprobs(lp, 10).map((t) => t.token)).toEqual([1, 3, 0, 5, 2]);
     expect(topLogprobs(lp, 0)).toEqual([]);
   });

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockManager } from '../../server/engine/block-manager.ts';
 import { IncrementalDetokenizer } from '../../server/engine/detokenizer.ts';
-import { defaultSamplingParams } from '../../server/engine/sampler.ts';
-import { type ScheduledChunk, Scheduler, type SchedulerLimits } from '../../server/engine/scheduler.ts';
+import { defaultSamplingParams, type SchedulerLimits } from '../../server/engine/api.ts';
+import { type ScheduledChunk, Scheduler } from '../../server/engine/scheduler.ts';
 import { Sequence } from '../../server/engine/sequence.ts';
 import { TextTokenizer } from '../../server/tokenizer/tokenizer.ts';
 import { testTokens, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
@@ -48,16 +48,27 @@ describe('Scheduler', () => {
     const [a, b, c] = [sequence(3), sequence(2), sequence(20)];
     scheduler.add(a);
     scheduler.add(b);
-    expect(shape(scheduler.schedule())).toEqual([[a.id, 3, true], [b.id, 2, true]]);
+    expect(shape(scheduler.schedule())).toEqual([
+      [a.id, 3, true],
+      [b.id, 2, true],
+    ]);
     a.blocks.numCachedTokens = 3;
     a.append(7);
     b.blocks.numCachedTokens = 2;
     b.append(7);
     scheduler.add(c);
     const chunks = scheduler.schedule();
-    expect(shape(chunks)).toEqual([[a.id, 1, true], [b.id, 1, true], [c.id, 6, false]]);
+    expect(shape(chunks)).toEqual([
+      [a.id, 1, true],
+      [b.id, 1, true],
+      [c.id, 6, false],
+    ]);
     simulateStep(scheduler, chunks);
-    expect(shape(scheduler.schedule())).toEqual([[a.id, 1, true], [b.id, 1, true], [c.id, 6, false]]);
+    expect(shape(scheduler.schedule())).toEqual([
+      [a.id, 1, true],
+      [b.id, 1, true],
+      [c.id, 6, false],
+    ]);
   });
 
   it('reads a long prompt in budget-sized chunks and samples only after the last', () => {
@@ -70,7 +81,11 @@ describe('Scheduler', () => {
       sizes.push([chunks[0].numTokens, chunks[0].completes]);
       simulateStep(scheduler, chunks);
     }
-    expect(sizes).toEqual([[16, false], [16, false], [8, true]]);
+    expect(sizes).toEqual([
+      [16, false],
+      [16, false],
+      [8, true],
+    ]);
     expect(seq.blocks.blockIds).toHaveLength(10);
   });
 
@@ -83,7 +98,10 @@ describe('Scheduler', () => {
     expect(scheduler.waiting.map((s) => s.id)).toEqual([seqs[2].id, seqs[3].id]);
     scheduler.remove(seqs[0]);
     const chunks = scheduler.schedule();
-    expect(shape(chunks)).toEqual([[seqs[1].id, 1, true], [seqs[2].id, 2, true]]);
+    expect(shape(chunks)).toEqual([
+      [seqs[1].id, 1, true],
+      [seqs[2].id, 2, true],
+    ]);
   });
 
   it('waits first come, first served: a later request that would fit does not overtake one that does not', () => {

@@ -2,17 +2,26 @@
 // over a tiny synthetic checkpoint: start it, build requests, collect a request's events,
 // and compute what a direct ModelRunner greedy loop produces for comparison.
 import { Worker } from 'node:worker_threads';
-import { EngineClient, type GenerationEvent } from '../../server/engine/client.ts';
-import type { EngineEvent } from '../../server/engine/engine.ts';
-import type { EngineOptions, FromWorker, SubmitRequest } from '../../server/engine/protocol.ts';
-import { defaultSamplingParams, type SamplingParams } from '../../server/engine/sampler.ts';
+import {
+  defaultSamplingParams,
+  type EngineOptions,
+  type GenerationEvent,
+  type GenerationRequest,
+  type SamplingParams,
+} from '../../server/engine/api.ts';
+import { EngineClient } from '../../server/engine/client.ts';
+import type { FromWorker, SequenceEvent } from '../../server/engine/protocol.ts';
 import type { OpenedRunner, TinyModel } from './tiny-model.ts';
 
 /**
  * fp32 weights and one intra-op thread, as openRunner; two tensor-parallel shards, so the
  * engine worker's own shard worker is exercised (outputs equal the unsharded runner's).
  */
-export function startTinyEngine(model: TinyModel, maxModelLen?: number, options: Pick<EngineOptions, 'kvCache' | 'scheduler'> = {}): Promise<EngineClient> {
+export function startTinyEngine(
+  model: TinyModel,
+  maxModelLen?: number,
+  options: Pick<EngineOptions, 'kvCache' | 'scheduler'> = {},
+): Promise<EngineClient> {
   return EngineClient.start({
     modelDir: model.dir,
     weights: 'fp32',
@@ -24,12 +33,12 @@ export function startTinyEngine(model: TinyModel, maxModelLen?: number, options:
   });
 }
 
-export interface RequestOverrides extends Partial<Omit<SubmitRequest, 'sampling'>> {
+export interface RequestOverrides extends Partial<Omit<GenerationRequest, 'sampling'>> {
   sampling?: Partial<SamplingParams>;
 }
 
 /** A greedy request with no stop tokens unless overridden. */
-export function makeRequest(prompt: string | number[], overrides: RequestOverrides = {}): SubmitRequest {
+export function makeRequest(prompt: string | number[], overrides: RequestOverrides = {}): GenerationRequest {
   const { sampling, ...rest } = overrides;
   return {
     prompt,
@@ -57,7 +66,7 @@ export interface Collected {
 }
 
 /** Runs one request to its end and sorts its events. */
-export async function collect(client: EngineClient, request: SubmitRequest, signal?: AbortSignal): Promise<Collected> {
+export async function collect(client: EngineClient, request: GenerationRequest, signal?: AbortSignal): Promise<Collected> {
   const events: GenerationEvent[] = [];
   for await (const event of client.generate(request, signal)) events.push(event);
   return summarize(events);
@@ -134,7 +143,7 @@ export interface WorkerTap {
   /** Every message the worker posted since the tap started, in the order it posted them. */
   readonly messages: FromWorker[];
   /** The engine events among them, one array per model step. */
-  steps(): EngineEvent[][];
+  steps(): SequenceEvent[][];
   /** Ids of the requests the worker accepted, in order. */
   acceptedIds(): string[];
   stop(): void;
@@ -154,8 +163,8 @@ export function tapWorker(client: EngineClient): WorkerTap {
   worker.on('message', onMessage);
   return {
     messages,
-    steps: () => messages.flatMap((m) => (m.type === 'events' && m.events.length > 0 ? [m.events] : [])),
-    acceptedIds: () => messages.flatMap((m) => (m.type === 'accepted' ? [m.id] : [])),
+    steps: () => messages.flatMap((m) => (m.type === 'step' && m.events.length > 0 ? [m.events] : [])),
+    acceptedIds: () => messages.flatMap((m) => (m.type === 'submitted' && m.event.type === 'accepted' ? [m.id] : [])),
     stop: () => worker.off('message', onMessage),
   };
 }
@@ -166,10 +175,10 @@ export function tapWorker(client: EngineClient): WorkerTap {
  * the tokens generated after the worker handled the cancel.
  */
 export function tokensPostedAfter(tap: WorkerTap, markerId: string, seqId: string): number {
-  const at = tap.messages.findIndex((m) => m.type === 'accepted' && m.id === markerId);
+  const at = tap.messages.findIndex((m) => m.type === 'submitted' && m.event.type === 'accepted' && m.id === markerId);
   if (at < 0) throw new Error(`the worker never accepted ${markerId}`);
   return tap.messages
     .slice(at)
-    .flatMap((m) => (m.type === 'events' ? m.events : []))
-    .filter((e) => e.type === 'token' && e.seqId === seqId).length;
+    .flatMap((m) => (m.type === 'step' ? m.events : []))
+    .filter((e) => e.event.type === 'token' && e.seqId === seqId).length;
 }

@@ -1,5 +1,5 @@
 // Small helpers the model tests share for comparing logit rows and routing with a reference.
-import type { StepResult } from '../../server/engine/model-runner.ts';
+import type { StepResult } from '../../runtime/step-batch.ts';
 
 /** Index of the largest value; ties go to the lowest index. */
 export function argmax(row: ArrayLike<number>): number {

@@ -32,7 +32,10 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}:\n${log()}`);
-    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -44,9 +47,17 @@ export async function startPrometheus(target: string): Promise<PrometheusServer>
   const binary = requireTool(PROMETHEUS);
   const dir = mkdtempSync(join(tmpdir(), 'moe-prometheus-'));
   const config = join(dir, 'prometheus.yml');
-  writeFileSync(config, `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: moe-server\n    static_configs:\n      - targets: ["${target}"]\n`);
+  writeFileSync(
+    config,
+    `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: moe-server\n    static_configs:\n      - targets: ["${target}"]\n`,
+  );
   const port = await freePort();
-  const args = [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'];
+  const args = [
+    `--config.file=${config}`,
+    `--storage.tsdb.path=${join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn',
+  ];
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -4,12 +4,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WeightPrecision } from '../../kernels/ops/linear.ts';
+import type { WeightPrecision } from '../../graphs/ops/linear.ts';
 import { compileModel, type ExpertPlacement } from '../../models/compile.ts';
 import { type SyntheticFamily, writeSyntheticCheckpoint } from '../../models/synthetic.ts';
 import { BlockManager, SequenceBlocks } from '../../server/engine/block-manager.ts';
-import { ModelRunner } from '../../server/engine/model-runner.ts';
-import { openModelSessions } from '../../server/engine/model-sessions.ts';
+import { ModelRunner } from '../../runtime/model-runner.ts';
+import { openModelSessions } from '../../runtime/model-sessions.ts';
 
 export interface TinyModel {
   dir: string;
@@ -17,7 +17,12 @@ export interface TinyModel {
   remove(): void;
 }
 
-export function writeTinyModel(configOverrides: Record<string, unknown> = {}, seed = 1, family: SyntheticFamily = 'deepseek', fusedExperts = false): TinyModel {
+export function writeTinyModel(
+  configOverrides: Record<string, unknown> = {},
+  seed = 1,
+  family: SyntheticFamily = 'deepseek',
+  fusedExperts = false,
+): TinyModel {
   const root = mkdtempSync(join(tmpdir(), 'moe-tiny-'));
   const dir = join(root, 'model');
   writeSyntheticCheckpoint({ outDir: dir, size: 'tiny', seed, configOverrides, family, fusedExperts });
@@ -40,7 +45,14 @@ export async function openRunner(
   attention: 'wasm' | 'onnx' = 'wasm',
   expertPlacement: ExpertPlacement | 'auto' = 'auto',
 ): Promise<OpenedRunner> {
-  const compiled = compileModel({ modelDir: model.dir, weights, int4AccuracyLevel, tensorParallel, expertPlacement, cacheDir: model.cacheDir });
+  const compiled = compileModel({
+    modelDir: model.dir,
+    weights,
+    int4AccuracyLevel,
+    tensorParallel,
+    expertPlacement,
+    cacheDir: model.cacheDir,
+  });
   const sessions = await openModelSessions(compiled, { provider: 'cpu', intraOpThreads: 1, attention });
   const { spec } = compiled.manifest;
   const { maxPositions } = spec;

@@ -2,7 +2,12 @@
 // scattered through the pool, a partial last block, several causal queries, and MLA's values
 // read from a prefix of the key rows.
 import { describe, expect, it } from 'vitest';
-import { compilePagedAttentionKernel, KERNEL_MAX_QUERIES, type KernelLayout, PagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
+import {
+  compilePagedAttentionKernel,
+  KERNEL_MAX_QUERIES,
+  type KernelLayout,
+  PagedAttentionKernel,
+} from '../../kernels/wasm/paged-attention-kernel.ts';
 
 interface Case {
   name: string;
@@ -15,17 +20,42 @@ interface Case {
 
 const base = { numBlocks: 12, blockSize: 4 };
 const cases: Case[] = [
-  { name: 'GQA 4/2, head dim 64, one decoding query', layout: { ...base, numHeads: 4, numKvHeads: 2, keyDim: 64, valueDim: 64, valueRowFloats: 64, scale: 0.125 }, valuesInKeys: false, start: 21, queries: 1 },
-  { name: 'MHA, head dim 40 (a 4-float tail), 5 causal queries', layout: { ...base, numHeads: 3, numKvHeads: 3, keyDim: 40, valueDim: 40, valueRowFloats: 40, scale: 0.2 }, valuesInKeys: false, start: 6, queries: 5 },
-  { name: 'MLA: 4 heads on one latent row of 40, values its first 32', layout: { ...base, numHeads: 4, numKvHeads: 1, keyDim: 40, valueDim: 32, valueRowFloats: 40, scale: 0.3 }, valuesInKeys: true, start: 0, queries: 7 },
-  { name: 'the first token alone', layout: { ...base, numHeads: 2, numKvHeads: 1, keyDim: 16, valueDim: 16, valueRowFloats: 16, scale: 1 }, valuesInKeys: false, start: 0, queries: 1 },
+  {
+    name: 'GQA 4/2, head dim 64, one decoding query',
+    layout: { ...base, numHeads: 4, numKvHeads: 2, keyDim: 64, valueDim: 64, valueRowFloats: 64, scale: 0.125 },
+    valuesInKeys: false,
+    start: 21,
+    queries: 1,
+  },
+  {
+    name: 'MHA, head dim 40 (a 4-float tail), 5 causal queries',
+    layout: { ...base, numHeads: 3, numKvHeads: 3, keyDim: 40, valueDim: 40, valueRowFloats: 40, scale: 0.2 },
+    valuesInKeys: false,
+    start: 6,
+    queries: 5,
+  },
+  {
+    name: 'MLA: 4 heads on one latent row of 40, values its first 32',
+    layout: { ...base, numHeads: 4, numKvHeads: 1, keyDim: 40, valueDim: 32, valueRowFloats: 40, scale: 0.3 },
+    valuesInKeys: true,
+    start: 0,
+    queries: 7,
+  },
+  {
+    name: 'the first token alone',
+    layout: { ...base, numHeads: 2, numKvHeads: 1, keyDim: 16, valueDim: 16, valueRowFloats: 16, scale: 1 },
+    valuesInKeys: false,
+    start: 0,
+    queries: 1,
+  },
 ];
 
 /** Plain float64 attention over the pool rows at the sequence's positions. */
 function referenceAttention(c: Case, keys: Float32Array, values: Float32Array, blockIds: number[], q: Float32Array): Float64Array {
   const { numHeads, numKvHeads, keyDim, valueDim, valueRowFloats, scale, numBlocks, blockSize } = c.layout;
   const group = numHeads / numKvHeads;
-  const rowAt = (kvHead: number, position: number) => (kvHead * numBlocks + blockIds[Math.floor(position / blockSize)]) * blockSize + (position % blockSize);
+  const rowAt = (kvHead: number, position: number) =>
+    (kvHead * numBlocks + blockIds[Math.floor(position / blockSize)]) * blockSize + (position % blockSize);
   const out = new Float64Array(c.queries * numHeads * valueDim);
   for (let i = 0; i < c.queries; i++) {
     const len = c.start + i + 1;
@@ -41,7 +71,8 @@ function referenceAttention(c: Case, keys: Float32Array, values: Float32Array, b
       const weights = scores.map((s) => Math.exp(s - max));
       const sum = weights.reduce((a, b) => a + b, 0);
       for (let t = 0; t < len; t++) {
-        for (let e = 0; e < valueDim; e++) out[(i * numHeads + h) * valueDim + e] += (weights[t] / sum) * values[rowAt(kv, t) * valueRowFloats + e];
+        for (let e = 0; e < valueDim; e++)
+          out[(i * numHeads + h) * valueDim + e] += (weights[t] / sum) * values[rowAt(kv, t) * valueRowFloats + e];
       }
     }
   }
@@ -87,7 +118,9 @@ describe('WebAssembly paged attention kernel', async () => {
     const kernel = PagedAttentionKernel.create(module, { ...layout, keyDim: 16, valueDim: 16, valueRowFloats: 16 }, 2 * 2 * 48 * 16);
     const plane = kernel!.floats(2 * 48 * 16);
     const queries = KERNEL_MAX_QUERIES + 1;
-    expect(() => kernel!.attend(plane, plane, [0], 0, queries, new Float32Array(queries * 32), new Float32Array(queries * 32), 0)).toThrow(/at most/);
+    expect(() => kernel!.attend(plane, plane, [0], 0, queries, new Float32Array(queries * 32), new Float32Array(queries * 32), 0)).toThrow(
+      /at most/,
+    );
   });
 
   it('refuses planes that do not live in its memory', () => {

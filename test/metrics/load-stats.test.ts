@@ -6,7 +6,12 @@ import { summarizeLoad } from '../../server/metrics/load-stats.ts';
 describe('summarizeLoad', () => {
   it('reports a perfectly even load as ratio 1, CV 0, entropy 1, all active', () => {
     expect(summarizeLoad([5, 5, 5, 5])).toEqual({
-      numAssignments: 20, maxMeanRatio: 1, imbalance: 0, coefficientOfVariation: 0, normalizedEntropy: 1, activeFraction: 1,
+      numAssignments: 20,
+      maxMeanRatio: 1,
+      imbalance: 0,
+      coefficientOfVariation: 0,
+      normalizedEntropy: 1,
+      activeFraction: 1,
     });
   });
 

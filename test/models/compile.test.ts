@@ -37,10 +37,19 @@ describe('compileModel', () => {
 
   it('splits every MLP and the LM head into one graph per tensor-parallel shard', () => {
     const dir = tinyCheckpoint();
-    const { manifest, dir: compiled } = compileModel({ modelDir: dir, weights: 'fp32', cacheDir: tempDir(), tensorParallel: 2, expertPlacement: 'split' });
+    const { manifest, dir: compiled } = compileModel({
+      modelDir: dir,
+      weights: 'fp32',
+      cacheDir: tempDir(),
+      tensorParallel: 2,
+      expertPlacement: 'split',
+    });
     expect(manifest.tensorParallel).toBe(2);
     expect(manifest.layers[1].shards[0].experts[0]).not.toBe(manifest.layers[1].shards[1].experts[0]);
-    expect(manifest.lmHead.map(({ start, end }) => [start, end])).toEqual([[0, 16000], [16000, 32000]]);
+    expect(manifest.lmHead.map(({ start, end }) => [start, end])).toEqual([
+      [0, 16000],
+      [16000, 32000],
+    ]);
     for (const layer of manifest.layers) {
       expect(layer.shards).toHaveLength(2);
       expect(layer.shards[0].experts.length).toBe(layer.shards[1].experts.length);
@@ -48,7 +57,9 @@ describe('compileModel', () => {
     expect(manifest.layers[0].shards.every((s) => s.experts.length === 0)).toBe(true);
     expect(manifest.layers[1].shards.every((s) => s.experts.length === 8)).toBe(true);
     // Standard attention: every shard with heads applies its own part of o_proj; no attn-out.
-    expect(manifest.layers.every((l) => l.attnOut === undefined && l.shards.every((s) => (s.oProj !== null) === (s.attnIn !== null)))).toBe(true);
+    expect(manifest.layers.every((l) => l.attnOut === undefined && l.shards.every((s) => (s.oProj !== null) === (s.attnIn !== null)))).toBe(
+      true,
+    );
     // Each shard's mlp-in normalises, routes (MoE layers) and runs its dense or shared slice.
     const outputs = (file: string): string[] => {
       const session = new GraphSession(join(compiled, file), { provider: 'cpu', intraOpThreads: 1 });
@@ -70,14 +81,19 @@ describe('compileModel', () => {
     // The shared expert stays split inside each shard's mlp-in.
     expect(first.mlpIn).not.toBe(second.mlpIn);
     // A tiny model's replicas fit anywhere: auto picks replicate, the same compiled directory.
-    expect(compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 2 })).toMatchObject({ reused: true, dir: replicated.dir });
+    expect(compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 2 })).toMatchObject({
+      reused: true,
+      dir: replicated.dir,
+    });
     // Experts whose copies would not fit in an eighth of the memory stay split under auto.
     const { spec } = loadModelSpec(dir);
     const huge = { ...spec, mlp: spec.mlp.map((m) => (isMoe(m) ? { ...m, numRoutedExperts: 1_000_000 } : m)) };
     expect(resolveExpertPlacement(huge, 'int4', 2, 'auto')).toBe('split');
     expect(resolveExpertPlacement(huge, 'int4', 2, 'replicate')).toBe('replicate');
     // One shard has nothing to place.
-    expect(compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 1, expertPlacement: 'replicate' }).manifest.expertPlacement).toBe('split');
+    expect(
+      compileModel({ modelDir: dir, weights: 'fp32', cacheDir, tensorParallel: 1, expertPlacement: 'replicate' }).manifest.expertPlacement,
+    ).toBe('split');
   });
 
   it('keys the compiled model by content, not by path', () => {

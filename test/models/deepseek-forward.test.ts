@@ -17,10 +17,12 @@ const variants: Array<{ name: string; overrides: Record<string, unknown> }> = [
   { name: 'no shared experts', overrides: { n_shared_experts: 0 } },
   { name: 'one shared expert, MHA (kv heads = heads)', overrides: { n_shared_experts: 1, num_key_value_heads: 4 } },
   { name: 'top-1 with norm_topk_prob (HF renormalises only when k > 1)', overrides: { num_experts_per_tok: 1, norm_topk_prob: true } },
-  { name: 'top-3 of 8, two dense layers, MoE every other layer', overrides: { num_experts_per_tok: 3, num_hidden_layers: 5, first_k_dense_replace: 2, moe_layer_freq: 2 } },
+  {
+    name: 'top-3 of 8, two dense layers, MoE every other layer',
+    overrides: { num_experts_per_tok: 3, num_hidden_layers: 5, first_k_dense_replace: 2, moe_layer_freq: 2 },
+  },
   { name: 'linear rope scaling, tied embeddings', overrides: { rope_scaling: { type: 'linear', factor: 2 }, tie_word_embeddings: true } },
 ];
-
 
 describe.each(variants)('DeepSeekMoE fp32 forward matches the reference: $name', ({ overrides }) => {
   let model: TinyModel;

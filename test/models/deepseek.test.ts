@@ -16,13 +16,37 @@ const without = (key: string): Record<string, unknown> => {
 
 /** deepseek-moe-16b-base's config.json, as published. */
 const DEEPSEEK_MOE_16B = {
-  architectures: ['DeepseekForCausalLM'], model_type: 'deepseek', attention_bias: false, bos_token_id: 100000,
-  eos_token_id: 100001, first_k_dense_replace: 1, hidden_act: 'silu', hidden_size: 2048, initializer_range: 0.02,
-  intermediate_size: 10944, max_position_embeddings: 4096, moe_intermediate_size: 1408, moe_layer_freq: 1,
-  n_routed_experts: 64, n_shared_experts: 2, norm_topk_prob: false, num_attention_heads: 16, num_experts_per_tok: 6,
-  num_hidden_layers: 28, num_key_value_heads: 16, pretraining_tp: 1, rms_norm_eps: 1e-6, rope_scaling: null,
-  rope_theta: 10000, scoring_func: 'softmax', aux_loss_alpha: 0.001, seq_aux: true, tie_word_embeddings: false,
-  torch_dtype: 'bfloat16', use_cache: true, vocab_size: 102400,
+  architectures: ['DeepseekForCausalLM'],
+  model_type: 'deepseek',
+  attention_bias: false,
+  bos_token_id: 100000,
+  eos_token_id: 100001,
+  first_k_dense_replace: 1,
+  hidden_act: 'silu',
+  hidden_size: 2048,
+  initializer_range: 0.02,
+  intermediate_size: 10944,
+  max_position_embeddings: 4096,
+  moe_intermediate_size: 1408,
+  moe_layer_freq: 1,
+  n_routed_experts: 64,
+  n_shared_experts: 2,
+  norm_topk_prob: false,
+  num_attention_heads: 16,
+  num_experts_per_tok: 6,
+  num_hidden_layers: 28,
+  num_key_value_heads: 16,
+  pretraining_tp: 1,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 10000,
+  scoring_func: 'softmax',
+  aux_loss_alpha: 0.001,
+  seq_aux: true,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  use_cache: true,
+  vocab_size: 102400,
 };
 
 function expectConfigError(config: Record<string, unknown>, key: string, detail?: RegExp): void {
@@ -38,29 +62,58 @@ describe('deepseek parseConfig', () => {
   it('parses deepseek-moe-16b', () => {
     const spec = deepseek.parseConfig(DEEPSEEK_MOE_16B, FILE);
     expect(spec).toMatchObject({
-      modelType: 'deepseek', hiddenSize: 2048, numLayers: 28, numHeads: 16, numKvHeads: 16, headDim: 128,
-      vocabSize: 102400, rmsNormEps: 1e-6, maxPositions: 4096, tieWordEmbeddings: false, attentionBias: false,
-      bosTokenId: 100000, eosTokenIds: [100001], rope: { theta: 10000, rotaryDim: 128, scaling: null },
+      modelType: 'deepseek',
+      hiddenSize: 2048,
+      numLayers: 28,
+      numHeads: 16,
+      numKvHeads: 16,
+      headDim: 128,
+      vocabSize: 102400,
+      rmsNormEps: 1e-6,
+      maxPositions: 4096,
+      tieWordEmbeddings: false,
+      attentionBias: false,
+      bosTokenId: 100000,
+      eosTokenIds: [100001],
+      rope: { theta: 10000, rotaryDim: 128, scaling: null },
     });
     expect(spec.mlp[0]).toEqual({ kind: 'dense', intermediateSize: 10944 });
     expect(spec.mlp.slice(1).every(isMoe)).toBe(true);
     expect(spec.mlp[1]).toEqual({
-      kind: 'moe', numRoutedExperts: 64, numExpertsPerToken: 6, expertIntermediateSize: 1408,
-      sharedIntermediateSize: 2816, scoringFunc: 'softmax', normTopkProb: false, routedScalingFactor: 1,
+      kind: 'moe',
+      numRoutedExperts: 64,
+      numExpertsPerToken: 6,
+      expertIntermediateSize: 1408,
+      sharedIntermediateSize: 2816,
+      scoringFunc: 'softmax',
+      normTopkProb: false,
+      routedScalingFactor: 1,
     });
   });
 
   it('applies configuration_deepseek.py defaults to optional keys', () => {
     const config: Record<string, unknown> = {
-      model_type: 'deepseek', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
-      num_attention_heads: 4, vocab_size: 100,
+      model_type: 'deepseek',
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      vocab_size: 100,
     };
     const spec = deepseek.parseConfig(config, FILE);
     expect(spec).toMatchObject({
-      numKvHeads: 4, rmsNormEps: 1e-6, maxPositions: 2048, tieWordEmbeddings: false, bosTokenId: 100000,
-      eosTokenIds: [100001], rope: { theta: 10000, scaling: null },
+      numKvHeads: 4,
+      rmsNormEps: 1e-6,
+      maxPositions: 2048,
+      tieWordEmbeddings: false,
+      bosTokenId: 100000,
+      eosTokenIds: [100001],
+      rope: { theta: 10000, scaling: null },
     });
-    expect(spec.mlp).toEqual([{ kind: 'dense', intermediateSize: 128 }, { kind: 'dense', intermediateSize: 128 }]);
+    expect(spec.mlp).toEqual([
+      { kind: 'dense', intermediateSize: 128 },
+      { kind: 'dense', intermediateSize: 128 },
+    ]);
   });
 
   it.each([
@@ -106,7 +159,9 @@ describe('deepseek parseConfig', () => {
   it('parses linear and dynamic rope scaling', () => {
     expect(parse({ rope_scaling: { type: 'linear', factor: 4 } }).rope.scaling).toEqual({ type: 'linear', factor: 4 });
     expect(parse({ rope_scaling: { type: 'dynamic', factor: 2 }, max_position_embeddings: 1024 }).rope.scaling).toEqual({
-      type: 'dynamic', factor: 2, originalMaxPositions: 1024,
+      type: 'dynamic',
+      factor: 2,
+      originalMaxPositions: 1024,
     });
     expect(parse({ rope_scaling: { rope_type: 'linear', factor: 2 } }).rope.scaling).toEqual({ type: 'linear', factor: 2 });
   });
@@ -150,18 +205,25 @@ describe('deepseek weightNames', () => {
     expect(dense.inputNorm).toBe('model.layers.0.input_layernorm.weight');
     expect(dense.postAttentionNorm).toBe('model.layers.0.post_attention_layernorm.weight');
     expect(dense.attention).toEqual({
-      q: 'model.layers.0.self_attn.q_proj.weight', k: 'model.layers.0.self_attn.k_proj.weight',
-      v: 'model.layers.0.self_attn.v_proj.weight', o: 'model.layers.0.self_attn.o_proj.weight',
+      q: 'model.layers.0.self_attn.q_proj.weight',
+      k: 'model.layers.0.self_attn.k_proj.weight',
+      v: 'model.layers.0.self_attn.v_proj.weight',
+      o: 'model.layers.0.self_attn.o_proj.weight',
     });
     expect(dense.mlp).toEqual({
       kind: 'dense',
-      mlp: { gate: 'model.layers.0.mlp.gate_proj.weight', up: 'model.layers.0.mlp.up_proj.weight', down: 'model.layers.0.mlp.down_proj.weight' },
+      mlp: {
+        gate: 'model.layers.0.mlp.gate_proj.weight',
+        up: 'model.layers.0.mlp.up_proj.weight',
+        down: 'model.layers.0.mlp.down_proj.weight',
+      },
     });
     if (moe.mlp.kind !== 'moe') throw new Error('layer 1 should be MoE');
     expect(moe.mlp.router).toBe('model.layers.1.mlp.gate.weight');
     expect(moe.mlp.experts).toHaveLength(8);
     expect(moe.mlp.experts[7]).toEqual({
-      gate: 'model.layers.1.mlp.experts.7.gate_proj.weight', up: 'model.layers.1.mlp.experts.7.up_proj.weight',
+      gate: 'model.layers.1.mlp.experts.7.gate_proj.weight',
+      up: 'model.layers.1.mlp.experts.7.up_proj.weight',
       down: 'model.layers.1.mlp.experts.7.down_proj.weight',
     });
     expect(moe.mlp.shared?.down).toBe('model.layers.1.mlp.shared_experts.down_proj.weight');

@@ -9,8 +9,7 @@ import {
   f32ToF16Bits,
 } from '../../models/checkpoint/dtype.ts';
 
-const isNanBits16 = (bits: number, expMask: number, mantMask: number): boolean =>
-  (bits & expMask) === expMask && (bits & mantMask) !== 0;
+const isNanBits16 = (bits: number, expMask: number, mantMask: number): boolean => (bits & expMask) === expMask && (bits & mantMask) !== 0;
 
 /** Independent reference: nearest finite half by search over all of them, ties to even. */
 function referenceF16(value: number): number {

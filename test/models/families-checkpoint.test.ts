@@ -52,7 +52,13 @@ describe.each(missing)('%s checkpoint errors', (family, tensor) => {
 describe('DeepSeek-V3 multi-token-prediction layer', () => {
   it('model.layers.{num_hidden_layers}.* is ignored when num_nextn_predict_layers says so, refused otherwise', () => {
     const mtp = 'model.layers.3.eh_proj.weight';
-    const withMtp = ensureSyntheticCheckpoint({ outDir: join(tempDir(), 'model'), size: 'tiny', seed: 5, family: 'deepseek_v3', configOverrides: { num_nextn_predict_layers: 1 } });
+    const withMtp = ensureSyntheticCheckpoint({
+      outDir: join(tempDir(), 'model'),
+      size: 'tiny',
+      seed: 5,
+      family: 'deepseek_v3',
+      configOverrides: { num_nextn_predict_layers: 1 },
+    });
     rewriteTensors(withMtp, (ts) => [...ts, { name: mtp, dtype: 'F32', shape: [64, 128] }]);
     expect(compileModel({ modelDir: withMtp, weights: 'fp32', cacheDir: tempDir() }).manifest.layers).toHaveLength(3);
     const without = tiny('deepseek_v3');
@@ -127,7 +133,9 @@ describe('family configs', () => {
 
   it('mixtral: every layer MoE, always renormalised, expert width intermediate_size', () => {
     const spec = parse('mixtral', { num_experts_per_tok: 1 });
-    expect(spec.mlp.every((m) => m.kind === 'moe' && m.normTopkProb && m.expertIntermediateSize === 32 && m.numExpertsPerToken === 1)).toBe(true);
+    expect(spec.mlp.every((m) => m.kind === 'moe' && m.normTopkProb && m.expertIntermediateSize === 32 && m.numExpertsPerToken === 1)).toBe(
+      true,
+    );
     expect(spec.rope.theta).toBe(10000);
     expect(parse('mixtral', { rope_theta: undefined }).rope.theta).toBe(1e6);
   });
@@ -138,10 +146,20 @@ describe('family configs', () => {
     // mscale_all_dim 0.707 at factor 4: (0.1 * 0.707 * ln 4 + 1)^2 / sqrt(24)
     expect(v2.mla?.softmaxScale).toBeCloseTo((0.1 * 0.707 * Math.log(4) + 1) ** 2 / Math.sqrt(24), 12);
     expect(v2.mlp.map((m) => m.kind)).toEqual(['dense', 'moe', 'moe']);
-    expect(v2.mlp[1]).toMatchObject({ routedScalingFactor: 2, normTopkProb: false, grouping: { numGroups: 4, topkGroups: 2, groupScore: 'max' } });
+    expect(v2.mlp[1]).toMatchObject({
+      routedScalingFactor: 2,
+      normTopkProb: false,
+      grouping: { numGroups: 4, topkGroups: 2, groupScore: 'max' },
+    });
     expect(parse('deepseek_v2', { norm_topk_prob: true }).mlp[1]).toMatchObject({ routedScalingFactor: 1, normTopkProb: true });
     const v3 = parse('deepseek_v3', {});
-    expect(v3.mlp[1]).toMatchObject({ scoringFunc: 'sigmoid', correctionBias: true, routedScalingFactor: 2.5, normTopkProb: true, grouping: { groupScore: 'top2-sum' } });
+    expect(v3.mlp[1]).toMatchObject({
+      scoringFunc: 'sigmoid',
+      correctionBias: true,
+      routedScalingFactor: 2.5,
+      normTopkProb: true,
+      grouping: { groupScore: 'top2-sum' },
+    });
     const names = new Map(expectedTensors(v3, familyFor('deepseek_v3', 'c').weightNames(v3)).map((t) => [t.name, t.shape]));
     expect(names.get('model.layers.0.self_attn.q_a_proj.weight')).toEqual([24, 64]);
     expect(names.get('model.layers.0.self_attn.q_b_proj.weight')).toEqual([4 * 24, 24]);

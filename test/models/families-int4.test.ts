@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dequantizeInt4, quantizeInt4 } from '../../kernels/ops/quantize.ts';
+import { dequantizeInt4, quantizeInt4 } from '../../graphs/ops/quantize.ts';
 import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
 import type { SyntheticFamily } from '../../models/synthetic.ts';
 import { argmax } from '../helpers/logits.ts';

@@ -53,7 +53,6 @@ export function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => 
   });
 }
 
-
 /** Rewrites model.safetensors with `from` replaced by `to` in every tensor name, values kept. */
 export function renameTensors(dir: string, from: string, to: string): void {
   const reader = CheckpointReader.open(dir);

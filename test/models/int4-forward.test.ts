@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dequantizeInt4, quantizeInt4 } from '../../kernels/ops/quantize.ts';
+import { dequantizeInt4, quantizeInt4 } from '../../graphs/ops/quantize.ts';
 import { CheckpointReader } from '../../models/checkpoint/safetensors.ts';
 import { ReferenceDeepseek } from '../reference/deepseek-reference.ts';
 import { argmax } from '../helpers/logits.ts';
@@ -77,7 +77,9 @@ describe('4-bit weights', () => {
     const opened = await openRunner(model, 'int4', 4);
     try {
       const { agreement, positions, worst } = await compare(opened, ReferenceDeepseek.load(model.dir), 16);
-      console.log(`int4 vs fp32 reference: top-1 agreement ${(agreement * 100).toFixed(1)}% of ${positions}, max |logit diff| ${worst.toFixed(3)}`);
+      console.log(
+        `int4 vs fp32 reference: top-1 agreement ${(agreement * 100).toFixed(1)}% of ${positions}, max |logit diff| ${worst.toFixed(3)}`,
+      );
       expect(positions).toBe(48);
       expect(agreement).toBeGreaterThanOrEqual(0.95);
       expect(worst).toBeLessThan(1.5);

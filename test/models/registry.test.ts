@@ -37,7 +37,12 @@ describe('registry', () => {
     ['a missing config.json', null, '(file)', /ENOENT/],
     ['invalid JSON', '{"model_type": ', '(root)', /not valid JSON/],
     ['no model_type', '{"hidden_size": 4}', 'model_type', /string/],
-    ['an unknown model_type', '{"model_type": "llama"}', 'model_type', /supported: "deepseek", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3"/],
+    [
+      'an unknown model_type',
+      '{"model_type": "llama"}',
+      'model_type',
+      /supported: "deepseek", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3"/,
+    ],
   ])('ConfigError for %s', (_, contents, key, detail) => {
     const dir = tempDir();
     const file = path.join(dir, 'config.json');

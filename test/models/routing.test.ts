@@ -2,9 +2,10 @@
 // kernels/gating.ts), on hand-made router logits with exactly known results: groups masked,
 // the correction bias used for selection but not for the weights, scaling applied or not.
 import { describe, expect, it } from 'vitest';
-import { routeTokens } from '../../kernels/gating.ts';
+import { routeTokens } from '../../runtime/moe/router.ts';
 import { familyFor } from '../../models/registry.ts';
-import { describeRouting, gatingConfigFor } from '../../models/routing.ts';
+import { describeRouting } from '../../models/routing.ts';
+import { gatingConfigFor } from '../../runtime/moe/router-config.ts';
 import type { MoeMlpSpec } from '../../models/spec.ts';
 import { syntheticConfig, type SyntheticFamily } from '../../models/synthetic.ts';
 
@@ -97,7 +98,18 @@ describe('softmax top-k families', () => {
   });
 
   it('describes routing for clients, including the Qwen2-MoE shared-expert gate', () => {
-    expect(describeRouting(moeLayer('qwen2_moe', {}))).toMatchObject({ scoring: 'softmax', top_k: 2, shared_expert_gate: true, shared_expert_intermediate_size: 48, groups: null });
-    expect(describeRouting(moeLayer('deepseek_v3', {}))).toMatchObject({ scoring: 'sigmoid', correction_bias: true, groups: { num_groups: 4, topk_groups: 2, group_score: 'top2-sum' }, routed_scaling_factor: 2.5 });
+    expect(describeRouting(moeLayer('qwen2_moe', {}))).toMatchObject({
+      scoring: 'softmax',
+      top_k: 2,
+      shared_expert_gate: true,
+      shared_expert_intermediate_size: 48,
+      groups: null,
+    });
+    expect(describeRouting(moeLayer('deepseek_v3', {}))).toMatchObject({
+      scoring: 'sigmoid',
+      correction_bias: true,
+      groups: { num_groups: 4, topk_groups: 2, group_score: 'top2-sum' },
+      routed_scaling_factor: 2.5,
+    });
   });
 });

@@ -146,16 +146,41 @@ describe('CheckpointReader errors name the tensor and the file', () => {
 describe('malformed headers become CheckpointError naming the file', () => {
   const cases: Array<[string, (file: string) => void, RegExp]> = [
     ['shorter than the length prefix', (f) => fs.writeFileSync(f, Buffer.from([1, 2, 3])), /too short/],
-    ['header length beyond the file', (f) => writeRawBytes(f, new TextEncoder().encode('{}'), new Uint8Array(0), 1000), /invalid header length/],
+    [
+      'header length beyond the file',
+      (f) => writeRawBytes(f, new TextEncoder().encode('{}'), new Uint8Array(0), 1000),
+      /invalid header length/,
+    ],
     ['absurd header length', (f) => writeRawBytes(f, new TextEncoder().encode('{}'), new Uint8Array(0), 2 ** 40), /invalid header length/],
     ['not JSON', (f) => writeRawBytes(f, new TextEncoder().encode('{"a": [1, 2'), new Uint8Array(0)), /not valid UTF-8 JSON/],
     ['invalid UTF-8', (f) => writeRawBytes(f, new Uint8Array([0x7b, 0xff, 0x7d]), new Uint8Array(0)), /not valid UTF-8 JSON/],
     ['a JSON array', (f) => writeRawSafetensors(f, [1, 2]), /not a JSON object/],
     ['an entry without dtype', (f) => writeRawSafetensors(f, { t: { shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)), /"t".*dtype/],
-    ['a negative dimension', (f) => writeRawSafetensors(f, { t: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)), /"t".*shape/],
-    ['offsets inconsistent with dtype and shape', (f) => writeRawSafetensors(f, { t: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 20] } }, new Uint8Array(20)), /"t" spans 20 bytes .* needs 24/],
-    ['reversed offsets', (f) => writeRawSafetensors(f, { t: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)), /"t".*data_offsets/],
-    ['overlapping tensors', (f) => writeRawSafetensors(f, { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, new Uint8Array(12)), /"b" overlaps .*"a"/],
+    [
+      'a negative dimension',
+      (f) => writeRawSafetensors(f, { t: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+      /"t".*shape/,
+    ],
+    [
+      'offsets inconsistent with dtype and shape',
+      (f) => writeRawSafetensors(f, { t: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 20] } }, new Uint8Array(20)),
+      /"t" spans 20 bytes .* needs 24/,
+    ],
+    [
+      'reversed offsets',
+      (f) => writeRawSafetensors(f, { t: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)),
+      /"t".*data_offsets/,
+    ],
+    [
+      'overlapping tensors',
+      (f) =>
+        writeRawSafetensors(
+          f,
+          { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
+          new Uint8Array(12),
+        ),
+      /"b" overlaps .*"a"/,
+    ],
     ['bad __metadata__', (f) => writeRawSafetensors(f, { __metadata__: { format: 1 } }), /__metadata__/],
   ];
 
@@ -172,7 +197,11 @@ describe('malformed headers become CheckpointError naming the file', () => {
   it('skips __metadata__ and reads the tensors after it', () => {
     const dir = tempDir();
     const data = new Uint8Array(new Float32Array([1.5, -2]).buffer);
-    writeRawSafetensors(path.join(dir, 'model.safetensors'), { __metadata__: { format: 'pt' }, t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data);
+    writeRawSafetensors(
+      path.join(dir, 'model.safetensors'),
+      { __metadata__: { format: 'pt' }, t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } },
+      data,
+    );
     const reader = open(dir);
     expect(reader.names()).toEqual(['t']);
     expect([...reader.readFloat32('t')]).toEqual([1.5, -2]);

@@ -20,7 +20,12 @@ function write(opts: Omit<SyntheticOptions, 'outDir'> = {}): string {
 }
 
 function filesOf(dir: string): Map<string, Buffer> {
-  return new Map(fs.readdirSync(dir).sort().map((name) => [name, fs.readFileSync(path.join(dir, name))]));
+  return new Map(
+    fs
+      .readdirSync(dir)
+      .sort()
+      .map((name) => [name, fs.readFileSync(path.join(dir, name))]),
+  );
 }
 
 function stats(values: Float32Array): { mean: number; std: number; min: number; max: number } {
@@ -47,12 +52,23 @@ describe('tiny synthetic checkpoint', () => {
 
   it('writes the Hugging Face files', () => {
     expect(fs.readdirSync(dir).sort()).toEqual([
-      'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
     ]);
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf-8'));
     expect(config).toMatchObject({
-      model_type: 'deepseek', architectures: ['DeepseekForCausalLM'], bos_token_id: 1, eos_token_id: 2,
-      torch_dtype: 'bfloat16', hidden_size: 64, n_routed_experts: 8, num_experts_per_tok: 2, n_shared_experts: 2,
+      model_type: 'deepseek',
+      architectures: ['DeepseekForCausalLM'],
+      bos_token_id: 1,
+      eos_token_id: 2,
+      torch_dtype: 'bfloat16',
+      hidden_size: 64,
+      n_routed_experts: 8,
+      num_experts_per_tok: 2,
+      n_shared_experts: 2,
     });
     const generation = JSON.parse(fs.readFileSync(path.join(dir, 'generation_config.json'), 'utf-8'));
     expect(generation).toEqual({ bos_token_id: 1, eos_token_id: 2 });

@@ -113,11 +113,7 @@ export function parseDeepseekConfig(rawConfig: unknown): DeepseekConfig {
 
 /** HF DeepseekDecoderLayer: MoE iff n_routed_experts set, i >= first_k_dense_replace, i % freq == 0. */
 export function isMoeLayer(cfg: DeepseekConfig, layer: number): boolean {
-  return (
-    cfg.nRoutedExperts !== null &&
-    layer >= cfg.firstKDenseReplace &&
-    layer % cfg.moeLayerFreq === 0
-  );
+  return cfg.nRoutedExperts !== null && layer >= cfg.firstKDenseReplace && layer % cfg.moeLayerFreq === 0;
 }
 
 /** HF DeepseekRMSNorm: weight * (x * rsqrt(mean(x^2) + eps)). */
@@ -131,12 +127,7 @@ export function rmsNorm(x: Float64Array, weight: Float32Array, eps: number): Flo
 }
 
 /** nn.Linear with weight [outDim, inDim]: y = W x (+ b). */
-export function linear(
-  x: Float64Array,
-  w: Float32Array,
-  outDim: number,
-  bias: Float32Array | null,
-): Float64Array {
+export function linear(x: Float64Array, w: Float32Array, outDim: number, bias: Float32Array | null): Float64Array {
   const inDim = x.length;
   if (w.length !== outDim * inDim) throw new Error(`linear: weight ${w.length} != ${outDim}x${inDim}`);
   const y = new Float64Array(outDim);

@@ -77,8 +77,7 @@ function loadAttention(get: WeightGetter, cfg: DeepseekConfig, prefix: string): 
   const h = cfg.hiddenSize;
   // HF DeepseekAttention: q/k/v/o are all nn.Linear(..., bias=config.attention_bias), so the
   // output projection carries a bias too when attention_bias is set.
-  const bias = (name: string, dim: number): Float32Array | null =>
-    cfg.attentionBias ? get(`${prefix}.${name}.bias`, [dim]) : null;
+  const bias = (name: string, dim: number): Float32Array | null => (cfg.attentionBias ? get(`${prefix}.${name}.bias`, [dim]) : null);
   return {
     q: get(`${prefix}.q_proj.weight`, [qDim, h]),
     k: get(`${prefix}.k_proj.weight`, [kvDim, h]),
@@ -104,10 +103,7 @@ function loadLayer(get: WeightGetter, cfg: DeepseekConfig, i: number): LayerWeig
     // HF builds shared_experts whenever n_shared_experts is not None, as ONE DeepseekMLP of
     // width moe_intermediate_size * n_shared_experts; a 0 count would add nothing, so skip it.
     const numShared = cfg.nSharedExperts ?? 0;
-    const shared =
-      numShared > 0
-        ? loadMlp(get, `${p}.mlp.shared_experts`, h, cfg.moeIntermediateSize * numShared)
-        : null;
+    const shared = numShared > 0 ? loadMlp(get, `${p}.mlp.shared_experts`, h, cfg.moeIntermediateSize * numShared) : null;
     mlp = {
       kind: 'moe',
       moe: { router: get(`${p}.mlp.gate.weight`, [numExperts, h]), experts, shared },
@@ -252,12 +248,7 @@ export class ReferenceSequence {
 
   // HF DeepseekAttention (eager): RoPE on q and k, cache update, repeat_kv for GQA, softmax of
   // q.k / sqrt(head_dim) with a causal mask, weighted sum of v, o_proj.
-  private attention(
-    li: number,
-    w: AttentionWeights,
-    xs: Float64Array[],
-    tables: RopeTable[],
-  ): Float64Array[] {
+  private attention(li: number, w: AttentionWeights, xs: Float64Array[], tables: RopeTable[]): Float64Array[] {
     const cfg = this.model.config;
     const { numHeads, numKvHeads, headDim } = cfg;
     const qs = xs.map((x, t) => {

@@ -128,7 +128,10 @@ export function yarnTables(c: MlaReferenceConfig, position: number): { cos: Floa
 
 /** Indices of the k largest values, descending, ties to the lower index. */
 function topIndices(values: number[], k: number): number[] {
-  return values.map((_, i) => i).sort((a, b) => values[b] - values[a] || a - b).slice(0, k);
+  return values
+    .map((_, i) => i)
+    .sort((a, b) => values[b] - values[a] || a - b)
+    .slice(0, k);
 }
 
 /**
@@ -137,7 +140,11 @@ function topIndices(values: number[], k: number): number[] {
  * noaux_tc (selection = score + bias; group = sum of its top-2 selection scores; dropped -> 0.0);
  * weights = unbiased scores; renormalise if top_k > 1 and norm_topk_prob; ALWAYS scale.
  */
-export function routeDeepseekGate(c: MlaReferenceConfig, logits: Float64Array, bias: Float32Array | null): { expertIds: number[]; weights: number[] } {
+export function routeDeepseekGate(
+  c: MlaReferenceConfig,
+  logits: Float64Array,
+  bias: Float32Array | null,
+): { expertIds: number[]; weights: number[] } {
   const v3 = c.modelType === 'deepseek_v3';
   let scores: number[];
   if (v3) scores = Array.from(logits, (l) => 1 / (1 + Math.exp(-l)));

@@ -11,17 +11,30 @@ import type { ReferenceStepResult, WeightGetter } from './deepseek-reference.ts'
 import { parseMlaReferenceConfig, routeDeepseekGate, type MlaReferenceConfig, yarnTables } from './mla-reference-math.ts';
 
 interface Attn {
-  q: Float32Array | null; qA: Float32Array | null; qANorm: Float32Array | null; qB: Float32Array | null;
-  kvA: Float32Array; kvANorm: Float32Array; kvB: Float32Array; o: Float32Array;
+  q: Float32Array | null;
+  qA: Float32Array | null;
+  qANorm: Float32Array | null;
+  qB: Float32Array | null;
+  kvA: Float32Array;
+  kvANorm: Float32Array;
+  kvB: Float32Array;
+  o: Float32Array;
 }
 interface Layer {
-  inputNorm: Float32Array; postNorm: Float32Array; attn: Attn;
+  inputNorm: Float32Array;
+  postNorm: Float32Array;
+  attn: Attn;
   dense: MlpWeights | null;
   moe: { router: Float32Array; bias: Float32Array | null; experts: MlpWeights[]; shared: MlpWeights | null } | null;
 }
 
 function mlp(get: WeightGetter, p: string, h: number, inter: number): MlpWeights {
-  return { intermediate: inter, gate: get(`${p}.gate_proj.weight`, [inter, h]), up: get(`${p}.up_proj.weight`, [inter, h]), down: get(`${p}.down_proj.weight`, [h, inter]) };
+  return {
+    intermediate: inter,
+    gate: get(`${p}.gate_proj.weight`, [inter, h]),
+    up: get(`${p}.up_proj.weight`, [inter, h]),
+    down: get(`${p}.down_proj.weight`, [h, inter]),
+  };
 }
 
 function loadLayer(get: WeightGetter, c: MlaReferenceConfig, i: number): Layer {

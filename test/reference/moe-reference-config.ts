@@ -115,9 +115,19 @@ export function parseReferenceConfig(rawConfig: unknown): ReferenceConfig {
     case 'mixtral': // MixtralSparseMoeBlock always renormalises the top-k weights.
       return { ...base, qkvBias: false, qkNorm: 'none', layers: uniformLayers(raw, numLayers, 'num_local_experts', true) };
     case 'olmoe':
-      return { ...base, qkvBias: false, qkNorm: 'projection', layers: uniformLayers(raw, numLayers, 'num_experts', flag(raw, 'norm_topk_prob', false)) };
+      return {
+        ...base,
+        qkvBias: false,
+        qkNorm: 'projection',
+        layers: uniformLayers(raw, numLayers, 'num_experts', flag(raw, 'norm_topk_prob', false)),
+      };
     case 'qwen2_moe':
-      return { ...base, qkvBias: true, qkNorm: 'none', layers: qwenLayers(raw, numLayers, num(raw, 'shared_expert_intermediate_size'), true) };
+      return {
+        ...base,
+        qkvBias: true,
+        qkNorm: 'none',
+        layers: qwenLayers(raw, numLayers, num(raw, 'shared_expert_intermediate_size'), true),
+      };
     case 'qwen3_moe':
       return { ...base, qkvBias: false, qkNorm: 'head', layers: qwenLayers(raw, numLayers, 0, false) };
     default:

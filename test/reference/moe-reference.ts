@@ -9,12 +9,23 @@ import type { ReferenceStepResult, WeightGetter } from './deepseek-reference.ts'
 import { expertPrefix, expertProjectionNames, parseReferenceConfig, type ReferenceConfig } from './moe-reference-config.ts';
 
 interface AttentionWeights {
-  q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array;
-  qBias: Float32Array | null; kBias: Float32Array | null; vBias: Float32Array | null;
-  qNorm: Float32Array | null; kNorm: Float32Array | null;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  o: Float32Array;
+  qBias: Float32Array | null;
+  kBias: Float32Array | null;
+  vBias: Float32Array | null;
+  qNorm: Float32Array | null;
+  kNorm: Float32Array | null;
 }
 
-interface MoeWeights { router: Float32Array; experts: MlpWeights[]; shared: MlpWeights | null; sharedGate: Float32Array | null }
+interface MoeWeights {
+  router: Float32Array;
+  experts: MlpWeights[];
+  shared: MlpWeights | null;
+  sharedGate: Float32Array | null;
+}
 
 interface LayerWeights {
   inputNorm: Float32Array;
@@ -24,7 +35,12 @@ interface LayerWeights {
 }
 
 function loadMlp(get: WeightGetter, names: { gate: string; up: string; down: string }, hidden: number, inter: number): MlpWeights {
-  return { intermediate: inter, gate: get(names.gate, [inter, hidden]), up: get(names.up, [inter, hidden]), down: get(names.down, [hidden, inter]) };
+  return {
+    intermediate: inter,
+    gate: get(names.gate, [inter, hidden]),
+    up: get(names.up, [inter, hidden]),
+    down: get(names.down, [hidden, inter]),
+  };
 }
 
 const projNames = (p: string) => ({ gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` });
@@ -38,10 +54,15 @@ function loadAttention(get: WeightGetter, cfg: ReferenceConfig, p: string): Atte
   const norm = (name: string, dim: number) =>
     cfg.qkNorm === 'none' ? null : get(`${p}.${name}.weight`, [cfg.qkNorm === 'head' ? cfg.headDim : dim]);
   return {
-    q: get(`${p}.q_proj.weight`, [qDim, h]), k: get(`${p}.k_proj.weight`, [kvDim, h]),
-    v: get(`${p}.v_proj.weight`, [kvDim, h]), o: get(`${p}.o_proj.weight`, [h, qDim]),
-    qBias: bias('q_proj', qDim), kBias: bias('k_proj', kvDim), vBias: bias('v_proj', kvDim),
-    qNorm: norm('q_norm', qDim), kNorm: norm('k_norm', kvDim),
+    q: get(`${p}.q_proj.weight`, [qDim, h]),
+    k: get(`${p}.k_proj.weight`, [kvDim, h]),
+    v: get(`${p}.v_proj.weight`, [kvDim, h]),
+    o: get(`${p}.o_proj.weight`, [h, qDim]),
+    qBias: bias('q_proj', qDim),
+    kBias: bias('k_proj', kvDim),
+    vBias: bias('v_proj', kvDim),
+    qNorm: norm('q_norm', qDim),
+    kNorm: norm('k_norm', kvDim),
   };
 }
 
@@ -109,7 +130,10 @@ export function routeSoftmax(logits: Float64Array, topK: number, renormalize: bo
   const exps = Array.from(logits, (l) => Math.exp(l - max));
   const total = exps.reduce((a, b) => a + b, 0);
   const probs = exps.map((e) => e / total);
-  const expertIds = probs.map((_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b).slice(0, topK);
+  const expertIds = probs
+    .map((_, i) => i)
+    .sort((a, b) => probs[b] - probs[a] || a - b)
+    .slice(0, topK);
   let weights = expertIds.map((e) => probs[e]);
   if (renormalize) {
     const sum = weights.reduce((a, b) => a + b, 0);
@@ -132,7 +156,9 @@ export class ReferenceMoeSequence {
     const cfg = model.config;
     const past = this.keys[0].length;
     const tables = tokenIds.map((_, t) => this.ropeTable(past + t));
-    let hidden: Float64Array[] = tokenIds.map((id) => Float64Array.from(model.embed.subarray(id * cfg.hiddenSize, (id + 1) * cfg.hiddenSize)));
+    let hidden: Float64Array[] = tokenIds.map((id) =>
+      Float64Array.from(model.embed.subarray(id * cfg.hiddenSize, (id + 1) * cfg.hiddenSize)),
+    );
     const experts: number[][][] = tokenIds.map(() => []);
     model.layers.forEach((layer, li) => {
       const attnIn = hidden.map((x) => rmsNorm(x, layer.inputNorm, cfg.rmsNormEps));
@@ -174,7 +200,14 @@ export class ReferenceMoeSequence {
     return out;
   }
 
-  private project(x: Float64Array, w: Float32Array, bias: Float32Array | null, norm: Float32Array | null, numHeads: number, table: RopeTable): Float64Array {
+  private project(
+    x: Float64Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    norm: Float32Array | null,
+    numHeads: number,
+    table: RopeTable,
+  ): Float64Array {
     const { headDim: d, qkNorm, rmsNormEps } = this.model.config;
     let y = linear(x, w, numHeads * d, bias);
     if (norm && qkNorm === 'projection') y = rmsNorm(y, norm, rmsNormEps);

@@ -194,17 +194,28 @@ describe('reference: one layer, two tokens, attention by hand', () => {
   it('matches the hand-computed causal attention with RoPE', () => {
     // hidden 4, one head of dim 4; q/k/v/o/lm_head identity; all norms 1; MLP weights zero.
     const raw: RawConfig = {
-      hidden_size: 4, intermediate_size: 2, num_hidden_layers: 1, num_attention_heads: 1,
-      vocab_size: 4, rope_theta: 10000, rms_norm_eps: 1e-6, max_position_embeddings: 16,
+      hidden_size: 4,
+      intermediate_size: 2,
+      num_hidden_layers: 1,
+      num_attention_heads: 1,
+      vocab_size: 4,
+      rope_theta: 10000,
+      rms_norm_eps: 1e-6,
+      max_position_embeddings: 16,
     };
     const eye = Float32Array.from([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
     const ones = Float32Array.from([1, 1, 1, 1]);
     const embed = Float32Array.from([1, 2, 3, 4, 0.5, -1, 2, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
     const tensors: Record<string, Float32Array> = {
-      'model.embed_tokens.weight': embed, 'model.norm.weight': ones, 'lm_head.weight': eye,
-      'model.layers.0.input_layernorm.weight': ones, 'model.layers.0.post_attention_layernorm.weight': ones,
-      'model.layers.0.self_attn.q_proj.weight': eye, 'model.layers.0.self_attn.k_proj.weight': eye,
-      'model.layers.0.self_attn.v_proj.weight': eye, 'model.layers.0.self_attn.o_proj.weight': eye,
+      'model.embed_tokens.weight': embed,
+      'model.norm.weight': ones,
+      'lm_head.weight': eye,
+      'model.layers.0.input_layernorm.weight': ones,
+      'model.layers.0.post_attention_layernorm.weight': ones,
+      'model.layers.0.self_attn.q_proj.weight': eye,
+      'model.layers.0.self_attn.k_proj.weight': eye,
+      'model.layers.0.self_attn.v_proj.weight': eye,
+      'model.layers.0.self_attn.o_proj.weight': eye,
       'model.layers.0.mlp.gate_proj.weight': new Float32Array(8),
       'model.layers.0.mlp.up_proj.weight': new Float32Array(8),
       'model.layers.0.mlp.down_proj.weight': new Float32Array(8),
@@ -248,8 +259,13 @@ describe('reference: MoE combine', () => {
     // One MoE layer whose attention output is zero (o_proj = 0), so the layer output is
     // x + MoE(rmsnorm(x)) and the expectation can be written out directly.
     const raw: RawConfig = {
-      ...microConfig, num_hidden_layers: 1, first_k_dense_replace: 0, n_routed_experts: 4,
-      num_experts_per_tok: 4, n_shared_experts: 1, attention_bias: false,
+      ...microConfig,
+      num_hidden_layers: 1,
+      first_k_dense_replace: 0,
+      n_routed_experts: 4,
+      num_experts_per_tok: 4,
+      n_shared_experts: 1,
+      attention_bias: false,
     };
     const random = randomGetter(raw, 11);
     const get: WeightGetter = (name, shape) =>
@@ -278,7 +294,10 @@ describe('reference: MoE combine', () => {
     probs.forEach((p, j) => {
       expert(`model.layers.0.mlp.experts.${j}`, n, 6).forEach((v, d) => (moe[d] += p * v));
     });
-    const final = norm(x.map((v, d) => v + moe[d]), get('model.norm.weight', [h]));
+    const final = norm(
+      x.map((v, d) => v + moe[d]),
+      get('model.norm.weight', [h]),
+    );
     const expected = matvec(get('lm_head.weight', [32, h]), final, 32);
 
     const out = model.newSequence().forward([tokenId]);
@@ -309,8 +328,7 @@ describe('reference: MoE combine', () => {
 });
 
 describe('reference: RoPE', () => {
-  const cfgFor = (extra: RawConfig) =>
-    parseDeepseekConfig({ ...microConfig, hidden_size: 32, num_attention_heads: 4, ...extra });
+  const cfgFor = (extra: RawConfig) => parseDeepseekConfig({ ...microConfig, hidden_size: 32, num_attention_heads: 4, ...extra });
   const rotated = (v: number[], position: number, extra: RawConfig = {}, totalLen = 1): Float64Array => {
     const cfg = cfgFor(extra);
     const out = Float64Array.from(v);
@@ -323,7 +341,11 @@ describe('reference: RoPE', () => {
     const next = rng(3);
     const q = Array.from({ length: 8 }, () => 2 * next() - 1);
     const k = Array.from({ length: 8 }, () => 2 * next() - 1);
-    for (const [pq, pk] of [[5, 2], [9, 9], [3, 7]]) {
+    for (const [pq, pk] of [
+      [5, 2],
+      [9, 9],
+      [3, 7],
+    ]) {
       const base = dot(rotated(q, pq), rotated(k, pk));
       for (const shift of [1, 13, 40]) {
         expect(dot(rotated(q, pq + shift), rotated(k, pk + shift))).toBeCloseTo(base, 10);

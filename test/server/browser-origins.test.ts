@@ -12,7 +12,9 @@ import { listen, MODEL, recordEngine, startTestModel, type TestModel, type TestS
 
 /** A site on its own loopback port (its own origin) serving an empty page. */
 async function pageSite(): Promise<{ origin: string; server: Server }> {
-  const server = createServer((_request, response) => response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>site</title>'));
+  const server = createServer((_request, response) =>
+    response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>site</title>'),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
@@ -57,7 +59,10 @@ describe('pages in headless Chromium calling the server', () => {
     [listed, foreign] = [await pageSite(), await pageSite()];
     model = await startTestModel();
     server = await listen({ model: model.model, allowedOrigins: [listed.origin] });
-    browser = await chromium.launch({ executablePath: requireTool(CHROMIUM), args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    browser = await chromium.launch({
+      executablePath: requireTool(CHROMIUM),
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
   });
   afterAll(async () => {
     await browser?.close();

@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ChatTemplate, ChatTemplateError } from '../../server/tokenizer/chat-template.ts';
 
 const TEMPLATE =
-  "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt " +
+  '%}<|assistant|>{% endif %}';
 
 describe('ChatTemplate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'chat-template-'));
@@ -26,7 +27,12 @@ describe('ChatTemplate', () => {
   });
 
   it('picks the default of a list of named templates', () => {
-    const config = { chat_template: [{ name: 'tool_use', template: 'TOOLS' }, { name: 'default', template: 'DEFAULT {{ messages | length }}' }] };
+    const config = {
+      chat_template: [
+        { name: 'tool_use', template: 'TOOLS' },
+        { name: 'default', template: 'DEFAULT {{ messages | length }}' },
+      ],
+    };
     expect(ChatTemplate.load(dir, config)?.render([{ role: 'user', content: 'x' }])).toBe('DEFAULT 1');
   });
 
@@ -37,7 +43,10 @@ describe('ChatTemplate', () => {
   });
 
   it('turns raise_exception and syntax errors into ChatTemplateError', () => {
-    const strict = new ChatTemplate("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok", {});
+    const strict = new ChatTemplate(
+      "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok",
+      {},
+    );
     expect(strict.render([{ role: 'user', content: 'x' }])).toBe('ok');
     expect(() => strict.render([{ role: 'assistant', content: 'x' }])).toThrow(ChatTemplateError);
     expect(() => strict.render([{ role: 'assistant', content: 'x' }])).toThrow(/first message must be from the user/);

@@ -46,7 +46,15 @@ describe('chat completions over HTTP with the openai client', () => {
   });
 
   it('accepts content as an array of text parts, equal to the joined string', async () => {
-    const parts = await promptTokenCount([{ role: 'user', content: [{ type: 'text', text: 'Hello' }, { type: 'text', text: 'there' }] }]);
+    const parts = await promptTokenCount([
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Hello' },
+          { type: 'text', text: 'there' },
+        ],
+      },
+    ]);
     const joined = await promptTokenCount([{ role: 'user', content: 'Hello\nthere' }]);
     expect(parts).toBe(joined);
   });
@@ -54,7 +62,11 @@ describe('chat completions over HTTP with the openai client', () => {
   it('streams exactly as OpenAI: role first, content deltas, finish chunk, usage chunk, [DONE]', async () => {
     const body = { model: MODEL, messages: MESSAGES, max_tokens: 9, temperature: 0 };
     const whole = await served.client.chat.completions.create(body);
-    const response = await postJson(served.server, '/v1/chat/completions', { ...body, stream: true, stream_options: { include_usage: true } });
+    const response = await postJson(served.server, '/v1/chat/completions', {
+      ...body,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const payloads = await ssePayloads(response);
     expect(payloads[payloads.length - 1]).toBe('[DONE]');
@@ -89,7 +101,14 @@ describe('chat completions over HTTP with the openai client', () => {
   });
 
   it('returns logprobs with top_logprobs, sorted, the greedy token first, one entry per token', async () => {
-    const completion = await served.client.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const completion = await served.client.chat.completions.create({
+      model: MODEL,
+      messages: MESSAGES,
+      max_tokens: 5,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+    });
     const entries = completion.choices[0].logprobs?.content ?? [];
     expect(entries).toHaveLength(5);
     for (const entry of entries) {
@@ -145,7 +164,15 @@ describe('chat completions over HTTP with the openai client', () => {
     // logit_bias ranks the four bytes; repetition_penalty divides each one's logit once it
     // has been generated, so greedy decoding walks F0, 9F, 98, 80 in order.
     const logitBias = Object.fromEntries(GRIN_BYTES.map((b, i) => [String(byteToken(b)), 100 - 15 * i]));
-    const body = { model: MODEL, messages: MESSAGES, max_tokens: 4, temperature: 0, logit_bias: logitBias, repetition_penalty: 4, logprobs: true };
+    const body = {
+      model: MODEL,
+      messages: MESSAGES,
+      max_tokens: 4,
+      temperature: 0,
+      logit_bias: logitBias,
+      repetition_penalty: 4,
+      logprobs: true,
+    };
     const whole = await served.client.chat.completions.create(body);
     expect(whole.choices[0].message.content).toBe('\u{1F600}');
     expect(whole.choices[0].logprobs?.content?.map((e) => e.bytes)).toEqual(GRIN_BYTES.map((b) => [b]));

@@ -7,7 +7,11 @@ import { openRunner, testTokens, type OpenedRunner } from '../helpers/tiny-model
 import { MODEL, postJson, serveTinyModel, ssePayloads } from './helpers.ts';
 
 /** Greedy decoding straight through the model runner, one step per token as the engine does. */
-async function greedyWithLogits(opened: OpenedRunner, prompt: number[], numTokens: number): Promise<Array<{ token: number; logprobs: Float32Array }>> {
+async function greedyWithLogits(
+  opened: OpenedRunner,
+  prompt: number[],
+  numTokens: number,
+): Promise<Array<{ token: number; logprobs: Float32Array }>> {
   const cache = opened.newCache(prompt.length + numTokens);
   const out: Array<{ token: number; logprobs: Float32Array }> = [];
   let pending = prompt;
@@ -30,7 +34,12 @@ describe('completions over HTTP with the openai client', () => {
   }
 
   it('completes a string prompt with exact usage (BOS counted)', async () => {
-    const completion = await served.client.completions.create({ model: MODEL, prompt: 'The quick brown fox', max_tokens: 5, temperature: 0 });
+    const completion = await served.client.completions.create({
+      model: MODEL,
+      prompt: 'The quick brown fox',
+      max_tokens: 5,
+      temperature: 0,
+    });
     expect(completion.object).toBe('text_completion');
     expect(completion.id).toMatch(/^cmpl-/);
     expect(completion.choices).toHaveLength(1);
@@ -42,7 +51,14 @@ describe('completions over HTTP with the openai client', () => {
 
   it('takes an array of strings with n: choices are prompt-major, the prompt counted once each', async () => {
     const prompts = ['Once upon a time', 'In a galaxy far away'];
-    const completion = await served.client.completions.create({ model: MODEL, prompt: prompts, n: 2, max_tokens: 3, temperature: 0.8, seed: 5 });
+    const completion = await served.client.completions.create({
+      model: MODEL,
+      prompt: prompts,
+      n: 2,
+      max_tokens: 3,
+      temperature: 0.8,
+      seed: 5,
+    });
     expect(completion.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
     const promptTokens = (await count(prompts[0])) + (await count(prompts[1]));
     expect(completion.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 12, total_tokens: promptTokens + 12 });
@@ -87,7 +103,9 @@ describe('completions over HTTP with the openai client', () => {
   it('streams text_completion chunks ending in a finish chunk, a usage chunk and [DONE]', async () => {
     const body = { model: MODEL, prompt: 'Streaming test', max_tokens: 8, temperature: 0 };
     const whole = await served.client.completions.create(body);
-    const payloads = await ssePayloads(await postJson(served.server, '/v1/completions', { ...body, stream: true, stream_options: { include_usage: true } }));
+    const payloads = await ssePayloads(
+      await postJson(served.server, '/v1/completions', { ...body, stream: true, stream_options: { include_usage: true } }),
+    );
     expect(payloads.pop()).toBe('[DONE]');
     const chunks = payloads.map((p) => JSON.parse(p) as OpenAI.Completion);
     for (const chunk of chunks) expect(chunk.object).toBe('text_completion');
@@ -104,17 +122,37 @@ describe('completions over HTTP with the openai client', () => {
   it('honours logit_bias, stop_token_ids and ignore_eos', async () => {
     const prompt = testTokens(5, 21);
     type Params = OpenAI.CompletionCreateParamsNonStreaming;
-    const forced = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 2, temperature: 0, logit_bias: { '3': 100 } });
+    const forced = await served.client.completions.create({
+      model: MODEL,
+      prompt,
+      max_tokens: 2,
+      temperature: 0,
+      logit_bias: { '3': 100 },
+    });
     // Token 3 is the byte <0x00>: two of them decode to two NUL characters.
     expect(forced.choices[0].text).toBe('\0\0');
-    const byStopId = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 5, temperature: 0, logit_bias: { '3': 100 }, stop_token_ids: [3] } as Params);
+    const byStopId = await served.client.completions.create({
+      model: MODEL,
+      prompt,
+      max_tokens: 5,
+      temperature: 0,
+      logit_bias: { '3': 100 },
+      stop_token_ids: [3],
+    } as Params);
     expect(byStopId.choices[0]).toMatchObject({ text: '', finish_reason: 'stop' });
     expect(byStopId.usage?.completion_tokens).toBe(1);
     // Token 2 is EOS: it ends generation unless ignore_eos is set.
     const eos = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 5, temperature: 0, logit_bias: { '2': 100 } });
     expect(eos.choices[0]).toMatchObject({ text: '', finish_reason: 'stop' });
     expect(eos.usage?.completion_tokens).toBe(1);
-    const pastEos = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 5, temperature: 0, logit_bias: { '2': 100 }, ignore_eos: true } as Params);
+    const pastEos = await served.client.completions.create({
+      model: MODEL,
+      prompt,
+      max_tokens: 5,
+      temperature: 0,
+      logit_bias: { '2': 100 },
+      ignore_eos: true,
+    } as Params);
     expect(pastEos.choices[0]).toMatchObject({ text: '', finish_reason: 'length' });
     expect(pastEos.usage?.completion_tokens).toBe(5);
   });
@@ -125,7 +163,12 @@ describe('completions over HTTP with the openai client', () => {
     const sampled = (await served.client.completions.create({ ...body, temperature: 1.5, seed: 3 })).choices[0].text;
     expect(sampled).not.toBe(greedy);
     for (const tight of [{ top_k: 1 }, { top_p: 0 }, { min_p: 1 }]) {
-      const completion = await served.client.completions.create({ ...body, temperature: 1.5, seed: 3, ...tight } as OpenAI.CompletionCreateParamsNonStreaming);
+      const completion = await served.client.completions.create({
+        ...body,
+        temperature: 1.5,
+        seed: 3,
+        ...tight,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
       expect(completion.choices[0].text).toBe(greedy);
     }
   });
@@ -149,7 +192,10 @@ describe('completions over HTTP with the openai client', () => {
   it('rejects a prompt that fills the context, naming the prompt', async () => {
     const tooLong = served.client.completions.create({ model: MODEL, prompt: testTokens(served.test.model.maxModelLen, 1), max_tokens: 1 });
     await expect(tooLong).rejects.toMatchObject({ status: 400, param: 'prompt', code: 'context_length_exceeded' });
-    const secondTooLong = served.client.completions.create({ model: MODEL, prompt: [[5, 6], testTokens(served.test.model.maxModelLen, 1)] });
+    const secondTooLong = served.client.completions.create({
+      model: MODEL,
+      prompt: [[5, 6], testTokens(served.test.model.maxModelLen, 1)],
+    });
     await expect(secondTooLong).rejects.toMatchObject({ status: 400, param: 'prompt[1]' });
   });
 
@@ -163,6 +209,8 @@ describe('completions over HTTP with the openai client', () => {
     const tokenize = await postJson(served.server, '/tokenize', { prompt: huge });
     expect(tokenize.status).toBe(400);
     // Counted in characters, not tokens: refused before the tokenizer saw it.
-    expect(await tokenize.json()).toMatchObject({ error: { code: 'context_length_exceeded', message: expect.stringContaining(`${huge.length} characters`) } });
+    expect(await tokenize.json()).toMatchObject({
+      error: { code: 'context_length_exceeded', message: expect.stringContaining(`${huge.length} characters`) },
+    });
   });
 });

@@ -35,7 +35,13 @@ describe('server configuration', () => {
   });
 
   it('reads MOE_SERVER_* variables and lets flags win over them', () => {
-    const env = { MOE_SERVER_PORT: '9000', MOE_SERVER_MODEL: '/models/a', MOE_SERVER_API_KEYS: 'k1, k2', MOE_SERVER_MAX_QUEUE: '3', MOE_SERVER_HOST: '' };
+    const env = {
+      MOE_SERVER_PORT: '9000',
+      MOE_SERVER_MODEL: '/models/a',
+      MOE_SERVER_API_KEYS: 'k1, k2',
+      MOE_SERVER_MAX_QUEUE: '3',
+      MOE_SERVER_HOST: '',
+    };
     const fromEnv = resolveConfig({}, env);
     expect(fromEnv).toMatchObject({ port: 9000, model: '/models/a', apiKeys: ['k1', 'k2'], maxQueue: 3, host: '127.0.0.1' });
     const metricsEnv = { MOE_SERVER_EXPERT_LOAD_WINDOW: '4096', MOE_SERVER_EXPERT_METRICS: 'layer' };
@@ -49,7 +55,9 @@ describe('server configuration', () => {
     const env = { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example, http://LOCALHOST:3000/' };
     expect(resolveConfig({}, env).allowedOrigins).toEqual(['https://app.example', 'http://localhost:3000']);
     expect(resolveConfig({ 'allowed-origins': ['*', 'http://[::1]:8080'] }, env).allowedOrigins).toEqual(['*', 'http://[::1]:8080']);
-    expect(() => resolveConfig({}, { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example/chat' })).toThrow(/MOE_SERVER_ALLOWED_ORIGINS has "https:\/\/app.example\/chat", which is not a web origin/);
+    expect(() => resolveConfig({}, { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example/chat' })).toThrow(
+      /MOE_SERVER_ALLOWED_ORIGINS has "https:\/\/app.example\/chat", which is not a web origin/,
+    );
     expect(() => resolveConfig({ 'allowed-origins': 'app.example' }, {})).toThrow(/--allowed-origins has "app.example"/);
     expect(() => resolveConfig({ 'allowed-origins': 'https://a.example,' }, {})).toThrow(/--allowed-origins has ""/);
   });
@@ -62,7 +70,9 @@ describe('server configuration', () => {
     expect(() => resolveConfig({}, { MOE_SERVER_API_KEYS: 'a,,b' })).toThrow(/empty API key/);
     expect(() => resolveConfig({ 'expert-load-window': '0' }, {})).toThrow(/--expert-load-window/);
     expect(() => resolveConfig({}, { MOE_SERVER_EXPERT_METRICS: 'none' })).toThrow(/MOE_SERVER_EXPERT_METRICS must be one of all, layer/);
-    expect(() => resolveConfig({ 'max-batch-tokens': '32' }, {})).toThrow(/--max-batch-tokens \(32\) must be at least --max-num-seqs \(64\)/);
+    expect(() => resolveConfig({ 'max-batch-tokens': '32' }, {})).toThrow(
+      /--max-batch-tokens \(32\) must be at least --max-num-seqs \(64\)/,
+    );
     expect(resolveConfig({ 'max-batch-tokens': '32', 'max-num-seqs': '32' }, {}).maxBatchTokens).toBe(32);
   });
 

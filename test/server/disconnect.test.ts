@@ -69,7 +69,10 @@ describe('client disconnects cancel generation', () => {
 
   it('when a non-streaming HTTP client closes its connection', async () => {
     await expectAbort(async () => {
-      const request = httpRequest(`${served.server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      const request = httpRequest(`${served.server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+      });
       request.on('error', () => {}); // the socket is destroyed on purpose
       request.end(JSON.stringify(LONG_REQUEST));
       return () => request.destroy();

@@ -16,14 +16,28 @@ describe.each([
       num_experts_per_token: 2,
       shared_expert_intermediate_size: 32,
       attention: 'multi-head-latent',
-      routing: { scoring: 'sigmoid', correction_bias: true, renormalize: true, routed_scaling_factor: 2.5, groups: { num_groups: 4, topk_groups: 2, group_score: 'top2-sum' } },
+      routing: {
+        scoring: 'sigmoid',
+        correction_bias: true,
+        renormalize: true,
+        routed_scaling_factor: 2.5,
+        groups: { num_groups: 4, topk_groups: 2, group_score: 'top2-sum' },
+      },
       kv_cache_bytes_per_token: 4 * 3 * (32 + 8),
       plain_kv_cache_bytes_per_token: 4 * 3 * 4 * (24 + 16),
     },
   },
   {
     family: 'mixtral' as const,
-    expected: { family: 'mixtral', moe_layers: 3, num_routed_experts: 8, num_experts_per_token: 2, shared_expert_intermediate_size: 0, attention: 'grouped-query', routing: { scoring: 'softmax', renormalize: true, groups: null } },
+    expected: {
+      family: 'mixtral',
+      moe_layers: 3,
+      num_routed_experts: 8,
+      num_experts_per_token: 2,
+      shared_expert_intermediate_size: 0,
+      attention: 'grouped-query',
+      routing: { scoring: 'softmax', renormalize: true, groups: null },
+    },
   },
 ])('/v1/models and a completion for $family', ({ family, expected }) => {
   let test: TestModel;
@@ -41,7 +55,11 @@ describe.each([
   it('lists family, experts, routing and cache size, and completes a prompt', async () => {
     const models = (await built.app.inject({ url: '/v1/models' })).json();
     expect(models.data[0]).toMatchObject({ id: `tiny-${family}`, ...expected });
-    const completion = await built.app.inject({ method: 'POST', url: '/v1/completions', payload: { prompt: 'Hello', max_tokens: 4, temperature: 0 } });
+    const completion = await built.app.inject({
+      method: 'POST',
+      url: '/v1/completions',
+      payload: { prompt: 'Hello', max_tokens: 4, temperature: 0 },
+    });
     expect(completion.statusCode).toBe(200);
     expect(completion.json().usage.completion_tokens).toBeGreaterThan(0);
   });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll } from 'vitest';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
-import type { GenerationEvent } from '../../server/engine/client.ts';
+import type { GenerationEvent } from '../../server/engine/api.ts';
 import { loadServedModel, type ServedModel } from '../../server/served-model.ts';
 import type { SyntheticFamily } from '../../models/synthetic.ts';
 import { writeTinyModel, type TinyModel } from '../helpers/tiny-model.ts';
@@ -19,9 +19,20 @@ export interface TestModel {
 }
 
 /** fp32 weights and one thread: two test files may run side by side on two cores. */
-export async function startTestModel(configOverrides: Record<string, unknown> = {}, servedModelName = MODEL, family: SyntheticFamily = 'deepseek'): Promise<TestModel> {
+export async function startTestModel(
+  configOverrides: Record<string, unknown> = {},
+  servedModelName = MODEL,
+  family: SyntheticFamily = 'deepseek',
+): Promise<TestModel> {
   const tiny = writeTinyModel(configOverrides, 1, family);
-  const model = await loadServedModel({ modelDir: tiny.dir, cacheDir: tiny.cacheDir, weights: 'fp32', threads: 1, tensorParallel: 1, servedModelName });
+  const model = await loadServedModel({
+    modelDir: tiny.dir,
+    cacheDir: tiny.cacheDir,
+    weights: 'fp32',
+    threads: 1,
+    tensorParallel: 1,
+    servedModelName,
+  });
   return {
     tiny,
     model,
@@ -57,7 +68,11 @@ export function openaiClient(server: TestServer, apiKey = 'unused'): OpenAI {
 }
 
 export async function postJson(server: TestServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 }
 
 /** The raw `data:` payloads of an SSE body, in order (including "[DONE]"). */

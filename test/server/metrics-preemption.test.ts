@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
-import type { StepReport } from '../../server/engine/step-stats.ts';
+import type { StepReport } from '../../server/engine/api.ts';
 import { loadServedModel, type ServedModel } from '../../server/served-model.ts';
 import { parseSamples, value } from '../helpers/prometheus-text.ts';
 import { referenceRouting } from '../helpers/routing.ts';
@@ -31,8 +31,14 @@ describe('metrics with preemption', () => {
     // 96 cached tokens in blocks of 8, at most 6 running, 24 tokens per step (as the engine's
     // continuous-batching test): eight requests of about 50 tokens each must preempt.
     model = await loadServedModel({
-      modelDir: tiny.dir, cacheDir: tiny.cacheDir, weights: 'fp32', threads: 1, tensorParallel: 1, servedModelName: MODEL,
-      kvCache: { numTokens: 96, memoryMib: 1, blockSize: 8 }, scheduler: { maxNumSeqs: 6, maxBatchTokens: 24 },
+      modelDir: tiny.dir,
+      cacheDir: tiny.cacheDir,
+      weights: 'fp32',
+      threads: 1,
+      tensorParallel: 1,
+      servedModelName: MODEL,
+      kvCache: { numTokens: 96, memoryMib: 1, blockSize: 8 },
+      scheduler: { maxNumSeqs: 6, maxBatchTokens: 24 },
     });
     built = await buildApp({ model });
     await built.app.listen({ port: 0, host: '127.0.0.1' });
@@ -44,7 +50,7 @@ describe('metrics with preemption', () => {
     tiny?.remove();
   });
 
-  it('counts preemptions and keeps every request\'s routing exact', async () => {
+  it("counts preemptions and keeps every request's routing exact", async () => {
     const reports: StepReport[] = [];
     const stop = model.engine.observeSteps((report) => reports.push(report));
     // Generated token ids by prompt length (unique per request), from the engine's own events.
@@ -59,7 +65,11 @@ describe('metrics with preemption', () => {
     const prompts = PROMPT_LENGTHS.map((length, i) => testTokens(length, 300 + i));
     const send = async (prompt: number[]): Promise<RoutedCompletion> => {
       const body = { model: MODEL, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true, routed_experts: true };
-      const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const response = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       return (await response.json()) as RoutedCompletion;
     };
     const responses = await Promise.all(prompts.map(send));

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { MoeMlpSpec } from '../../models/spec.ts';
 import { buildApp } from '../../server/app.ts';
-import type { StepReport } from '../../server/engine/step-stats.ts';
+import type { StepReport } from '../../server/engine/api.ts';
 import { summarizeLoad } from '../../server/metrics/load-stats.ts';
 import type { ExpertStatsBody } from '../../server/metrics/server-metrics.ts';
 import { testTokens } from '../helpers/tiny-model.ts';
@@ -93,7 +93,10 @@ describe('metrics of known requests', () => {
     });
     // Token by token, layer by layer, in the same order (descending score).
     prompts.forEach((prompt) => expect(outputs.get(prompt.length)).toHaveLength(MAX_TOKENS));
-    const fromReference = referenceRouting(served.test.tiny.dir, prompts.map((prompt) => ({ prompt, generated: outputs.get(prompt.length)! })));
+    const fromReference = referenceRouting(
+      served.test.tiny.dir,
+      prompts.map((prompt) => ({ prompt, generated: outputs.get(prompt.length)! })),
+    );
     expect(routedByResponse).toEqual(fromReference);
     const fromResponses = countTokens(routedByResponse.flat(), moe.length, numExperts);
     const fromHook = countRows([], numExperts);
@@ -101,7 +104,9 @@ describe('metrics of known requests', () => {
 
     moe.forEach(({ layer }, i) => {
       const labels = { model_name: MODEL, layer: String(layer) };
-      const counters = Array.from({ length: numExperts }, (_, e) => value(samples, 'moe_expert_routed_tokens_total', { ...labels, expert: String(e) }));
+      const counters = Array.from({ length: numExperts }, (_, e) =>
+        value(samples, 'moe_expert_routed_tokens_total', { ...labels, expert: String(e) }),
+      );
       expect(counters).toEqual(fromResponses[i]);
       expect(counters).toEqual(fromHook[i]);
       expect(counters.reduce((a, b) => a + b, 0)).toBe(routedTokens * topK);
@@ -147,7 +152,12 @@ describe('metrics of known requests', () => {
     (runInNewContext('gc') as () => void)();
     await new Promise((resolve) => setImmediate(resolve)); // GC entries reach observers asynchronously
     const samples = await scrape();
-    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_p99_seconds']) {
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+    ]) {
       const [sample] = select(samples, name);
       expect(sample?.value, name).toBeGreaterThan(0);
       expect(sample.labels.model_name).toBe(MODEL);
@@ -166,7 +176,9 @@ describe('metrics of known requests', () => {
     expect(stats).toMatchObject({ object: 'expert_load', model: MODEL, window_tokens: 100_000 });
     expect(stats.layers.map((l) => l.layer)).toEqual([1, 2]);
     for (const layer of stats.layers) {
-      const counters = layer.loads.map((_, e) => value(samples, 'moe_expert_routed_tokens_total', { layer: String(layer.layer), expert: String(e) }));
+      const counters = layer.loads.map((_, e) =>
+        value(samples, 'moe_expert_routed_tokens_total', { layer: String(layer.layer), expert: String(e) }),
+      );
       expect(layer.loads).toEqual(counters);
       expect(layer.expert_routed_tokens_total).toEqual(counters);
       expect(layer.num_tokens).toBe(value(samples, 'moe_layer_routed_tokens_total', { layer: String(layer.layer) }));
@@ -217,9 +229,11 @@ describe('metrics of known requests', () => {
     }
   });
 
-  it('streams routed_experts with each choice\'s last chunk, and leaves it out unless asked', async () => {
+  it("streams routed_experts with each choice's last chunk, and leaves it out unless asked", async () => {
     const body = { model: MODEL, prompt: [5, 6, 7, 8], max_tokens: 3, n: 2, ignore_eos: true, stream: true, routed_experts: true };
-    const chunks = (await ssePayloads(await postJson(served.server, '/v1/completions', body))).slice(0, -1).map((p) => JSON.parse(p) as { choices: Array<Record<string, unknown>> });
+    const chunks = (await ssePayloads(await postJson(served.server, '/v1/completions', body)))
+      .slice(0, -1)
+      .map((p) => JSON.parse(p) as { choices: Array<Record<string, unknown>> });
     const finals = chunks.flatMap((c) => c.choices).filter((c) => c.finish_reason !== null);
     expect(finals).toHaveLength(2);
     for (const choice of finals) expect(choice.routed_experts).toHaveLength(4 + 3 - 1);
@@ -248,7 +262,8 @@ describe('metrics of known requests', () => {
     expect(routedFirst.every((token) => token !== null)).toBe(true);
     expect(routedSecond.slice(0, hits).every((token) => token === null)).toBe(true);
     expect(routedSecond.slice(hits)).toEqual(routedFirst.slice(hits));
-    const routedDelta = value(after, 'moe_layer_routed_tokens_total', { layer: '1' }) - value(middle, 'moe_layer_routed_tokens_total', { layer: '1' });
+    const routedDelta =
+      value(after, 'moe_layer_routed_tokens_total', { layer: '1' }) - value(middle, 'moe_layer_routed_tokens_total', { layer: '1' });
     expect(routedDelta).toBe(40 + 2 - 1 - hits);
   });
 });

@@ -104,7 +104,9 @@ describe('a real Prometheus scraping the server', () => {
     const fromPrometheus: number[] = [];
     for (const s of perExpert) fromPrometheus[Number(s.metric.expert)] = Number(s.value[1]);
     expect(fromPrometheus).toEqual(expected['1']);
-    const routed = await prometheus!.query('moe_layer_routed_tokens_total{layer="1"} * 2 - on (model_name, layer) sum by (model_name, layer) (moe_expert_routed_tokens_total)');
+    const routed = await prometheus!.query(
+      'moe_layer_routed_tokens_total{layer="1"} * 2 - on (model_name, layer) sum by (model_name, layer) (moe_expert_routed_tokens_total)',
+    );
     expect(routed.map((s) => Number(s.value[1]))).toEqual([0]); // top-2: choices = 2 x tokens
   });
 
@@ -125,20 +127,36 @@ describe('a real Prometheus scraping the server', () => {
 
 describe('the /dashboard page in headless Chromium', () => {
   it('shows the routed counts in the heatmap, updating as requests run', async () => {
-    const browser = await chromium.launch({ executablePath: requireTool(CHROMIUM), args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    const browser = await chromium.launch({
+      executablePath: requireTool(CHROMIUM),
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const requests: string[] = [];
       page.on('request', (request) => requests.push(request.url()));
       await page.goto(`${served.server.url}/dashboard?interval=200`);
       const cellLoads = () =>
-        page.$$eval('.cell', (cells) => cells.map((c) => [(c as HTMLElement).dataset.layer, Number((c as HTMLElement).dataset.expert), Number((c as HTMLElement).dataset.load)] as const));
+        page.$$eval('.cell', (cells) =>
+          cells.map(
+            (c) =>
+              [
+                (c as HTMLElement).dataset.layer,
+                Number((c as HTMLElement).dataset.expert),
+                Number((c as HTMLElement).dataset.load),
+              ] as const,
+          ),
+        );
       const showsCounters = async (): Promise<void> => {
         const expected = await expertCounters();
-        await page.waitForFunction((want) => {
-          const cells = [...document.querySelectorAll<HTMLElement>('.cell')];
-          return cells.length > 0 && cells.every((c) => want[c.dataset.layer!]?.[Number(c.dataset.expert)] === Number(c.dataset.load));
-        }, expected, { timeout: 30_000 });
+        await page.waitForFunction(
+          (want) => {
+            const cells = [...document.querySelectorAll<HTMLElement>('.cell')];
+            return cells.length > 0 && cells.every((c) => want[c.dataset.layer!]?.[Number(c.dataset.expert)] === Number(c.dataset.load));
+          },
+          expected,
+          { timeout: 30_000 },
+        );
       };
       await showsCounters();
       for (const prompt of ['A first request', 'then a second one', 'and a third']) {

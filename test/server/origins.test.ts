@@ -27,7 +27,8 @@ describe('requests from browser origins', () => {
   });
   afterAll(async () => built.app.close());
 
-  const get = (url: string, headers: Record<string, string>) => built.app.inject({ method: 'GET', url, headers: { host: HOST, ...headers } });
+  const get = (url: string, headers: Record<string, string>) =>
+    built.app.inject({ method: 'GET', url, headers: { host: HOST, ...headers } });
   const post = (contentType: string, headers: Record<string, string>) =>
     built.app.inject({ method: 'POST', url: CHAT, headers: { host: HOST, 'content-type': contentType, ...headers }, payload: body });
 
@@ -48,10 +49,19 @@ describe('requests from browser origins', () => {
 
   it('refuses any other origin with 403 in the error envelope, GET and POST alike', async () => {
     for (const origin of [FOREIGN, 'http://127.0.0.1:3000', 'https://127.0.0.1:8001', 'null', 'not a url']) {
-      for (const response of [await get('/metrics', { origin }), await post('application/json', { origin }), await get('/health', { origin })]) {
+      for (const response of [
+        await get('/metrics', { origin }),
+        await post('application/json', { origin }),
+        await get('/health', { origin }),
+      ]) {
         expect(response.statusCode, origin).toBe(403);
         expect(response.json()).toEqual({
-          error: { message: expect.stringContaining('--allowed-origins'), type: 'invalid_request_error', param: null, code: 'origin_not_allowed' },
+          error: {
+            message: expect.stringContaining('--allowed-origins'),
+            type: 'invalid_request_error',
+            param: null,
+            code: 'origin_not_allowed',
+          },
         });
         expect(response.headers['access-control-allow-origin']).toBeUndefined();
       }
@@ -74,7 +84,12 @@ describe('requests from browser origins', () => {
       built.app.inject({
         method: 'OPTIONS',
         url: CHAT,
-        headers: { host: HOST, origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-stainless-os' },
+        headers: {
+          host: HOST,
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type,x-stainless-os',
+        },
       });
     const allowed = await preflight(LISTED);
     expect(allowed.statusCode).toBe(204);
@@ -97,7 +112,11 @@ describe('requests from browser origins', () => {
     }
     const bare = await post('text/plain;charset=UTF-8', {});
     expect(bare.statusCode).toBe(415);
-    expect(bare.json().error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type', message: expect.stringContaining('application/json') });
+    expect(bare.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'unsupported_media_type',
+      message: expect.stringContaining('application/json'),
+    });
     expect((await post('text/plain', { origin: FOREIGN })).statusCode).toBe(403);
   });
 
@@ -106,7 +125,11 @@ describe('requests from browser origins', () => {
     try {
       const foreign = await keyed.app.inject({ url: '/v1/models', headers: { host: HOST, origin: FOREIGN } });
       expect(foreign.statusCode).toBe(403);
-      const preflight = await keyed.app.inject({ method: 'OPTIONS', url: CHAT, headers: { host: HOST, origin: LISTED, 'access-control-request-method': 'POST' } });
+      const preflight = await keyed.app.inject({
+        method: 'OPTIONS',
+        url: CHAT,
+        headers: { host: HOST, origin: LISTED, 'access-control-request-method': 'POST' },
+      });
       expect(preflight.statusCode).toBe(204);
       const noKey = await keyed.app.inject({ url: '/v1/models', headers: { host: HOST, origin: LISTED } });
       expect(noKey.statusCode).toBe(401);

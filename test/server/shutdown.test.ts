@@ -19,8 +19,24 @@ interface Served {
 
 /** Starts the server on a free port and resolves once it says it is ready. */
 function serve(model: TinyModel, shutdownTimeout: number): Promise<Served> {
-  const args = ['serve', '--model', model.dir, '--cache-dir', model.cacheDir, '--port', '0', '--weights', 'fp32', '--tensor-parallel', '1', '--threads', '1'];
-  const child = spawn(process.execPath, [BIN, ...args, '--shutdown-timeout', String(shutdownTimeout)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = [
+    'serve',
+    '--model',
+    model.dir,
+    '--cache-dir',
+    model.cacheDir,
+    '--port',
+    '0',
+    '--weights',
+    'fp32',
+    '--tensor-parallel',
+    '1',
+    '--threads',
+    '1',
+  ];
+  const child = spawn(process.execPath, [BIN, ...args, '--shutdown-timeout', String(shutdownTimeout)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
@@ -38,7 +54,14 @@ async function startStream(baseUrl: string, maxTokens: number): Promise<{ rest: 
   const response = await fetch(`${baseUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'model', prompt: 'Once upon a time', max_tokens: maxTokens, ignore_eos: true, temperature: 0, stream: true }),
+    body: JSON.stringify({
+      model: 'model',
+      prompt: 'Once upon a time',
+      max_tokens: maxTokens,
+      ignore_eos: true,
+      temperature: 0,
+      stream: true,
+    }),
   });
   expect(response.status).toBe(200);
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -94,7 +117,12 @@ async function startWsRequest(baseUrl: string, maxTokens: number): Promise<WsRun
       }
     },
   };
-  run.send({ type: 'response.create', id: 'w', endpoint: 'completions', request: { prompt: 'Once upon a time', max_tokens: maxTokens, ignore_eos: true, temperature: 0 } });
+  run.send({
+    type: 'response.create',
+    id: 'w',
+    endpoint: 'completions',
+    request: { prompt: 'Once upon a time', max_tokens: maxTokens, ignore_eos: true, temperature: 0 },
+  });
   await run.waitFor((e) => e.id === 'w' && e.type === 'response.output_text.delta');
   return run;
 }
@@ -115,10 +143,16 @@ describe('graceful shutdown', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     ws.send({ type: 'response.create', id: 'late', request: { messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 } });
     expect(await ws.waitFor((e) => e.id === 'late')).toMatchObject({ type: 'error', error: { code: 'shutting_down' } });
-    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({ type: 'response.done', status: 'completed' });
+    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({
+      type: 'response.done',
+      status: 'completed',
+    });
     expect(await ws.closed).toBe(1001);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const during = await fetch(`${served.baseUrl}/health`).then((r) => r.status, () => 'refused');
+    const during = await fetch(`${served.baseUrl}/health`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     expect(during === 'refused' || during === 503).toBe(true);
     const body = await stream.rest;
     expect(body).toContain('"finish_reason":"length"');
@@ -133,7 +167,10 @@ describe('graceful shutdown', () => {
     // A raw upgrade that then ignores everything the server sends, close frame included.
     const socket = connect(Number(port), hostname);
     const upgraded = new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
-    socket.write(`GET /v1/ws HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    socket.write(
+      `GET /v1/ws HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ` +
+        `dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     expect(await upgraded).toMatch(/^HTTP\/1\.1 101/);
     const signalledAt = performance.now();
     served.child.kill('SIGTERM');
@@ -151,7 +188,10 @@ describe('graceful shutdown', () => {
     served.child.kill('SIGTERM');
     const body = await stream.rest;
     // Cancelled by the shutdown, not failed: a 503-style error the client may retry.
-    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({ type: 'error', error: { code: 'shutting_down' } });
+    expect(await ws.waitFor((e) => e.id === 'w' && (e.type === 'response.done' || e.type === 'error'))).toMatchObject({
+      type: 'error',
+      error: { code: 'shutting_down' },
+    });
     expect(await ws.closed).toBe(1001);
     expect(body).toMatch(/data: \{"error":\{[^\n]*"code":"shutting_down"/);
     expect(await served.exited).toBe(0);

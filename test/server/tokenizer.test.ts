@@ -9,14 +9,57 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TextTokenizer, withMetaspaceSplit } from '../../server/tokenizer/tokenizer.ts';
 import { type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
-const FRAGMENTS = [' ', '  ', '   ', '\n', '\n\n', '\t', 'the', 'The', 'quick', 'brown', 'fox', ',', '.', '!', '?', '"', "'s", '(', ')', '123', '4567',
-  'über', 'naïve', '日本語', '你好', '😀', '🏳️‍🌈', '<s>', '</s>', '▁', '▁▁', 'a▁b', 'def', 'return', '{', '}', '==', '->', 'ünïcödé', '\u0301', 'x'];
+const FRAGMENTS = [
+  ' ',
+  '  ',
+  '   ',
+  '\n',
+  '\n\n',
+  '\t',
+  'the',
+  'The',
+  'quick',
+  'brown',
+  'fox',
+  ',',
+  '.',
+  '!',
+  '?',
+  '"',
+  "'s",
+  '(',
+  ')',
+  '123',
+  '4567',
+  'über',
+  'naïve',
+  '日本語',
+  '你好',
+  '😀',
+  '🏳️‍🌈',
+  '<s>',
+  '</s>',
+  '▁',
+  '▁▁',
+  'a▁b',
+  'def',
+  'return',
+  '{',
+  '}',
+  '==',
+  '->',
+  'ünïcödé',
+  '\u0301',
+  'x',
+];
 
 /** Deterministic texts: fragments joined in random order. */
 function texts(count: number): string[] {
   let state = 12345;
   const next = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0);
-  return Array.from({ length: count }, () => Array.from({ length: 1 + (next() % 40) }, () => FRAGMENTS[next() % FRAGMENTS.length]).join(''));
+  return Array.from({ length: count }, () =>
+    Array.from({ length: 1 + (next() % 40) }, () => FRAGMENTS[next() % FRAGMENTS.length]).join(''),
+  );
 }
 
 describe('prompt tokenizer', () => {

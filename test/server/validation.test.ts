@@ -1,13 +1,14 @@
 // The error matrix through fastify.inject: every bad input is a 4xx in OpenAI's envelope that
-// names the field; loading, overload, auth and internal faults get their statuses.
+// names the field; loading, overload, auth and internal faults get their statuses. The engine
+// is a stand-in (nothing compiled): these are the HTTP side's rules.
 import { connect } from 'node:net';
-import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { INTERNAL_ERROR_MESSAGE } from '../../server/openai/errors.ts';
 import type { ServedModel } from '../../server/served-model.ts';
+import { standInModel, type StandInModel } from '../helpers/stand-in-engine.ts';
 import { testTokens } from '../helpers/tiny-model.ts';
-import { recordEngine, startTestModel, waitFor, type TestModel } from './helpers.ts';
+import { recordEngine, waitFor } from './helpers.ts';
 
 const CHAT = '/v1/chat/completions';
 const COMPLETIONS = '/v1/completions';
@@ -22,20 +23,43 @@ interface Case {
 }
 
 const badRequests: Case[] = [
-  { name: 'temperature as a string', url: CHAT, body: { messages: user, temperature: '0.5' }, param: 'temperature', message: /expected a number, but got a string/ },
-  { name: 'temperature above 2', url: CHAT, body: { messages: user, temperature: 3 }, param: 'temperature', message: /above the maximum of 2/ },
+  {
+    name: 'temperature as a string',
+    url: CHAT,
+    body: { messages: user, temperature: '0.5' },
+    param: 'temperature',
+    message: /expected a number, but got a string/,
+  },
+  {
+    name: 'temperature above 2',
+    url: CHAT,
+    body: { messages: user, temperature: 3 },
+    param: 'temperature',
+    message: /above the maximum of 2/,
+  },
   { name: 'negative temperature', url: CHAT, body: { messages: user, temperature: -0.1 }, param: 'temperature' },
   { name: 'top_p above 1', url: CHAT, body: { messages: user, top_p: 1.5 }, param: 'top_p' },
   { name: 'fractional top_k', url: CHAT, body: { messages: user, top_k: 1.5 }, param: 'top_k', message: /integer/ },
   { name: 'min_p above 1', url: CHAT, body: { messages: user, min_p: 2 }, param: 'min_p' },
   { name: 'n of 0', url: CHAT, body: { messages: user, n: 0 }, param: 'n' },
   { name: 'max_tokens of 0', url: CHAT, body: { messages: user, max_tokens: 0 }, param: 'max_tokens' },
-  { name: 'max_completion_tokens as a string', url: CHAT, body: { messages: user, max_completion_tokens: '5' }, param: 'max_completion_tokens' },
+  {
+    name: 'max_completion_tokens as a string',
+    url: CHAT,
+    body: { messages: user, max_completion_tokens: '5' },
+    param: 'max_completion_tokens',
+  },
   { name: 'presence_penalty out of range', url: CHAT, body: { messages: user, presence_penalty: 2.5 }, param: 'presence_penalty' },
   { name: 'frequency_penalty out of range', url: CHAT, body: { messages: user, frequency_penalty: -3 }, param: 'frequency_penalty' },
   { name: 'repetition_penalty of 0', url: CHAT, body: { messages: user, repetition_penalty: 0 }, param: 'repetition_penalty' },
   { name: 'fractional seed', url: CHAT, body: { messages: user, seed: 1.5 }, param: 'seed' },
-  { name: 'a seed whose later choices pass 2^53', url: CHAT, body: { messages: user, seed: Number.MAX_SAFE_INTEGER, n: 2 }, param: 'seed', message: /seed \+ 1/ },
+  {
+    name: 'a seed whose later choices pass 2^53',
+    url: CHAT,
+    body: { messages: user, seed: Number.MAX_SAFE_INTEGER, n: 2 },
+    param: 'seed',
+    message: /seed \+ 1/,
+  },
   { name: 'top_logprobs above 20', url: CHAT, body: { messages: user, logprobs: true, top_logprobs: 21 }, param: 'top_logprobs' },
   { name: 'top_logprobs without logprobs', url: CHAT, body: { messages: user, top_logprobs: 2 }, param: 'top_logprobs' },
   { name: 'logprobs as a string', url: CHAT, body: { messages: user, logprobs: 'yes' }, param: 'logprobs' },
@@ -47,46 +71,91 @@ const badRequests: Case[] = [
   { name: 'logit_bias value above 100', url: CHAT, body: { messages: user, logit_bias: { '5': 101 } }, param: 'logit_bias[5]' },
   { name: 'stop_token_ids outside the vocabulary', url: CHAT, body: { messages: user, stop_token_ids: [32000] }, param: 'stop_token_ids' },
   { name: 'stream as a string', url: CHAT, body: { messages: user, stream: 'yes' }, param: 'stream' },
-  { name: 'include_usage as a string', url: CHAT, body: { messages: user, stream: true, stream_options: { include_usage: 1 } }, param: 'stream_options.include_usage' },
-  { name: 'missing messages', url: CHAT, body: { model: 'tiny-moe' }, param: 'messages', message: /Missing required parameter: 'messages'/ },
+  {
+    name: 'include_usage as a string',
+    url: CHAT,
+    body: { messages: user, stream: true, stream_options: { include_usage: 1 } },
+    param: 'stream_options.include_usage',
+  },
+  {
+    name: 'missing messages',
+    url: CHAT,
+    body: { model: 'tiny-moe' },
+    param: 'messages',
+    message: /Missing required parameter: 'messages'/,
+  },
   { name: 'empty messages', url: CHAT, body: { messages: [] }, param: 'messages', message: /at least 1/ },
   { name: 'messages as a string', url: CHAT, body: { messages: 'Hi' }, param: 'messages' },
-  { name: 'an unknown role', url: CHAT, body: { messages: [{ role: 'bot', content: 'x' }] }, param: 'messages[0].role', message: /"system"/ },
+  {
+    name: 'an unknown role',
+    url: CHAT,
+    body: { messages: [{ role: 'bot', content: 'x' }] },
+    param: 'messages[0].role',
+    message: /"system"/,
+  },
   { name: 'a message without content', url: CHAT, body: { messages: [{ role: 'user' }] }, param: 'messages[0].content' },
-  { name: 'an image part', url: CHAT, body: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, param: 'messages[0].content' },
+  {
+    name: 'an image part',
+    url: CHAT,
+    body: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
+    param: 'messages[0].content',
+  },
   { name: 'a body that is an array', url: CHAT, body: [1, 2], param: null, message: /JSON object/ },
-  { name: 'response_format json_object', url: CHAT, body: { messages: user, response_format: { type: 'json_object' } }, param: 'response_format' },
+  {
+    name: 'response_format json_object',
+    url: CHAT,
+    body: { messages: user, response_format: { type: 'json_object' } },
+    param: 'response_format',
+  },
   { name: 'tools', url: CHAT, body: { messages: user, tools: [{ type: 'function', function: { name: 'f' } }] }, param: 'tools' },
   { name: 'functions', url: CHAT, body: { messages: user, functions: [{ name: 'f' }] }, param: 'functions' },
   { name: 'a required tool choice', url: CHAT, body: { messages: user, tool_choice: 'required' }, param: 'tool_choice' },
   { name: 'a named function call', url: CHAT, body: { messages: user, function_call: { name: 'f' } }, param: 'function_call' },
-  { name: 'a chat prompt longer than the context', url: CHAT, body: { messages: [{ role: 'user', content: 'word '.repeat(600) }] }, param: 'messages', message: /maximum context length is 512/ },
+  {
+    name: 'a chat prompt longer than the context',
+    url: CHAT,
+    body: { messages: [{ role: 'user', content: 'word '.repeat(600) }] },
+    param: 'messages',
+    message: /maximum context length is 512/,
+  },
   { name: 'missing prompt', url: COMPLETIONS, body: { max_tokens: 3 }, param: 'prompt' },
   { name: 'an empty prompt array', url: COMPLETIONS, body: { prompt: [] }, param: 'prompt', message: /a string, an array of strings/ },
   { name: 'an empty token-id list', url: COMPLETIONS, body: { prompt: [[]] }, param: 'prompt' },
   { name: 'a fractional token id', url: COMPLETIONS, body: { prompt: [1.5] }, param: 'prompt' },
   { name: 'a negative token id', url: COMPLETIONS, body: { prompt: [-1] }, param: 'prompt' },
-  { name: 'a token id outside the vocabulary', url: COMPLETIONS, body: { prompt: [1, 32000] }, param: 'prompt', message: /outside the vocabulary/ },
+  {
+    name: 'a token id outside the vocabulary',
+    url: COMPLETIONS,
+    body: { prompt: [1, 32000] },
+    param: 'prompt',
+    message: /outside the vocabulary/,
+  },
   { name: 'too many choices', url: COMPLETIONS, body: { prompt: ['a', 'b', 'c'], n: 30 }, param: 'n' },
   { name: 'echo', url: COMPLETIONS, body: { prompt: 'a', echo: true }, param: 'echo' },
   { name: 'completion logprobs above 20', url: COMPLETIONS, body: { prompt: 'a', logprobs: 21 }, param: 'logprobs' },
-  { name: 'a completion prompt longer than the context', url: COMPLETIONS, body: { prompt: testTokens(600, 2) }, param: 'prompt', message: /context length/ },
+  {
+    name: 'a completion prompt longer than the context',
+    url: COMPLETIONS,
+    body: { prompt: testTokens(600, 2) },
+    param: 'prompt',
+    message: /context length/,
+  },
   { name: 'tokenize with neither prompt nor messages', url: '/tokenize', body: {}, param: 'prompt' },
   { name: 'detokenize outside the vocabulary', url: '/detokenize', body: { tokens: [5, 40000] }, param: 'tokens[1]' },
 ];
 
 describe('request validation and error statuses', () => {
-  let test: TestModel;
+  let test: StandInModel;
   let built: App;
 
   beforeAll(async () => {
-    test = await startTestModel();
+    test = standInModel();
     built = await buildApp({ model: test.model });
   });
 
   afterAll(async () => {
     await built?.app.close();
-    await test?.close();
+    test?.remove();
   });
 
   it.each(badRequests)('400 for $name, naming $param', async ({ url, body, param, message }) => {
@@ -101,7 +170,12 @@ describe('request validation and error statuses', () => {
   });
 
   it('400 for malformed JSON', async () => {
-    const response = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'application/json' }, payload: '{"messages": [' });
+    const response = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'application/json' },
+      payload: '{"messages": [',
+    });
     expect(response.statusCode).toBe(400);
     expect(response.json().error.type).toBe('invalid_request_error');
   });
@@ -110,6 +184,9 @@ describe('request validation and error statuses', () => {
     for (const extra of [{ max_tokens: 1e308 }, { max_completion_tokens: 2 ** 60 }, { top_k: 1e308, max_tokens: 2 }]) {
       const response = await built.app.inject({ method: 'POST', url: CHAT, payload: { messages: user, temperature: 0, ...extra } });
       expect(response.statusCode, JSON.stringify(extra)).toBe(200);
+      const handed = test.engine.requests.at(-1);
+      expect(handed?.maxTokens).toBeLessThanOrEqual(test.model.maxModelLen);
+      expect(handed?.sampling.topK).toBeLessThanOrEqual(test.model.vocabSize);
     }
   });
 
@@ -130,13 +207,28 @@ describe('request validation and error statuses', () => {
 
   it("reads a text/plain body as JSON (what fetch() sends for a string body) from the server's own pages", async () => {
     const page = { origin: 'http://localhost', host: 'localhost' };
-    const ok = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain;charset=UTF-8', ...page }, payload: JSON.stringify({ messages: user, max_tokens: 1 }) });
+    const ok = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain;charset=UTF-8', ...page },
+      payload: JSON.stringify({ messages: user, max_tokens: 1 }),
+    });
     expect(ok.statusCode).toBe(200);
-    const bad = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain', ...page }, payload: 'not json' });
+    const bad = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain', ...page },
+      payload: 'not json',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.type).toBe('invalid_request_error');
     // Without an Origin it is refused (test/server/origins.test.ts has the other cases).
-    const bare = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ messages: user, max_tokens: 1 }) });
+    const bare = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain' },
+      payload: JSON.stringify({ messages: user, max_tokens: 1 }),
+    });
     expect(bare.statusCode).toBe(415);
   });
 
@@ -180,7 +272,10 @@ describe('request validation and error statuses', () => {
     // Node's parser refuses these before fastify sees a request: a real socket is needed.
     const address = await built.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = new URL(address);
-    for (const raw of ['NOT HTTP AT ALL\r\n\r\n', 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n']) {
+    for (const raw of [
+      'NOT HTTP AT ALL\r\n\r\n',
+      'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n',
+    ]) {
       const answer = await new Promise<string>((resolve, reject) => {
         const socket = connect(Number(port), '127.0.0.1', () => socket.end(raw));
         let text = '';
@@ -189,13 +284,19 @@ describe('request validation and error statuses', () => {
         socket.on('error', reject);
       });
       expect(answer).toMatch(/^HTTP\/1\.1 400 /);
-      expect(envelope(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ type: 'invalid_request_error', code: 'malformed_request' });
+      expect(envelope(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error).toMatchObject({
+        type: 'invalid_request_error',
+        code: 'malformed_request',
+      });
     }
   });
 
   it('lists the served model and answers tokenize/detokenize', async () => {
     const models = await built.app.inject({ url: '/v1/models' });
-    expect(models.json()).toMatchObject({ object: 'list', data: [{ id: 'tiny-moe', object: 'model', created: test.model.created, owned_by: 'moe-server', max_model_len: 512 }] });
+    expect(models.json()).toMatchObject({
+      object: 'list',
+      data: [{ id: 'tiny-moe', object: 'model', created: test.model.created, owned_by: 'moe-server', max_model_len: 512 }],
+    });
     // The family fields: DeepSeekMoE tiny preset, 8 routed experts top-2 and 2 shared of 32.
     expect(models.json().data[0]).toMatchObject({
       family: 'deepseek',
@@ -211,7 +312,9 @@ describe('request validation and error statuses', () => {
     const tokenized = (await built.app.inject({ method: 'POST', url: '/tokenize', payload: { prompt: 'Hello world' } })).json();
     expect(tokenized).toMatchObject({ count: tokenized.tokens.length, max_model_len: 512 });
     expect(tokenized.tokens[0]).toBe(1);
-    const plain = (await built.app.inject({ method: 'POST', url: '/tokenize', payload: { prompt: 'Hello world', add_special_tokens: false } })).json();
+    const plain = (
+      await built.app.inject({ method: 'POST', url: '/tokenize', payload: { prompt: 'Hello world', add_special_tokens: false } })
+    ).json();
     expect(plain.tokens).toEqual(tokenized.tokens.slice(1));
     const text = (await built.app.inject({ method: 'POST', url: '/detokenize', payload: { tokens: tokenized.tokens } })).json();
     expect(text).toEqual({ prompt: 'Hello world' });
@@ -219,7 +322,11 @@ describe('request validation and error statuses', () => {
 
   it('413 for a body over --max-body-bytes', async () => {
     const small = await buildApp({ model: test.model, maxBodyBytes: 2048 });
-    const response = await small.app.inject({ method: 'POST', url: CHAT, payload: { messages: [{ role: 'user', content: 'x'.repeat(4000) }] } });
+    const response = await small.app.inject({
+      method: 'POST',
+      url: CHAT,
+      payload: { messages: [{ role: 'user', content: 'x'.repeat(4000) }] },
+    });
     expect(response.statusCode).toBe(413);
     expect(response.json().error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large' });
     await small.app.close();
@@ -227,7 +334,8 @@ describe('request validation and error statuses', () => {
 
   it('401 without a configured API key; any configured key works; /health stays open', async () => {
     const keyed = await buildApp({ model: test.model, apiKeys: ['key-one', 'key-two'] });
-    const post = (headers: Record<string, string>) => keyed.app.inject({ method: 'POST', url: CHAT, headers, payload: { messages: user, max_tokens: 1 } });
+    const post = (headers: Record<string, string>) =>
+      keyed.app.inject({ method: 'POST', url: CHAT, headers, payload: { messages: user, max_tokens: 1 } });
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'key-one' }] as Array<Record<string, string>>) {
       const response = await post(headers);
       expect(response.statusCode).toBe(401);
@@ -286,23 +394,25 @@ describe('request validation and error statuses', () => {
     await faulty.app.close();
   });
 
-  // Last: it stops this file's engine.
+  // Last: it stops this file's engine. (test/engine/engine-client.test.ts checks that a real
+  // worker's exit ends its requests the same way.)
   it('ends a stream with one error event when the engine dies mid-stream, then answers 503', async () => {
     const recorder = recordEngine(test.model);
-    const streaming = built.app.inject({ method: 'POST', url: COMPLETIONS, payload: { prompt: 'a', max_tokens: 400, ignore_eos: true, stream: true } });
+    const streaming = built.app.inject({
+      method: 'POST',
+      url: COMPLETIONS,
+      payload: { prompt: 'a', max_tokens: 400, ignore_eos: true, stream: true },
+    });
     await waitFor(() => recorder.tokens() >= 3);
-    // The worker stops without close() (which is a shutdown, ending streams with shutting_down),
-    // as a crash would. Not terminate(): killing the thread inside ONNX Runtime aborts the process.
-    const { worker } = test.model.engine as unknown as { worker: Worker };
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.postMessage({ type: 'shutdown' });
-    await exited;
+    test.engine.crash();
     const events = (await streaming).body.split('\n\n').filter(Boolean);
     recorder.stop();
     expect(events.length).toBeGreaterThan(1);
     expect(JSON.parse(events[0].slice('data: '.length)).object).toBe('text_completion');
     const last = events[events.length - 1];
-    expect(JSON.parse(last.slice('data: '.length))).toEqual({ error: { message: INTERNAL_ERROR_MESSAGE, type: 'server_error', param: null, code: null } });
+    expect(JSON.parse(last.slice('data: '.length))).toEqual({
+      error: { message: INTERNAL_ERROR_MESSAGE, type: 'server_error', param: null, code: null },
+    });
     const health = await built.app.inject({ url: '/health' });
     expect(health.statusCode).toBe(503);
     expect(health.json().error.code).toBe('engine_stopped');

@@ -11,7 +11,10 @@ interface ServerEvent {
   delta?: string;
   status?: string;
   logprobs?: unknown;
-  response?: { choices: Array<{ index: number; text?: string; message?: { content: string }; finish_reason: string | null }>; usage: { completion_tokens: number } };
+  response?: {
+    choices: Array<{ index: number; text?: string; message?: { content: string }; finish_reason: string | null }>;
+    usage: { completion_tokens: number };
+  };
   error?: { message: string; type: string; param: string | null; code: string | null };
 }
 
@@ -68,7 +71,12 @@ describe('WebSocket streaming', () => {
   it('runs several requests at once on one socket, each event tagged with its id', async () => {
     const ws = await WsTestClient.open(wsUrl());
     ws.send({ type: 'response.create', id: 'chat-1', request: { messages, max_tokens: 8, temperature: 0 } });
-    ws.send({ type: 'response.create', id: 'text-2', endpoint: 'completions', request: { prompt: 'Once upon', max_tokens: 6, temperature: 0, logprobs: 1 } });
+    ws.send({
+      type: 'response.create',
+      id: 'text-2',
+      endpoint: 'completions',
+      request: { prompt: 'Once upon', max_tokens: 6, temperature: 0, logprobs: 1 },
+    });
     ws.send({ type: 'response.create', id: 'many-3', request: { messages, max_tokens: 5, n: 2, seed: 3 } });
     const [chat, text, many] = await Promise.all(['chat-1', 'text-2', 'many-3'].map((id) => ws.end(id)));
 
@@ -76,7 +84,9 @@ describe('WebSocket streaming', () => {
     expect(chat.response?.usage.completion_tokens).toBe(8);
     expect(ws.deltas('chat-1')).toBe(chat.response?.choices[0].message?.content);
     const created = ws.events.find((e) => e.id === 'chat-1' && e.type === 'response.created');
-    expect(ws.events.indexOf(created as ServerEvent)).toBeLessThan(ws.events.findIndex((e) => e.id === 'chat-1' && e.type === 'response.output_text.delta'));
+    expect(ws.events.indexOf(created as ServerEvent)).toBeLessThan(
+      ws.events.findIndex((e) => e.id === 'chat-1' && e.type === 'response.output_text.delta'),
+    );
 
     expect(ws.deltas('text-2')).toBe(text.response?.choices[0].text);
     const textDelta = ws.events.find((e) => e.id === 'text-2' && e.type === 'response.output_text.delta');
@@ -86,7 +96,12 @@ describe('WebSocket streaming', () => {
     expect(ws.deltas('many-3', 1)).toBe(many.response?.choices[1].message?.content);
 
     // The same request over HTTP gives the same greedy text.
-    const http = await openaiClient(served.server).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 8, temperature: 0 });
+    const http = await openaiClient(served.server).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Tell me a story.' }],
+      max_tokens: 8,
+      temperature: 0,
+    });
     expect(http.choices[0].message.content).toBe(ws.deltas('chat-1'));
     ws.socket.close();
   });

@@ -1,0 +1,197 @@
+// The serving engine's one boundary: what the HTTP side, the CLI, metrics and tests may know
+// of the engine. The engine runs in a worker thread (ONNX Runtime's run() blocks its thread);
+// EngineClient (client.ts) implements `Engine` over that worker and is what starts one; tests
+// can put a stand-in in its place. Outside server/engine, only this file and client.ts are
+// imported.
+import type { WeightPrecision } from '../../graphs/ops/linear.ts';
+import type { SessionSettings } from '../../kernels/session.ts';
+import type { ExpertPlacement } from '../../models/compile.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+
+export interface SamplingParams {
+  /** 0 (below the sampler's GREEDY_TEMPERATURE) = greedy. */
+  temperature: number;
+  /** 0 = off. */
+  topK: number;
+  /** 1 = off. */
+  topP: number;
+  /** 0 = off. */
+  minP: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** 1 = off. */
+  repetitionPenalty: number;
+  logitBias: Map<number, number> | null;
+}
+
+/** Plain sampling at temperature 1 with every filter and penalty off. Frozen: spread it. */
+export const defaultSamplingParams: SamplingParams = Object.freeze({
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repetitionPenalty: 1,
+  logitBias: null,
+});
+
+export interface GenerationParams {
+  maxTokens: number;
+  sampling: SamplingParams;
+  /** Same seed and prompt give the same tokens; null draws a fresh seed. */
+  seed: number | null;
+  /** Tokens that end generation (EOS and any extra stop ids). */
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  /** Return the chosen token's logprob and this many alternatives; null for none. */
+  topLogprobs: number | null;
+  /** Strings that end generation; they and anything after them are never emitted. */
+  stopStrings?: readonly string[];
+}
+
+/** One sequence to generate. */
+export interface GenerationRequest extends GenerationParams {
+  /** Text is tokenised with the tokenizer's special tokens (BOS); ids are used as given. */
+  prompt: string | number[];
+  /** Also yield this sequence's rows of each step's routing ('routed' events). */
+  routedExperts?: boolean;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  top: Array<{ token: number; logprob: number }>;
+}
+
+/** What happens to one sequence, in order: accepted, then routed/token events, then finished; or an error at any point. */
+export type GenerationEvent =
+  | { type: 'accepted'; promptTokens: number }
+  | { type: 'token'; token: number; text: string; logprob: TokenLogprob | null }
+  /**
+   * The sequence's tokens in one step, at positions start.. (a recomputed sequence runs some
+   * again); per MoE layer [numTokens * topK] expert ids. Only for requests with routedExperts.
+   */
+  | { type: 'routed'; start: number; numTokens: number; expertIds: Int32Array[] }
+  | {
+      type: 'finished';
+      finishReason: FinishReason;
+      /** Text held back by the detokenizer (an incomplete character at the very end). */
+      text: string;
+      promptTokens: number;
+      completionTokens: number;
+      prefillMs: number;
+      decodeMs: number;
+      queueMs: number;
+    }
+  /** kind 'shutdown': the server stopped the engine on purpose, not a fault. */
+  | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' | 'shutdown' };
+
+/** The engine's state after a step, for /health, metrics and the load benchmark. */
+export interface EngineStats {
+  numRunning: number;
+  numWaiting: number;
+  kvBlocksUsed: number;
+  kvBlocksTotal: number;
+  kvBlockSize: number;
+  /** Cumulative counts since start. */
+  numPreemptions: number;
+  prefixCacheQueryTokens: number;
+  prefixCacheHitTokens: number;
+}
+
+/** One model step: its duration, its tokens, and every routing decision it made. */
+export interface StepReport {
+  elapsedMs: number;
+  numTokens: number;
+  /** The step's token rows by sequence, in row order; `start` = position of its first token. */
+  sequences: Array<{ seqId: string; start: number; numTokens: number }>;
+  /** Decoder layer index of each MoE layer, in layer order. */
+  moeLayers: number[];
+  /** Per MoE layer: [numTokens * topK] chosen expert ids, token-major (rows as in `sequences`). */
+  expertIds: Int32Array[];
+}
+
+/** Continuous batching limits (scheduler.ts). */
+export interface SchedulerLimits {
+  /** Most sequences in the running set. */
+  maxNumSeqs: number;
+  /** Most tokens (decodes plus prefill chunks) in one model step. */
+  maxBatchTokens: number;
+}
+
+export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256 };
+
+/** How big the KV cache pool is (kv-cache-plan.ts sizes it). */
+export interface KvCacheSettings {
+  /** Tokens the pool holds in total; overrides memoryMib when set. */
+  numTokens?: number;
+  /** Memory budget for the pool in MiB (fp32 keys and values of every layer). */
+  memoryMib: number;
+  blockSize: number;
+}
+
+export const DEFAULT_KV_CACHE: KvCacheSettings = { memoryMib: 1024, blockSize: 16 };
+
+export interface KvCachePlan {
+  numBlocks: number;
+  blockSize: number;
+  /** numBlocks * blockSize */
+  numTokens: number;
+  bytesPerToken: number;
+}
+
+export interface EngineOptions {
+  modelDir: string;
+  weights: WeightPrecision;
+  cacheDir?: string;
+  session: SessionSettings;
+  /** Tensor-parallel shards (threads) for the MLPs and LM head; see defaultTensorParallel(). */
+  tensorParallel: number;
+  /** Routed experts split across the shards or replicated on each; default 'auto'. */
+  expertPlacement?: ExpertPlacement | 'auto';
+  /** Longest sequence (prompt + output) served; defaults to the model's max_position_embeddings. */
+  maxModelLen?: number;
+  /** Default DEFAULT_KV_CACHE. */
+  kvCache?: KvCacheSettings;
+  /** Default DEFAULT_SCHEDULER_LIMITS. */
+  scheduler?: SchedulerLimits;
+}
+
+export interface ModelInfo {
+  spec: ModelSpec;
+  /** Longest prompt + output: the configured limit, the model's and the KV cache's, whichever is least. */
+  maxModelLen: number;
+  kvCache: KvCachePlan;
+  scheduler: SchedulerLimits;
+  compiledDir: string;
+  reusedCompile: boolean;
+  loadMs: number;
+}
+
+/** Sees every request's events (metrics, tests); `requestId` is the engine's id for the request. */
+export type GenerationObserver = (requestId: string, event: GenerationEvent) => void;
+
+/** Sees every model step, its routing included: metrics, tests. */
+export type StepObserver = (report: StepReport) => void;
+
+export interface Engine {
+  readonly info: ModelInfo;
+  /** False once the engine has stopped (shut down or failed): every later request fails at once. */
+  readonly isRunning: boolean;
+  /** Requests whose events are still awaited. */
+  readonly numInFlight: number;
+  /** The engine's queues and cache as of its last step. */
+  readonly stats: EngineStats;
+  /**
+   * Streams one sequence's events; it ends after 'finished' or 'error'. Aborting the signal
+   * cancels it (its cache is freed at the next step boundary), as does leaving the loop early.
+   */
+  generate(request: GenerationRequest, signal?: AbortSignal): AsyncGenerator<GenerationEvent>;
+  observe(observer: GenerationObserver): () => void;
+  observeSteps(observer: StepObserver): () => void;
+  /** Stops the engine; requests still running end with a 'shutdown' error. */
+  close(): Promise<void>;
+}
