@@ -4,6 +4,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS } from './engine/api.ts';
+import { normalizeOrigin } from './origins.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -19,6 +20,8 @@ export interface ServerConfig {
   port: number;
   /** Accepted bearer tokens; empty = no authentication. */
   apiKeys: string[];
+  /** Web origins whose pages may call the server besides its own ('*': any); empty = none. */
+  allowedOrigins: string[];
   /** Requests admitted at once (generating or waiting); more get 429. */
   maxQueue: number;
   maxBodyBytes: number;
@@ -101,6 +104,17 @@ function apiKeys(raw: string, source: string): string[] {
   return keys;
 }
 
+function origins(raw: string, source: string): string[] {
+  return raw.split(',').map((entry) => {
+    const origin = normalizeOrigin(entry.trim());
+    if (origin === null)
+      throw new ConfigValueError(
+        `${source} has "${entry.trim()}", which is not a web origin: scheme://host[:port] without a path (or * for any)`,
+      );
+    return origin;
+  });
+}
+
 export const SETTINGS: Settings = {
   model: {
     flag: 'model',
@@ -156,6 +170,16 @@ export const SETTINGS: Settings = {
     list: true,
     defaultText: 'none (no authentication)',
     help: 'Accepted API key (Authorization: Bearer KEY). Repeat the flag for several; the variable takes a comma-separated list.',
+  },
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    env: 'MOE_SERVER_ALLOWED_ORIGINS',
+    metavar: 'ORIGIN',
+    defaultValue: [],
+    parse: origins,
+    list: true,
+    defaultText: "none (only the server's own pages)",
+    help: 'Web origins (scheme://host[:port]) whose pages may call the server, with CORS; * allows any. Requests that carry another Origin header are refused with 403; clients that send none (curl, SDKs) are unaffected. Repeat the flag or give a comma-separated list.',
   },
   maxQueue: {
     flag: 'max-queue',

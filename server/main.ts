@@ -39,6 +39,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   const { app } = await buildApp({
     model: pending,
     apiKeys: config.apiKeys,
+    allowedOrigins: config.allowedOrigins,
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,
@@ -94,7 +95,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
 }
 
 /** How long streams cancelled at the end of the grace period get to write their last event. */
-const FLUSH_MS = 1000;
+export const FLUSH_MS = 1000;
 
 /** Resolves once the engine has no request in flight (polled: shutdown only). */
 async function engineIdle(model: ServedModel): Promise<'idle'> {

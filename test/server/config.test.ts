@@ -12,6 +12,7 @@ describe('server configuration', () => {
       host: '127.0.0.1',
       port: 8000,
       apiKeys: [],
+      allowedOrigins: [],
       maxQueue: 256,
       maxBodyBytes: 4 * 1024 * 1024,
       servedModelName: null,
@@ -49,6 +50,17 @@ describe('server configuration', () => {
     expect(resolveConfig({ 'expert-metrics': 'all' }, metricsEnv)).toMatchObject({ expertMetrics: 'all' });
     const flagged = resolveConfig({ port: '9100', 'api-key': ['a', 'b'], 'served-model-name': 'moe' }, env);
     expect(flagged).toMatchObject({ port: 9100, apiKeys: ['a', 'b'], servedModelName: 'moe', model: '/models/a' });
+  });
+
+  it('reads --allowed-origins and MOE_SERVER_ALLOWED_ORIGINS as web origins', () => {
+    const env = { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example, http://LOCALHOST:3000/' };
+    expect(resolveConfig({}, env).allowedOrigins).toEqual(['https://app.example', 'http://localhost:3000']);
+    expect(resolveConfig({ 'allowed-origins': ['*', 'http://[::1]:8080'] }, env).allowedOrigins).toEqual(['*', 'http://[::1]:8080']);
+    expect(() => resolveConfig({}, { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example/chat' })).toThrow(
+      /MOE_SERVER_ALLOWED_ORIGINS has "https:\/\/app.example\/chat", which is not a web origin/,
+    );
+    expect(() => resolveConfig({ 'allowed-origins': 'app.example' }, {})).toThrow(/--allowed-origins has "app.example"/);
+    expect(() => resolveConfig({ 'allowed-origins': 'https://a.example,' }, {})).toThrow(/--allowed-origins has ""/);
   });
 
   it('refuses bad values, naming the flag or variable', () => {
