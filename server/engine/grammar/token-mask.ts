@@ -23,6 +23,11 @@ export function applyTokenBitmask(logits: Float32Array, bitmask: Int32Array): vo
     if (bits === -1) continue; // all 32 allowed: the common case inside free text
     const base = word << 5;
     const end = Math.min(base + 32, numTokens);
+    if (bits === 0) {
+      // all 32 refused: the common case inside JSON, where a few hundred tokens fit
+      for (let id = base; id < end; id++) logits[id] = -Infinity;
+      continue;
+    }
     for (let id = base; id < end; id++) {
       if (((bits >>> (id - base)) & 1) === 0) logits[id] = -Infinity;
     }
