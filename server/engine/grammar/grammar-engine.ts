@@ -6,7 +6,16 @@ import type { CompiledGrammar, GrammarCompiler, TokenizerInfo } from '@mlc-ai/we
 import { choiceGrammar, GrammarCompileError, grammarSpecKey, type GrammarSpec } from './grammar-spec.ts';
 import type { GrammarVocabulary } from './grammar-vocabulary.ts';
 import { SequenceGrammar } from './sequence-grammar.ts';
-import { initXGrammar, withXGrammarErrors, XGrammarError, type XGrammarModule } from './xgrammar-loader.ts';
+import { initXGrammar, startXGrammar, withXGrammarErrors, XGrammarError, type XGrammarModule } from './xgrammar-loader.ts';
+
+/** A throwaway xgrammar instance with a tiny vocabulary, where untrusted grammars compile first. */
+interface Probe {
+  info: TokenizerInfo;
+  compiler: GrammarCompiler;
+}
+
+/** Printable ASCII plus a stop token: enough for any grammar to compile against. */
+const PROBE_VOCABULARY = [...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)), '\n', '</s>'];
 
 export interface GrammarEngineOptions {
   vocabulary: GrammarVocabulary;
@@ -34,6 +43,7 @@ export class GrammarEngine {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly maxCachedGrammars: number;
   private readonly maxJsonWhitespace: number | undefined;
+  private probe: Promise<Probe> | null = null;
 
   private constructor(
     private readonly xgrammar: XGrammarModule,
@@ -98,6 +108,8 @@ export class GrammarEngine {
   }
 
   dispose(): void {
+    this.probe?.then((p) => [p.compiler, p.info].forEach((o) => o.dispose()), () => {});
+    this.probe = null;
     for (const compiled of this.cache.values()) compiled.then((g) => g.dispose(), () => {});
     this.cache.clear();
     this.compiler.dispose();
@@ -119,17 +131,33 @@ export class GrammarEngine {
     }
   }
 
+  /**
+   * Compiles in the probe first: a rejected grammar aborts inside xgrammar and leaks its
+   * WebAssembly stack (a few dozen rejections break an instance), so rejections must never
+   * reach the model's instance. A probe that rejected something is dropped and replaced.
+   */
   private async compileUncached(spec: GrammarSpec): Promise<CompiledGrammar> {
+    const probe = await (this.probe ??= this.startProbe());
     try {
-      return await withXGrammarErrors(() => this.compileWithXGrammar(spec));
+      (await withXGrammarErrors(() => this.compileWith(probe.compiler, spec))).dispose();
     } catch (err) {
-      if (err instanceof GrammarCompileError) throw err;
-      throw new GrammarCompileError(spec.type, err instanceof XGrammarError ? err.reason : String(err));
+      this.probe = null; // its stack is spent; the garbage collector takes the instance
+      throw compileError(spec, err);
+    }
+    try {
+      return await withXGrammarErrors(() => this.compileWith(this.compiler, spec));
+    } catch (err) {
+      throw compileError(spec, err);
     }
   }
 
-  private compileWithXGrammar(spec: GrammarSpec): Promise<CompiledGrammar> {
-    const c = this.compiler;
+  private async startProbe(): Promise<Probe> {
+    const xgrammar = await startXGrammar();
+    const info = await xgrammar.TokenizerInfo.createTokenizerInfo(PROBE_VOCABULARY, 'raw', false, PROBE_VOCABULARY.length, [PROBE_VOCABULARY.length - 1]);
+    return { info, compiler: await xgrammar.GrammarCompiler.createGrammarCompiler(info, false) };
+  }
+
+  private compileWith(c: GrammarCompiler, spec: GrammarSpec): Promise<CompiledGrammar> {
     switch (spec.type) {
       case 'json_object':
         // Any object: the schema {"type": "object"} in non-strict mode (strict would allow only {}).
@@ -150,4 +178,9 @@ export class GrammarEngine {
         return c.compileStructuralTag(spec.structuralTag);
     }
   }
+}
+
+function compileError(spec: GrammarSpec, err: unknown): GrammarCompileError {
+  if (err instanceof GrammarCompileError) return err;
+  return new GrammarCompileError(spec.type, err instanceof XGrammarError ? err.reason : String(err));
 }

@@ -26,7 +26,7 @@ interface ModuleStatics {
   _nodeModulePaths(dir: string): string[];
 }
 
-let loaded: XGrammarModule | null = null;
+let source: { path: string; text: string } | null = null;
 let initialised: Promise<XGrammarModule> | null = null;
 /** Where xgrammar's stderr lines go while a call is being watched; null: to console.error. */
 let stderrSink: ((line: string) => void) | null = null;
@@ -38,25 +38,27 @@ function isXGrammarModule(value: unknown): value is XGrammarModule {
 }
 
 /**
- * The xgrammar module, loaded once per thread (each worker thread gets its own WebAssembly
- * instance; its objects cannot cross threads). Throws when the package is missing or changed
- * shape, naming the file.
+ * A new, independent copy of the xgrammar module: its own bundle evaluation and so, once
+ * started, its own WebAssembly instance (objects of one cannot be used with another, nor
+ * across threads). Throws when the package is missing or changed shape, naming the file.
  */
 export function loadXGrammar(): XGrammarModule {
-  if (loaded !== null) return loaded;
-  const path = createRequire(import.meta.url).resolve('@mlc-ai/web-xgrammar');
+  if (source === null) {
+    const path = createRequire(import.meta.url).resolve('@mlc-ai/web-xgrammar');
+    source = { path, text: readFileSync(path, 'utf8') };
+  }
+  const { path, text } = source;
   const module = new Module(path) as unknown as CompilableModule;
   module.filename = path;
   module.paths = (Module as unknown as ModuleStatics)._nodeModulePaths(dirname(path));
   if (typeof module._compile !== 'function') {
     throw new Error(`cannot load ${path}: this Node has no CommonJS Module#_compile`);
   }
-  module._compile(readFileSync(path, 'utf8'), path);
+  module._compile(text, path);
   if (!isXGrammarModule(module.exports)) {
     throw new Error(`${path} did not export xgrammar's TokenizerInfo, GrammarCompiler and GrammarMatcher`);
   }
-  loaded = module.exports;
-  return loaded;
+  return module.exports;
 }
 
 /**
@@ -66,7 +68,18 @@ export function loadXGrammar(): XGrammarModule {
  * aborts the call with a bare "Aborted()") can then be caught by withXGrammarErrors.
  */
 export function initXGrammar(): Promise<XGrammarModule> {
-  initialised ??= (async () => {
+  initialised ??= startXGrammar();
+  return initialised;
+}
+
+/**
+ * A fresh started instance, apart from the shared one. Why: a grammar xgrammar rejects
+ * aborts the call without unwinding its WebAssembly stack, so every rejection leaks stack;
+ * after a few dozen the instance fails or hangs. Untrusted grammars are therefore compiled
+ * first in a throwaway instance (see GrammarEngine), which is replaced once it has failed.
+ */
+export function startXGrammar(): Promise<XGrammarModule> {
+  return (async () => {
     const xgrammar = loadXGrammar();
     const original = console.error;
     const forwarder = (...args: unknown[]): void => {
@@ -81,7 +94,6 @@ export function initXGrammar(): Promise<XGrammarModule> {
     }
     return xgrammar;
   })();
-  return initialised;
 }
 
 /** A call into xgrammar failed; reason is what xgrammar printed (its message otherwise). */
@@ -107,7 +119,8 @@ export async function withXGrammarErrors<T>(run: () => Promise<T>): Promise<T> {
     return await run();
   } catch (err) {
     const fatal = lines.find((line) => line.startsWith('[FATAL]'));
-    const reason = fatal?.replace(FATAL_PREFIX, '').trim() ?? (err instanceof Error ? err.message : String(err));
+    // Without a [FATAL] line the bundle threw a C++ exception: a bare pointer, no words.
+    const reason = fatal?.replace(FATAL_PREFIX, '').trim() ?? (err instanceof Error ? err.message : 'xgrammar rejected it');
     throw new XGrammarError(reason);
   } finally {
     stderrSink = null;

@@ -184,3 +184,22 @@ describe('grammar engine specs, errors, cache and rollback (Qwen3)', () => {
     grammar.dispose();
   });
 });
+
+describe('grammar engine under many rejected grammars', () => {
+  it('keeps compiling and matching after more rejections than one xgrammar instance survives', async () => {
+    // A rejection aborts inside xgrammar without unwinding its stack; about 35 used to leave
+    // an instance hanging. Rejections happen in a throwaway probe instance instead.
+    const vocabulary = grammarVocabularyFromTokenizerJson({ model: { type: 'BPE', vocab: { '{': 0, '}': 1, '"': 2, a: 3, ':': 4, '</s>': 5 } } });
+    const engine = await GrammarEngine.create({ vocabulary, logitsSize: 6, stopTokenIds: [5] });
+    for (let i = 0; i < 45; i++) {
+      const spec: GrammarSpec = i % 2 === 0 ? { type: 'json_schema', schema: { type: 'objec', title: `t${i}` } } : { type: 'grammar', grammar: `root ::= "a" | (${i}` };
+      await expect(engine.compile(spec)).rejects.toBeInstanceOf(GrammarCompileError);
+    }
+    const grammar = await engine.createSequenceGrammar({ type: 'json_object' });
+    for (const token of [0, 1]) expect(grammar.acceptToken(token)).toBe(true);
+    await grammar.fillNextTokenMask();
+    expect(grammar.allowedStopTokens()).toEqual([5]);
+    grammar.dispose();
+    engine.dispose();
+  });
+});
