@@ -179,7 +179,10 @@ export const SETTINGS: Settings = {
     parse: origins,
     list: true,
     defaultText: "none (only the server's own pages)",
-    help: 'Web origins (scheme://host[:port]) whose pages may call the server, with CORS; * allows any. Requests that carry another Origin header are refused with 403; clients that send none (curl, SDKs) are unaffected. Repeat the flag or give a comma-separated list.',
+    help:
+      'Web origins (scheme://host[:port]) whose pages may call the server, with CORS; * allows any. Requests that carry another ' +
+      'Origin header are refused with 403; clients that send none (curl, SDKs) are unaffected. Repeat the flag or give a ' +
+      'comma-separated list.',
   },
   maxQueue: {
     flag: 'max-queue',

@@ -43,7 +43,9 @@ function originVerdict(request: FastifyRequest, allowed: ReadonlySet<string>): O
 }
 
 function foreignOrigin(origin: string): ApiError {
-  const message = `Requests from the web origin ${JSON.stringify(origin)} are not allowed. Start the server with --allowed-origins ${origin} (or MOE_SERVER_ALLOWED_ORIGINS) to let pages there call it.`;
+  const message =
+    `Requests from the web origin ${JSON.stringify(origin)} are not allowed. Start the server with --allowed-origins ` +
+    `${origin} (or MOE_SERVER_ALLOWED_ORIGINS) to let pages there call it.`;
   return new ApiError(403, message, 'invalid_request_error', null, 'origin_not_allowed');
 }
 

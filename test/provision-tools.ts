@@ -25,7 +25,8 @@ function run(command: string[]): boolean {
 function fail(missing: readonly SystemTool[], why: string): never {
   const names = missing.map((t) => `${t.name} (${t.path})`).join(', ');
   console.error(
-    `npm test: the integration tests need ${names}, ${missing.length === 1 ? 'which is' : 'which are'} missing ${why}; ${installHint(missing)}.`,
+    `npm test: the integration tests need ${names}, ${missing.length === 1 ? 'which is' : 'which are'} missing ${why}; ` +
+      `${installHint(missing)}.`,
   );
   process.exit(1);
 }

@@ -32,7 +32,10 @@ export function missingTools(): SystemTool[] {
 export function installHint(missing: readonly SystemTool[]): string {
   const packages = [...new Set(missing.map((t) => t.debianPackage))].join(' ');
   const vars = missing.map((t) => t.env).join(', ');
-  return `install Debian's ${packages} (as root: apt-get install ${packages}) or set ${vars} to ${missing.length === 1 ? "the program's path" : 'their paths'}`;
+  return (
+    `install Debian's ${packages} (as root: apt-get install ${packages}) or set ${vars} to ` +
+    `${missing.length === 1 ? "the program's path" : 'their paths'}`
+  );
 }
 
 /** The tool's path, or an error saying how to get it. */
