@@ -43,3 +43,20 @@ export function resolveCudaPrecision(spec: ModelSpec, weights: WeightPrecision):
     notes: [`routed experts run as float16 MoE, not 4-bit QMoE: ${problems.join('; ')}`],
   };
 }
+
+/**
+ * The fused plan on the CPU provider (tests, benchmarks): float32 activations; 4-bit experts
+ * and projections for --weights int4, with MatMulNBits' fast int8-activation kernels.
+ */
+export function cpuFusedPrecision(weights: WeightPrecision): BlockPrecision {
+  return weights === 'int4'
+    ? { activations: 'float32', experts: { kind: 'int4', blockSize: 32 }, projections: 'int4', int4AccuracyLevel: 4 }
+    : { activations: 'float32', experts: { kind: 'float' }, projections: 'float' };
+}
+
+/** In words, for logs and /v1/models. */
+export function describePrecision(p: BlockPrecision): string {
+  const experts = p.experts.kind === 'int4' ? `4-bit QMoE (blocks of ${p.experts.blockSize})` : `${p.activations} MoE`;
+  const projections = p.projections === 'int4' ? '4-bit MatMulNBits' : `${p.activations} weights`;
+  return `routed experts ${experts}, shared/dense MLP and attention projections ${projections}, ${p.activations} expert activations, float32 router and residual`;
+}
