@@ -26,11 +26,11 @@ export const PRECISIONS = {
 export async function openDeviceRunner(
   model: TinyModel,
   precision: BlockPrecision,
-  provider: ExecutionProvider = 'cpu',
+  device: { provider: ExecutionProvider; deviceId?: number } = { provider: 'cpu' },
   blockSize = 16,
 ): Promise<OpenedDeviceRunner> {
   const compiled = compileDeviceModel({ modelDir: model.dir, precision, cacheDir: model.cacheDir });
-  const sessions = await openDeviceSessions(compiled, { provider, intraOpThreads: 1 });
+  const sessions = await openDeviceSessions(compiled, { ...device, intraOpThreads: 1 });
   const { maxPositions } = compiled.manifest.spec;
   const numBlocks = Math.ceil((8 * maxPositions) / blockSize);
   const blocks = new BlockManager(numBlocks, blockSize);
