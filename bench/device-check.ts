@@ -1,0 +1,220 @@
+// The GPU check's measurements (bench/gpu-check.sh runs this): the fixed cost of one ONNX
+// Runtime call on the device against the CPU, and batch-1/8/32 decode of the fused plan on a
+// DeepSeek-V2-Lite-shaped synthetic model at int4, with the graph calls per step of each plan.
+//   node --import tsx bench/device-check.ts [--device cuda:0|cpu] [--layers 4] [--batches 1,8,32]
+//        [--decode-steps 16] [--prompt-tokens 16] [--overrides FILE | --model DIR] [--cache-dir DIR] [--json FILE]
+// The shape is a parameter: --layers sets the V2-Lite shape's depth; --overrides FILE takes a JSON
+// object of config.json keys over the deepseek_v2 preset instead (e.g. a real-scale preset);
+// --model DIR serves an existing checkpoint. --device cpu runs the same steps on the CPU provider
+// (a dry run of the script, with a small shape).
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
+import { checkCudaProvider } from '../kernels/cuda-provider.ts';
+import { GraphSession, ort, type SessionSettings } from '../kernels/session.ts';
+import { compileDeviceModel } from '../models/compile-device.ts';
+import { defaultCacheDir } from '../models/compile.ts';
+import { loadModelSpec } from '../models/registry.ts';
+import { ensureSyntheticCheckpoint } from '../models/synthetic.ts';
+import { deepseekV2LiteOverrides } from '../models/synthetic-device-presets.ts';
+import { cpuFusedPrecision, describePrecision, resolveCudaPrecision } from '../runtime/device/device-plan.ts';
+import { DeviceRunner } from '../runtime/device/device-runner.ts';
+import { openDeviceSessions } from '../runtime/device/device-sessions.ts';
+import { decodeGraphCalls } from '../runtime/device/graph-calls.ts';
+import { parseDevice } from '../server/config.ts';
+import { BlockManager, SequenceBlocks } from '../server/engine/block-manager.ts';
+import { progressPrinter } from '../server/progress.ts';
+import { median, printTable } from './table.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    device: { type: 'string', default: 'cuda:0' },
+    layers: { type: 'string', default: '4' },
+    batches: { type: 'string', default: '1,8,32' },
+    'decode-steps': { type: 'string', default: '16' },
+    'prompt-tokens': { type: 'string', default: '16' },
+    overrides: { type: 'string' },
+    model: { type: 'string' },
+    'cache-dir': { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+const device = parseDevice(String(args.device), '--device');
+const cuda = device.kind === 'cuda';
+const settings: SessionSettings = cuda
+  ? { provider: 'cuda', deviceId: device.id, intraOpThreads: 1 }
+  : { provider: 'cpu', intraOpThreads: 0 };
+const batches = String(args.batches).split(',').map(Number);
+const decodeSteps = Number(args['decode-steps']);
+const promptTokens = Number(args['prompt-tokens']);
+const cacheDir = args['cache-dir'] ?? join(defaultCacheDir(), 'device-check');
+const results: Record<string, unknown> = { device: args.device, date: new Date().toISOString() };
+/** DeepSeek-V2-Lite's depth, to scale a shallower run's per-layer time to. */
+const FULL_DEPTH = 27;
+
+/** Median microseconds per call of a one-node graph (256 floats in and out), after warm-up. */
+function callOverheadUs(where: SessionSettings): number {
+  const dir = mkdtempSync(join(tmpdir(), 'moe-overhead-'));
+  try {
+    const b = new GraphBuilder('overhead');
+    b.output(b.op('Add', [b.input('x', 'float32', [1, 256]), b.constFloat(1)]), 'y', 'float32', [1, 256]);
+    writeFileSync(join(dir, 'add.onnx'), b.toBytes());
+    const session = new GraphSession(join(dir, 'add.onnx'), where);
+    const feeds = { x: new ort.Tensor('float32', new Float32Array(256), [1, 256]) };
+    for (let i = 0; i < 200; i++) session.run(feeds);
+    const times: number[] = [];
+    for (let round = 0; round < 20; round++) {
+      const start = performance.now();
+      for (let i = 0; i < 100; i++) session.run(feeds);
+      times.push(((performance.now() - start) / 100) * 1000);
+    }
+    session.release();
+    return median(times);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function measureOverhead(): void {
+  const rows: string[][] = [['cpu', callOverheadUs({ provider: 'cpu', intraOpThreads: 1 }).toFixed(1)]];
+  if (cuda) rows.push([`cuda:${settings.deviceId}`, callOverheadUs(settings).toFixed(1)]);
+  console.log('\nper-call overhead of a one-node graph (Add, 256 floats in and out; median of 20 x 100 calls)');
+  printTable(['provider', 'us/call'], rows);
+  results.overheadUs = Object.fromEntries(rows.map(([p, us]) => [p, Number(us)]));
+}
+
+function modelDir(): string {
+  if (args.model) return args.model;
+  const layers = Number(args.layers);
+  const given: unknown = args.overrides ? JSON.parse(readFileSync(args.overrides, 'utf8')) : null;
+  if (given !== null && (typeof given !== 'object' || Array.isArray(given)))
+    throw new Error(`${args.overrides}: expected a JSON object of config.json keys`);
+  const overrides =
+    given === null
+      ? deepseekV2LiteOverrides({ layers, maxPositions: 1024 })
+      : { ...(given as Record<string, unknown>), num_hidden_layers: layers };
+  const key = createHash('sha256').update(JSON.stringify(overrides)).digest('hex').slice(0, 12);
+  const outDir = join(cacheDir, 'models', `deepseek_v2-${layers}l-${key}`);
+  const onProgress = progressPrinter('writing the synthetic checkpoint');
+  return ensureSyntheticCheckpoint({ outDir, family: 'deepseek_v2', size: 'bench', seed: 0, configOverrides: overrides, onProgress });
+}
+
+/** Wraps the device sessions' run to add up the time spent in device calls. */
+function timeDeviceCalls(sessions: GraphSession[]): { total: () => number; reset: () => void } {
+  let ms = 0;
+  for (const session of sessions) {
+    const run = session.run.bind(session);
+    session.run = (feeds) => {
+      const start = performance.now();
+      try {
+        return run(feeds);
+      } finally {
+        ms += performance.now() - start;
+      }
+    };
+  }
+  return { total: () => ms, reset: () => (ms = 0) };
+}
+
+async function measureDecode(): Promise<void> {
+  const dir = modelDir();
+  const { spec } = loadModelSpec(dir);
+  const { precision, notes } = cuda ? resolveCudaPrecision(spec, 'int4') : { precision: cpuFusedPrecision('int4'), notes: [] };
+  console.log(`\nmodel ${dir}: ${spec.numLayers} layers, hidden ${spec.hiddenSize}; ${describePrecision(precision)}`);
+  for (const note of notes) console.log(`note: ${note}`);
+  let started = performance.now();
+  const compiled = compileDeviceModel({ modelDir: dir, precision, cacheDir, onProgress: progressPrinter('compiling device graphs') });
+  const compileS = (performance.now() - started) / 1000;
+  started = performance.now();
+  const sessions = await openDeviceSessions(compiled, settings, progressPrinter('opening sessions'));
+  console.log(
+    `compile ${compileS.toFixed(1)} s${compiled.reused ? ' (reused)' : ''}, load ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  const blockSize = 16;
+  const maxBatch = Math.max(...batches);
+  const perSequence = Math.ceil((promptTokens + decodeSteps + 1) / blockSize);
+  const numBlocks = perSequence * maxBatch * 2;
+  const runner = new DeviceRunner(sessions, { numBlocks, blockSize });
+  const layerTime = timeDeviceCalls([...sessions.attnIn, ...sessions.blocks]);
+  const headTime = timeDeviceCalls([sessions.lmHead]);
+  const rows: string[][] = [];
+  const decode: Array<Record<string, number>> = [];
+  for (const batch of batches) {
+    const blocks = new BlockManager(numBlocks, blockSize);
+    const caches = Array.from({ length: batch }, () => {
+      const cache = new SequenceBlocks();
+      blocks.allocate(cache, [], promptTokens + decodeSteps + 1, 0);
+      return cache;
+    });
+    const prompt = (b: number) => Array.from({ length: promptTokens }, (_, i) => 3 + ((b * 7919 + i * 104729) % (spec.vocabSize - 3)));
+    runner.step(caches.map((cache, b) => ({ tokens: prompt(b), cache, logits: 'last' as const })));
+    const stepMs: number[] = [];
+    const deviceMs: number[] = [];
+    const headMs: number[] = [];
+    for (let s = 0; s < decodeSteps; s++) {
+      layerTime.reset();
+      headTime.reset();
+      const start = performance.now();
+      runner.step(caches.map((cache, b) => ({ tokens: [3 + ((b + s) % 1000)], cache, logits: 'last' as const })));
+      stepMs.push(performance.now() - start);
+      deviceMs.push(layerTime.total() + headTime.total());
+      headMs.push(headTime.total());
+    }
+    for (const cache of caches) blocks.release(cache);
+    const ms = median(stepMs.slice(2));
+    const dev = median(deviceMs.slice(2));
+    const head = median(headMs.slice(2));
+    // The layers scale with depth, the LM head does not: DeepSeek-V2-Lite has 27 layers.
+    const fullMs = head + ((ms - head) * FULL_DEPTH) / spec.numLayers;
+    const fused = decodeGraphCalls(spec, { plan: 'fused', batch });
+    const perExpert = decodeGraphCalls(spec, { plan: 'per-expert', batch, shards: 1 });
+    const tokS = (stepMs: number) => ((batch * 1000) / stepMs).toFixed(1);
+    rows.push([
+      String(batch),
+      ms.toFixed(2),
+      tokS(ms),
+      dev.toFixed(2),
+      (ms - dev).toFixed(2),
+      fullMs.toFixed(1),
+      tokS(fullMs),
+      String(fused.device),
+      String(perExpert.cpu),
+    ]);
+    decode.push({
+      batch,
+      msPerStep: ms,
+      tokensPerS: (batch * 1000) / ms,
+      deviceCallsMs: dev,
+      lmHeadMs: head,
+      estimatedFullDepthMs: fullMs,
+      deviceCalls: fused.device,
+      perExpertCalls: perExpert.cpu,
+    });
+  }
+  console.log(
+    `\ndecode, fused plan on ${String(args.device)} (median of ${decodeSteps - 2} steps after a ${promptTokens}-token prompt each)`,
+  );
+  console.log(
+    `device ms: inside device calls; other ms: CPU attention, embedding, host copies; est. ${FULL_DEPTH}-layer: the layers' ` +
+      `time scaled to ${FULL_DEPTH} layers, the LM head's not`,
+  );
+  const full = `est. ${FULL_DEPTH}-layer`;
+  printTable(
+    ['batch', 'ms/step', 'tok/s', 'device ms', 'other ms', `${full} ms`, `${full} tok/s`, 'device calls/step', 'per-expert calls/step'],
+    rows,
+  );
+  results.decode = decode;
+  results.model = { dir, layers: spec.numLayers, precision };
+  await sessions.release();
+}
+
+if (cuda) checkCudaProvider(device.id);
+measureOverhead();
+await measureDecode();
+if (args.json) {
+  mkdirSync(dirname(args.json), { recursive: true });
+  writeFileSync(args.json, JSON.stringify(results, null, 2));
+}
