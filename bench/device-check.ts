@@ -18,6 +18,7 @@ import { GraphSession, ort, type SessionSettings } from '../kernels/session.ts';
 import { compileDeviceModel } from '../models/compile-device.ts';
 import { defaultCacheDir } from '../models/compile.ts';
 import { loadModelSpec } from '../models/registry.ts';
+import type { ModelSpec } from '../models/spec.ts';
 import { ensureSyntheticCheckpoint } from '../models/synthetic.ts';
 import { deepseekV2LiteOverrides } from '../models/synthetic-device-presets.ts';
 import { cpuFusedPrecision, describePrecision, resolveCudaPrecision } from '../runtime/device/device-plan.ts';
@@ -119,6 +120,41 @@ function timeDeviceCalls(sessions: GraphSession[]): { total: () => number; reset
   return { total: () => ms, reset: () => (ms = 0) };
 }
 
+/** Median ms of `session` on `rows` random hidden rows (and RoPE tables). */
+function attnInMs(session: GraphSession, rows: number, spec: ModelSpec): number {
+  const half = spec.rope.rotaryDim / 2;
+  const feeds = {
+    hidden: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: rows * spec.hiddenSize }, () => Math.random() - 0.5),
+      [rows, spec.hiddenSize],
+    ),
+    cos: new ort.Tensor('float32', new Float32Array(rows * half).fill(1), [rows, half]),
+    sin: new ort.Tensor('float32', new Float32Array(rows * half), [rows, half]),
+  };
+  for (let i = 0; i < 5; i++) session.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const start = performance.now();
+    session.run(feeds);
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+/**
+ * Where the attention projections are cheapest: one layer's attention-input graph on the device
+ * (as the plan runs it) and on the CPU provider with every core, at each batch size.
+ */
+function measureAttentionInput(file: string, onDevice: GraphSession, spec: ModelSpec): void {
+  const onCpu = new GraphSession(file, { provider: 'cpu', intraOpThreads: 0 });
+  const rows = batches.map((batch) => [String(batch), attnInMs(onDevice, batch, spec).toFixed(3), attnInMs(onCpu, batch, spec).toFixed(3)]);
+  onCpu.release();
+  console.log(`\nattention input of one layer (q/k/v projections): ${String(args.device)} against the CPU provider, all cores (median ms)`);
+  printTable(['batch', `${String(args.device)} ms`, 'cpu ms'], rows);
+  results.attentionInput = rows.map(([batch, device, cpu]) => ({ batch: Number(batch), deviceMs: Number(device), cpuMs: Number(cpu) }));
+}
+
 async function measureDecode(): Promise<void> {
   const dir = modelDir();
   const { spec } = loadModelSpec(dir);
@@ -208,6 +244,7 @@ async function measureDecode(): Promise<void> {
   );
   results.decode = decode;
   results.model = { dir, layers: spec.numLayers, precision };
+  measureAttentionInput(join(compiled.dir, compiled.manifest.layers[spec.numLayers - 1].attnIn), sessions.attnIn[spec.numLayers - 1], spec);
   await sessions.release();
 }
 
