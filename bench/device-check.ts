@@ -23,7 +23,8 @@ import { ensureSyntheticCheckpoint } from '../models/synthetic.ts';
 import { deepseekV2LiteOverrides } from '../models/synthetic-device-presets.ts';
 import { cpuFusedPrecision, describePrecision, resolveCudaPrecision } from '../runtime/device/device-plan.ts';
 import { DeviceRunner } from '../runtime/device/device-runner.ts';
-import { openDeviceSessions } from '../runtime/device/device-sessions.ts';
+import { type DeviceSessions, openDeviceSessions } from '../runtime/device/device-sessions.ts';
+import type { KvCacheSize } from '../runtime/attention/attention-shard.ts';
 import { decodeGraphCalls } from '../runtime/device/graph-calls.ts';
 import { parseDevice } from '../server/config.ts';
 import { BlockManager, SequenceBlocks } from '../server/engine/block-manager.ts';
@@ -103,8 +104,8 @@ function modelDir(): string {
   return ensureSyntheticCheckpoint({ outDir, family: 'deepseek_v2', size: 'bench', seed: 0, configOverrides: overrides, onProgress });
 }
 
-/** Wraps the device sessions' run to add up the time spent in device calls. */
-function timeDeviceCalls(sessions: GraphSession[]): { total: () => number; reset: () => void } {
+/** Wraps the sessions' run to add up the time spent in their calls, until restore(). */
+function timeDeviceCalls(sessions: GraphSession[]): { total: () => number; reset: () => void; restore: () => void } {
   let ms = 0;
   for (const session of sessions) {
     const run = session.run.bind(session);
@@ -117,7 +118,9 @@ function timeDeviceCalls(sessions: GraphSession[]): { total: () => number; reset
       }
     };
   }
-  return { total: () => ms, reset: () => (ms = 0) };
+  // The wrappers are own properties: deleting them uncovers the class's run again.
+  const restore = () => sessions.forEach((session) => Reflect.deleteProperty(session, 'run'));
+  return { total: () => ms, reset: () => (ms = 0), restore };
 }
 
 /** Median ms of `session` on `rows` random hidden rows (and RoPE tables). */
@@ -155,6 +158,76 @@ function measureAttentionInput(file: string, onDevice: GraphSession, spec: Model
   results.attentionInput = rows.map(([batch, device, cpu]) => ({ batch: Number(batch), deviceMs: Number(device), cpuMs: Number(cpu) }));
 }
 
+interface DecodeTiming {
+  batch: number;
+  msPerStep: number;
+  deviceCallsMs: number;
+  lmHeadMs: number;
+}
+
+/** Median step times of `batch` sequences decoding after a prompt each (the first two steps are warm-up). */
+function timeDecode(runner: DeviceRunner, sessions: DeviceSessions, batch: number, cache: KvCacheSize): DecodeTiming {
+  const { vocabSize } = runner.spec;
+  const layerTime = timeDeviceCalls([...sessions.attnIn, ...sessions.blocks]);
+  const headTime = timeDeviceCalls([sessions.lmHead]);
+  const blocks = new BlockManager(cache.numBlocks, cache.blockSize);
+  const caches = Array.from({ length: batch }, () => {
+    const table = new SequenceBlocks();
+    blocks.allocate(table, [], promptTokens + decodeSteps + 1, 0);
+    return table;
+  });
+  const prompt = (b: number) => Array.from({ length: promptTokens }, (_, i) => 3 + ((b * 7919 + i * 104729) % (vocabSize - 3)));
+  runner.step(caches.map((table, b) => ({ tokens: prompt(b), cache: table, logits: 'last' as const })));
+  const step: number[] = [];
+  const device: number[] = [];
+  const head: number[] = [];
+  for (let s = 0; s < decodeSteps; s++) {
+    layerTime.reset();
+    headTime.reset();
+    const start = performance.now();
+    runner.step(caches.map((table, b) => ({ tokens: [3 + ((b + s) % 1000)], cache: table, logits: 'last' as const })));
+    step.push(performance.now() - start);
+    device.push(layerTime.total() + headTime.total());
+    head.push(headTime.total());
+  }
+  for (const table of caches) blocks.release(table);
+  layerTime.restore();
+  headTime.restore();
+  return { batch, msPerStep: median(step.slice(2)), deviceCallsMs: median(device.slice(2)), lmHeadMs: median(head.slice(2)) };
+}
+
+function printDecode(spec: ModelSpec, timings: DecodeTiming[]): void {
+  const rows = timings.map(({ batch, msPerStep: ms, deviceCallsMs: dev, lmHeadMs: head }) => {
+    // The layers scale with depth, the LM head does not: DeepSeek-V2-Lite has 27 layers.
+    const fullMs = head + ((ms - head) * FULL_DEPTH) / spec.numLayers;
+    const fused = decodeGraphCalls(spec, { plan: 'fused', batch });
+    const perExpert = decodeGraphCalls(spec, { plan: 'per-expert', batch, shards: 1 });
+    const tokS = (stepMs: number) => ((batch * 1000) / stepMs).toFixed(1);
+    const row = [ms.toFixed(2), tokS(ms), dev.toFixed(2), (ms - dev).toFixed(2), fullMs.toFixed(1), tokS(fullMs)];
+    return [String(batch), ...row, String(fused.device), String(perExpert.cpu)];
+  });
+  console.log(
+    `\ndecode, fused plan on ${String(args.device)} (median of ${decodeSteps - 2} steps after a ${promptTokens}-token prompt each)`,
+  );
+  console.log(
+    `device ms: inside device calls; other ms: CPU attention, embedding, host copies; est. ${FULL_DEPTH}-layer: the layers' ` +
+      `time scaled to ${FULL_DEPTH} layers, the LM head's not`,
+  );
+  const full = `est. ${FULL_DEPTH}-layer`;
+  const header = [
+    'batch',
+    'ms/step',
+    'tok/s',
+    'device ms',
+    'other ms',
+    `${full} ms`,
+    `${full} tok/s`,
+    'device calls/step',
+    'per-expert calls/step',
+  ];
+  printTable(header, rows);
+}
+
 async function measureDecode(): Promise<void> {
   const dir = modelDir();
   const { spec } = loadModelSpec(dir);
@@ -166,85 +239,17 @@ async function measureDecode(): Promise<void> {
   const compileS = (performance.now() - started) / 1000;
   started = performance.now();
   const sessions = await openDeviceSessions(compiled, settings, progressPrinter('opening sessions'));
-  console.log(
-    `compile ${compileS.toFixed(1)} s${compiled.reused ? ' (reused)' : ''}, load ${((performance.now() - started) / 1000).toFixed(1)} s`,
-  );
+  const loadS = (performance.now() - started) / 1000;
+  console.log(`compile ${compileS.toFixed(1)} s${compiled.reused ? ' (reused)' : ''}, load ${loadS.toFixed(1)} s`);
   const blockSize = 16;
-  const maxBatch = Math.max(...batches);
-  const perSequence = Math.ceil((promptTokens + decodeSteps + 1) / blockSize);
-  const numBlocks = perSequence * maxBatch * 2;
-  const runner = new DeviceRunner(sessions, { numBlocks, blockSize });
-  const layerTime = timeDeviceCalls([...sessions.attnIn, ...sessions.blocks]);
-  const headTime = timeDeviceCalls([sessions.lmHead]);
-  const rows: string[][] = [];
-  const decode: Array<Record<string, number>> = [];
-  for (const batch of batches) {
-    const blocks = new BlockManager(numBlocks, blockSize);
-    const caches = Array.from({ length: batch }, () => {
-      const cache = new SequenceBlocks();
-      blocks.allocate(cache, [], promptTokens + decodeSteps + 1, 0);
-      return cache;
-    });
-    const prompt = (b: number) => Array.from({ length: promptTokens }, (_, i) => 3 + ((b * 7919 + i * 104729) % (spec.vocabSize - 3)));
-    runner.step(caches.map((cache, b) => ({ tokens: prompt(b), cache, logits: 'last' as const })));
-    const stepMs: number[] = [];
-    const deviceMs: number[] = [];
-    const headMs: number[] = [];
-    for (let s = 0; s < decodeSteps; s++) {
-      layerTime.reset();
-      headTime.reset();
-      const start = performance.now();
-      runner.step(caches.map((cache, b) => ({ tokens: [3 + ((b + s) % 1000)], cache, logits: 'last' as const })));
-      stepMs.push(performance.now() - start);
-      deviceMs.push(layerTime.total() + headTime.total());
-      headMs.push(headTime.total());
-    }
-    for (const cache of caches) blocks.release(cache);
-    const ms = median(stepMs.slice(2));
-    const dev = median(deviceMs.slice(2));
-    const head = median(headMs.slice(2));
-    // The layers scale with depth, the LM head does not: DeepSeek-V2-Lite has 27 layers.
-    const fullMs = head + ((ms - head) * FULL_DEPTH) / spec.numLayers;
-    const fused = decodeGraphCalls(spec, { plan: 'fused', batch });
-    const perExpert = decodeGraphCalls(spec, { plan: 'per-expert', batch, shards: 1 });
-    const tokS = (stepMs: number) => ((batch * 1000) / stepMs).toFixed(1);
-    rows.push([
-      String(batch),
-      ms.toFixed(2),
-      tokS(ms),
-      dev.toFixed(2),
-      (ms - dev).toFixed(2),
-      fullMs.toFixed(1),
-      tokS(fullMs),
-      String(fused.device),
-      String(perExpert.cpu),
-    ]);
-    decode.push({
-      batch,
-      msPerStep: ms,
-      tokensPerS: (batch * 1000) / ms,
-      deviceCallsMs: dev,
-      lmHeadMs: head,
-      estimatedFullDepthMs: fullMs,
-      deviceCalls: fused.device,
-      perExpertCalls: perExpert.cpu,
-    });
-  }
-  console.log(
-    `\ndecode, fused plan on ${String(args.device)} (median of ${decodeSteps - 2} steps after a ${promptTokens}-token prompt each)`,
-  );
-  console.log(
-    `device ms: inside device calls; other ms: CPU attention, embedding, host copies; est. ${FULL_DEPTH}-layer: the layers' ` +
-      `time scaled to ${FULL_DEPTH} layers, the LM head's not`,
-  );
-  const full = `est. ${FULL_DEPTH}-layer`;
-  printTable(
-    ['batch', 'ms/step', 'tok/s', 'device ms', 'other ms', `${full} ms`, `${full} tok/s`, 'device calls/step', 'per-expert calls/step'],
-    rows,
-  );
-  results.decode = decode;
+  const cache = { numBlocks: Math.ceil((promptTokens + decodeSteps + 1) / blockSize) * Math.max(...batches) * 2, blockSize };
+  const runner = new DeviceRunner(sessions, cache);
+  const timings = batches.map((batch) => timeDecode(runner, sessions, batch, cache));
+  printDecode(spec, timings);
+  results.decode = timings;
   results.model = { dir, layers: spec.numLayers, precision };
-  measureAttentionInput(join(compiled.dir, compiled.manifest.layers[spec.numLayers - 1].attnIn), sessions.attnIn[spec.numLayers - 1], spec);
+  const last = spec.numLayers - 1;
+  measureAttentionInput(join(compiled.dir, compiled.manifest.layers[last].attnIn), sessions.attnIn[last], spec);
   await sessions.release();
 }
 

@@ -69,58 +69,56 @@ export function checkCudaNodes(bytes: Uint8Array, table: CudaKernelTable = loadC
   for (const value of graph.input ?? []) types.set(value.name ?? '', ELEM_NAMES[value.type?.tensorType?.elemType ?? 0] ?? 'unknown');
   for (const init of graph.initializer ?? []) types.set(init.name ?? '', ELEM_NAMES[init.dataType ?? 0] ?? 'unknown');
   const opsets = new Map((model.opsetImport ?? []).map((o) => [o.domain || 'ai.onnx', Number(o.version)]));
-  const problems: CudaNodeProblem[] = [];
-  for (const node of graph.node ?? []) {
-    const domain = node.domain || 'ai.onnx';
-    const op = `${domain}:${node.opType}`;
-    const where = { node: node.name ?? '', op };
-    const entry = table.ops[domain]?.[node.opType ?? ''];
-    if (!entry) {
-      problems.push({ ...where, problem: 'no CUDA kernel in the table' });
-      continue;
-    }
-    const opset = opsets.get(domain) ?? 0;
-    if (opset < entry.since || (entry.until !== null && opset > entry.until)) {
-      problems.push({
-        ...where,
-        problem: `CUDA kernel registered for versions ${entry.since}-${entry.until ?? ''}, graph uses opset ${opset}`,
-      });
-    }
-    const bound = new Map<string, string>();
-    const bind = (formal: string, actual: string, role: string): void => {
-      if (KNOWN_TYPES.has(formal)) {
-        if (formal !== actual) problems.push({ ...where, problem: `${role} is ${actual}, the kernel takes ${formal}` });
-        return;
-      }
-      const allowed = entry.types[formal];
-      if (allowed && !allowed.includes(actual))
-        problems.push({ ...where, problem: `${role} is ${actual}, not one of ${formal} = ${allowed.join(', ')}` });
-      const earlier = bound.get(formal);
-      if (earlier !== undefined && earlier !== actual)
-        problems.push({ ...where, problem: `${role} is ${actual} but ${formal} is already ${earlier}` });
-      bound.set(formal, actual);
-    };
-    (node.input ?? []).forEach((name, i) => {
-      if (name === '') return;
-      const formal = entry.inputs[Math.min(i, entry.inputs.length - 1)];
-      if (i >= entry.inputs.length && !entry.variadic) {
-        problems.push({ ...where, problem: `input ${i} beyond the kernel's ${entry.inputs.length}` });
-        return;
-      }
-      bind(formal, types.get(name) ?? 'unknown', `input ${i} (${name})`);
-    });
-    (node.output ?? []).forEach((name, i) => {
-      const formal = entry.outputs[Math.min(i, entry.outputs.length - 1)];
-      const type = outputType(node, formal, bound, entry);
-      if (type === null) {
-        problems.push({ ...where, problem: `cannot tell the type of output ${i}` });
-        return;
-      }
+  return (graph.node ?? []).flatMap((node) => checkNode(node, table, opsets, types));
+}
+
+/** One node's problems, in graph order; records the types of its outputs in `types`. */
+function checkNode(
+  node: onnxProto.onnx.INodeProto,
+  table: CudaKernelTable,
+  opsets: Map<string, number>,
+  types: Map<string, string>,
+): CudaNodeProblem[] {
+  const domain = node.domain || 'ai.onnx';
+  const where = { node: node.name ?? '', op: `${domain}:${node.opType}` };
+  const entry = table.ops[domain]?.[node.opType ?? ''];
+  if (!entry) return [{ ...where, problem: 'no CUDA kernel in the table' }];
+  const problems: string[] = [];
+  const opset = opsets.get(domain) ?? 0;
+  if (opset < entry.since || (entry.until !== null && opset > entry.until)) {
+    problems.push(`CUDA kernel registered for versions ${entry.since}-${entry.until ?? ''}, graph uses opset ${opset}`);
+  }
+  const bound = new Map<string, string>();
+  const bind = (formal: string, actual: string, role: string): void => {
+    const problem = bindType(entry, bound, formal, actual, role);
+    if (problem !== null) problems.push(problem);
+  };
+  (node.input ?? []).forEach((name, i) => {
+    if (name === '') return;
+    if (i >= entry.inputs.length && !entry.variadic) problems.push(`input ${i} beyond the kernel's ${entry.inputs.length}`);
+    else bind(entry.inputs[Math.min(i, entry.inputs.length - 1)], types.get(name) ?? 'unknown', `input ${i} (${name})`);
+  });
+  (node.output ?? []).forEach((name, i) => {
+    const formal = entry.outputs[Math.min(i, entry.outputs.length - 1)];
+    const type = outputType(node, formal, bound, entry);
+    if (type === null) problems.push(`cannot tell the type of output ${i}`);
+    else {
       bind(formal, type, `output ${i} (${name})`);
       types.set(name, type);
-    });
-  }
-  return problems;
+    }
+  });
+  return problems.map((problem) => ({ ...where, problem }));
+}
+
+/** Binds a formal type (variable or fixed) to an actual one; the problem, or null. */
+function bindType(entry: KernelEntry, bound: Map<string, string>, formal: string, actual: string, role: string): string | null {
+  if (KNOWN_TYPES.has(formal)) return formal === actual ? null : `${role} is ${actual}, the kernel takes ${formal}`;
+  const allowed = entry.types[formal];
+  const earlier = bound.get(formal);
+  bound.set(formal, actual);
+  if (allowed && !allowed.includes(actual)) return `${role} is ${actual}, not one of ${formal} = ${allowed.join(', ')}`;
+  if (earlier !== undefined && earlier !== actual) return `${role} is ${actual} but ${formal} is already ${earlier}`;
+  return null;
 }
 
 function outputType(node: onnxProto.onnx.INodeProto, formal: string, bound: Map<string, string>, entry: KernelEntry): string | null {

@@ -19,8 +19,10 @@ import { concatLinear, type LinearWeight } from './ops/linear.ts';
 import type { SwigluWeights } from './ops/swiglu.ts';
 import { mlaOutProjection } from './mla-graphs.ts';
 import { readLinear, readSwiglu, type ReadWeight } from './read-weights.ts';
-import { isMlaNames, type LayerWeightNames } from '../models/family.ts';
-import { isMoe, type ModelSpec } from '../models/spec.ts';
+import { isMlaNames, type LayerWeightNames, type MlpWeightNames } from '../models/family.ts';
+import { isMoe, type MoeMlpSpec, type ModelSpec } from '../models/spec.ts';
+
+type MoeWeightNames = Extract<MlpWeightNames, { kind: 'moe' }>;
 
 export interface BlockPrecision {
   /** Type the experts and the shared / dense MLP compute in. */
@@ -56,64 +58,78 @@ export function buildFeedForwardBlock(
   const attn = b.input('attn', 'float32', ['T', attentionWidth(spec)]);
   const residual = b.op('Add', [hidden, outProjection(b, spec, names, read, precision, attn)]);
   const x = rmsNorm(b, residual, read(names.postAttentionNorm, [h]), spec.rmsNormEps, 'post_norm');
-  const act = precision.activations;
-  const linearOpts: DeviceLinearOptions = {
-    weights: precision.projections,
-    activations: act,
-    int4AccuracyLevel: precision.int4AccuracyLevel,
-  };
+  const ctx: BlockContext = { b, spec, read, precision, x };
   const mlp = spec.mlp[layer];
   const mlpNames = names.mlp;
-  const parts: string[] = [residual];
+  let parts: string[];
   if (mlpNames.kind === 'dense' && !isMoe(mlp)) {
-    parts.push(
-      castTo(
-        b,
-        deviceSwiglu(b, castTo(b, x, 'float32', act), readSwiglu(read, mlpNames.mlp, h, mlp.intermediateSize), 'mlp', linearOpts),
-        act,
-        'float32',
-      ),
-    );
+    parts = [swigluOf(ctx, ctx.x, readSwiglu(read, mlpNames.mlp, h, mlp.intermediateSize), 'mlp')];
   } else if (mlpNames.kind === 'moe' && isMoe(mlp)) {
     if (!gating) throw new Error(`layer ${layer}: a MoE block needs its gating`);
-    // The router stays fp32 whatever the weight precision: expert choice must not drift.
-    const logits = linear(b, x, readLinear(read, mlpNames.router, mlp.numRoutedExperts, h), 'router', { precision: 'fp32' });
-    const routing = gateTokens(b, logits, gating);
-    const encoded = encodeRouting(b, routing, mlp.numRoutedExperts);
-    const shape = {
-      numExperts: mlp.numRoutedExperts,
-      hiddenSize: h,
-      intermediateSize: mlp.expertIntermediateSize,
-      topK: mlp.numExpertsPerToken,
-    };
-    const packed = packExperts((j) => readSwiglu(read, mlpNames.experts[j], h, mlp.expertIntermediateSize), shape, precision.experts);
-    const xAct = castTo(b, x, 'float32', act);
-    const routed = routedExperts(b, xAct, castTo(b, encoded.routerProbs, 'float32', act), packed, shape, precision.experts, act);
-    parts.push(b.op('Mul', [castTo(b, routed, act, 'float32'), encoded.scale]));
-    if (mlpNames.shared) {
-      const shared = castTo(
-        b,
-        deviceSwiglu(b, xAct, readSwiglu(read, mlpNames.shared, h, mlp.sharedIntermediateSize), 'shared', linearOpts),
-        act,
-        'float32',
-      );
-      if (mlpNames.sharedGate === undefined) parts.push(shared);
-      else {
-        const gate: LinearWeight = { data: read(mlpNames.sharedGate, [1, h]), outFeatures: 1, inFeatures: h };
-        parts.push(b.op('Mul', [shared, b.op('Sigmoid', [linear(b, x, gate, 'shared_gate', { precision: 'fp32' })])]));
-      }
-    }
-    b.output(routing.ids, 'expert_ids', 'int64', ['T', mlp.numExpertsPerToken]);
-    b.output(routing.weights, 'expert_weights', 'float32', ['T', mlp.numExpertsPerToken]);
+    parts = moeParts(ctx, mlp, mlpNames, gating);
   } else {
     throw new Error(`layer ${layer}: spec and weight names disagree`);
   }
   b.output(
-    parts.reduce((sum, part) => b.op('Add', [sum, part])),
+    [residual, ...parts].reduce((sum, part) => b.op('Add', [sum, part])),
     'hidden_out',
     'float32',
     ['T', h],
   );
+}
+
+/** What the block's parts share: the builder, the model, its weights and the normalised rows x. */
+interface BlockContext {
+  b: GraphBuilder;
+  spec: ModelSpec;
+  read: ReadWeight;
+  precision: BlockPrecision;
+  /** Post-attention RMSNorm of the residual, float32 [T, h]. */
+  x: string;
+}
+
+/**
+ * A MoE layer's float32 contributions: the routed experts (one node) scaled back to the
+ * family's weights, and the shared experts (Qwen2-MoE: times their sigmoid gate). Also marks
+ * the routing as the outputs expert_ids and expert_weights.
+ */
+function moeParts(ctx: BlockContext, mlp: MoeMlpSpec, names: MoeWeightNames, gating: GraphGating): string[] {
+  const { b, read, precision, x } = ctx;
+  const h = ctx.spec.hiddenSize;
+  const act = precision.activations;
+  // The router stays fp32 whatever the weight precision: expert choice must not drift.
+  const logits = linear(b, x, readLinear(read, names.router, mlp.numRoutedExperts, h), 'router', { precision: 'fp32' });
+  const routing = gateTokens(b, logits, gating);
+  const encoded = encodeRouting(b, routing, mlp.numRoutedExperts);
+  const shape = {
+    numExperts: mlp.numRoutedExperts,
+    hiddenSize: h,
+    intermediateSize: mlp.expertIntermediateSize,
+    topK: mlp.numExpertsPerToken,
+  };
+  const packed = packExperts((j) => readSwiglu(read, names.experts[j], h, mlp.expertIntermediateSize), shape, precision.experts);
+  const probs = castTo(b, encoded.routerProbs, 'float32', act);
+  const routed = routedExperts(b, castTo(b, x, 'float32', act), probs, packed, shape, precision.experts, act);
+  const parts = [b.op('Mul', [castTo(b, routed, act, 'float32'), encoded.scale])];
+  if (names.shared) {
+    const shared = swigluOf(ctx, x, readSwiglu(read, names.shared, h, mlp.sharedIntermediateSize), 'shared');
+    if (names.sharedGate === undefined) parts.push(shared);
+    else {
+      const gate: LinearWeight = { data: read(names.sharedGate, [1, h]), outFeatures: 1, inFeatures: h };
+      parts.push(b.op('Mul', [shared, b.op('Sigmoid', [linear(b, x, gate, 'shared_gate', { precision: 'fp32' })])]));
+    }
+  }
+  b.output(routing.ids, 'expert_ids', 'int64', ['T', mlp.numExpertsPerToken]);
+  b.output(routing.weights, 'expert_weights', 'float32', ['T', mlp.numExpertsPerToken]);
+  return parts;
+}
+
+/** A SwiGLU MLP of float32 rows x, computed in the activation type, back in float32. */
+function swigluOf(ctx: BlockContext, x: string, w: SwigluWeights, name: string): string {
+  const { b, precision } = ctx;
+  const act = precision.activations;
+  const opts: DeviceLinearOptions = { weights: precision.projections, activations: act, int4AccuracyLevel: precision.int4AccuracyLevel };
+  return castTo(b, deviceSwiglu(b, castTo(b, x, 'float32', act), w, name, opts), act, 'float32');
 }
 
 /** o_proj of the attention output (float32 activations; weights 4-bit or float32). */
