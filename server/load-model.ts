@@ -14,6 +14,7 @@ export function loadModel(config: ServerConfig): Promise<ServedModel> {
   return loadServedModel({
     modelDir,
     weights: config.weights,
+    device: config.device,
     threads: config.threads,
     attention: config.attention,
     tensorParallel: config.tensorParallel,
@@ -21,7 +22,7 @@ export function loadModel(config: ServerConfig): Promise<ServedModel> {
     cacheDir,
     maxModelLen: config.maxModelLen ?? undefined,
     kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },
-    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens },
+    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens, maxStepMs: config.maxStepMs },
     servedModelName: config.servedModelName ?? undefined,
     onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
   });

@@ -5,7 +5,7 @@
 import { buildApp } from './app.ts';
 import type { ServerConfig } from './config.ts';
 import { loadModel } from './load-model.ts';
-import type { ServedModel } from './served-model.ts';
+import { describeExecution, type ServedModel } from './served-model.ts';
 
 export async function runServer(config: ServerConfig): Promise<number> {
   let resolveModel: (model: ServedModel) => void = () => {};
@@ -17,6 +17,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   const { app } = await buildApp({
     model: pending,
     apiKeys: config.apiKeys,
+    allowedOrigins: config.allowedOrigins,
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,
@@ -39,6 +40,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   if (config.model === null)
     console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
   console.error(`ready: model "${model.id}" (context ${model.maxModelLen} tokens) at ${address}/v1`);
+  console.error(describeExecution(model.execution));
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -72,7 +74,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
 }
 
 /** How long streams cancelled at the end of the grace period get to write their last event. */
-const FLUSH_MS = 1000;
+export const FLUSH_MS = 1000;
 
 /** Resolves once the engine has no request in flight (polled: shutdown only). */
 async function engineIdle(model: ServedModel): Promise<'idle'> {

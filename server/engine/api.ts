@@ -171,9 +171,14 @@ export interface SchedulerLimits {
   maxNumSeqs: number;
   /** Most tokens (decodes plus prefill chunks) in one model step. */
   maxBatchTokens: number;
+  /**
+   * While sequences decode, prompt chunks are cut so that a step is predicted to take at most
+   * this long (step-budget.ts); 0 = no time budget. Default 0.
+   */
+  maxStepMs?: number;
 }
 
-export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256 };
+export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 64, maxBatchTokens: 256, maxStepMs: 0 };
 
 /** How big the KV cache pool is (kv-cache-plan.ts sizes it). */
 export interface KvCacheSettings {
@@ -209,6 +214,21 @@ export interface EngineOptions {
   kvCache?: KvCacheSettings;
   /** Default DEFAULT_SCHEDULER_LIMITS. */
   scheduler?: SchedulerLimits;
+  /** Default: 'fused' on CUDA, 'per-expert' on the CPU (runtime/device/device-plan.ts). */
+  plan?: 'per-expert' | 'fused';
+}
+
+/** Where and how the model runs, for /v1/models, /health and the startup log. */
+export interface ExecutionInfo {
+  /** 'cpu' or 'cuda:N'. */
+  device: string;
+  plan: 'per-expert' | 'fused';
+  /** What computes in which precision, in words. */
+  precision: string;
+  /** Where the precision differs from what was asked for, and why. */
+  notes: string[];
+  /** ONNX Runtime calls one decode step of one sequence makes, on the GPU and on the CPU. */
+  graphCallsPerDecodeStep: { device: number; cpu: number };
 }
 
 export interface ModelInfo {
@@ -220,6 +240,7 @@ export interface ModelInfo {
   compiledDir: string;
   reusedCompile: boolean;
   loadMs: number;
+  execution: ExecutionInfo;
 }
 
 /** Sees every request's events (metrics, tests); `requestId` is the engine's id for the request. */
