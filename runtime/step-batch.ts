@@ -48,6 +48,17 @@ export function layOutStep(batch: readonly StepSequence[]): StepSlot[] {
   });
 }
 
+/** The step's token rows whose logits the batch asks for (StepSequence.logits), in batch order. */
+export function logitRowsOf(batch: readonly StepSequence[], slots: readonly StepSlot[]): Int32Array {
+  const rows: number[] = [];
+  slots.forEach((s, b) => {
+    const wanted = batch[b].logits;
+    const first = wanted === 'none' ? s.numTokens : wanted === 'last' ? s.numTokens - 1 : wanted === 'all' ? 0 : wanted.fromRow;
+    for (let i = Math.max(0, first); i < s.numTokens; i++) rows.push(s.row + i);
+  });
+  return Int32Array.from(rows);
+}
+
 /** Blocks a sequence's table must hold for the step: all its cached and new positions. */
 export function blocksCovering(s: { start: number; numTokens: number }, blockSize: number): number {
   return Math.ceil((s.start + s.numTokens) / blockSize);
