@@ -10,19 +10,30 @@ export type OfflineRunRequest =
   | { kind: 'batch'; flags: Record<string, string>; input: string; output: string; maxInFlight?: number }
   | { kind: 'distill'; flags: Record<string, string>; options: Omit<DistillOptions, 'maxInFlight'> & { maxInFlight?: number } };
 
-export type OfflineRunResult = { kind: 'batch'; summary: BatchJobSummary } | { kind: 'distill'; summary: DistillSummary };
+/** `cpuSeconds`: the whole process's CPU time (every thread) during the job. */
+export type OfflineRunResult =
+  { kind: 'batch'; summary: BatchJobSummary; cpuSeconds: number } | { kind: 'distill'; summary: DistillSummary; cpuSeconds: number };
 
 async function run(req: OfflineRunRequest): Promise<OfflineRunResult> {
   const config = resolveConfig(req.flags, {});
   const model = await loadModel(config);
   try {
     const maxInFlight = (req.kind === 'batch' ? req.maxInFlight : req.options.maxInFlight) ?? 2 * config.maxNumSeqs;
+    const [{ runBatchJob }, { runDistillJob }] = await Promise.all([
+      import('../server/batch/batch-job.ts'),
+      import('../server/distill/distill-job.ts'),
+    ]);
+    const before = process.cpuUsage();
+    const cpuSeconds = (): number => {
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / 1e6;
+    };
     if (req.kind === 'batch') {
-      const { runBatchJob } = await import('../server/batch/batch-job.ts');
-      return { kind: 'batch', summary: await runBatchJob(model, { input: req.input, output: req.output, maxInFlight }) };
+      const summary = await runBatchJob(model, { input: req.input, output: req.output, maxInFlight });
+      return { kind: 'batch', summary, cpuSeconds: cpuSeconds() };
     }
-    const { runDistillJob } = await import('../server/distill/distill-job.ts');
-    return { kind: 'distill', summary: await runDistillJob(model, { ...req.options, maxInFlight }) };
+    const summary = await runDistillJob(model, { ...req.options, maxInFlight });
+    return { kind: 'distill', summary, cpuSeconds: cpuSeconds() };
   } finally {
     await model.engine.close();
   }
