@@ -1,10 +1,10 @@
 // Whether a compiled model will fit in this machine's memory when served: decided before the
 // compile's long work starts. 'auto' expert placement replicates only when the copies fit, and
 // a model that cannot be served here at the chosen precision is refused with the numbers.
-import { totalmem } from 'node:os';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import type { ExpertPlacement } from './compile-experts.ts';
 import type { ModelWeightNames } from './family.ts';
+import { usableMemoryBytes } from './memory-limit.ts';
 import { estimateModelMemory, residentBytesPerWeight, routedExpertWeights, RUNTIME_BASE_BYTES } from './memory-estimate.ts';
 import type { ModelSpec } from './spec.ts';
 
@@ -17,7 +17,7 @@ export interface FitOptions {
   weights: WeightPrecision;
   tensorParallel: number;
   int4BlockSize?: number;
-  /** The machine's memory; default os.totalmem(). */
+  /** The machine's memory; default usableMemoryBytes() (a container's limit where it has one). */
   memoryBytes?: number;
 }
 
@@ -40,7 +40,7 @@ export function resolveExpertPlacement(
 ): ExpertPlacement {
   if (tensorParallel <= 1) return 'split';
   if (requested !== 'auto') return requested;
-  const memory = opts.memoryBytes ?? totalmem();
+  const memory = opts.memoryBytes ?? usableMemoryBytes();
   const extra = routedExpertWeights(spec) * residentBytesPerWeight(weights, opts.int4BlockSize) * (tensorParallel - 1);
   if (extra > memory * REPLICA_MEMORY_SHARE) return 'split';
   if (opts.names === undefined) return 'replicate';
@@ -55,7 +55,7 @@ export function resolveExpertPlacement(
 
 /** Throws ModelTooLargeError when serving the model would take more memory than the machine has (KV cache not counted). */
 export function checkServingFits(spec: ModelSpec, names: ModelWeightNames, placement: ExpertPlacement, opts: FitOptions): void {
-  const memory = opts.memoryBytes ?? totalmem();
+  const memory = opts.memoryBytes ?? usableMemoryBytes();
   const estimate = estimateModelMemory(spec, names, {
     weights: opts.weights,
     tensorParallel: opts.tensorParallel,

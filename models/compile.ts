@@ -5,7 +5,7 @@
 // tensor by tensor from the checkpoint into the graphs: at most one graph's weights are in
 // memory at a time, never the whole model.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
@@ -14,6 +14,7 @@ import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attentio
 import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
 import { buildMlaIn } from '../graphs/mla-graphs.ts';
 import { INT4_BLOCK_SIZE } from '../graphs/ops/quantize.ts';
+import { compileTmpDir, publishCompiled } from './compile-publish.ts';
 import { isMlaNames } from './family.ts';
 import { checkServingFits, resolveExpertPlacement } from './compile-fit.ts';
 import {
@@ -215,7 +216,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   }
   // Build beside the final place and rename at the end: an interrupted compile never
   // leaves a directory that looks finished.
-  const tmpDir = `${outDir}.tmp-${process.pid}`;
+  const tmpDir = compileTmpDir(outDir);
   rmSync(tmpDir, { recursive: true, force: true });
   mkdirSync(tmpDir, { recursive: true });
   const reader = CheckpointReader.open(opts.modelDir);
@@ -223,9 +224,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
     const read: ReadWeight = checkpointWeights(reader, spec, names, family.checkpointRenames);
     const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel, expertPlacement: placement });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
-    rmSync(outDir, { recursive: true, force: true });
-    renameSync(tmpDir, outDir);
-    return { dir: outDir, manifest, reused: false };
+    return { dir: outDir, manifest, reused: publishCompiled(tmpDir, outDir, 'manifest.json') === 'reused' };
   } catch (err) {
     rmSync(tmpDir, { recursive: true, force: true });
     throw err;

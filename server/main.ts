@@ -4,32 +4,9 @@
 // cancel the rest by stopping the engine, and exit 0.
 import { buildApp } from './app.ts';
 import type { ServerConfig } from './config.ts';
-import { ensureDemoModel } from './demo-model.ts';
-import { progressPrinter } from './progress.ts';
-import { loadServedModel, type ServedModel } from './served-model.ts';
+import { loadModel } from './load-model.ts';
+import { describeExecution, type ServedModel } from './served-model.ts';
 import type { LoadMemory } from './engine/api.ts';
-
-function loadModel(config: ServerConfig): Promise<ServedModel> {
-  const cacheDir = config.cacheDir ?? undefined;
-  // The demo checkpoint is small: writing it blocks the event loop for about a second.
-  const modelDir = config.model ?? ensureDemoModel(progressPrinter('writing demo model'), cacheDir);
-  const printers = { compile: progressPrinter('compiling graphs'), load: progressPrinter('loading sessions') };
-  return loadServedModel({
-    modelDir,
-    weights: config.weights,
-    threads: config.threads,
-    attention: config.attention,
-    tensorParallel: config.tensorParallel,
-    expertPlacement: config.expertPlacement,
-    int4BlockSize: config.int4BlockSize,
-    cacheDir,
-    maxModelLen: config.maxModelLen ?? undefined,
-    kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },
-    scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens },
-    servedModelName: config.servedModelName ?? undefined,
-    onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
-  });
-}
 
 export async function runServer(config: ServerConfig): Promise<number> {
   let resolveModel: (model: ServedModel) => void = () => {};
@@ -41,6 +18,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   const { app } = await buildApp({
     model: pending,
     apiKeys: config.apiKeys,
+    allowedOrigins: config.allowedOrigins,
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,
@@ -63,6 +41,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   if (config.model === null)
     console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
   console.error(`ready: model "${model.id}" (context ${model.maxModelLen} tokens) at ${address}/v1`);
+  console.error(describeExecution(model.execution));
   console.error(memoryLine(model.engine.info.memory));
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -106,7 +85,7 @@ export function memoryLine(m: LoadMemory): string {
 }
 
 /** How long streams cancelled at the end of the grace period get to write their last event. */
-const FLUSH_MS = 1000;
+export const FLUSH_MS = 1000;
 
 /** Resolves once the engine has no request in flight (polled: shutdown only). */
 async function engineIdle(model: ServedModel): Promise<'idle'> {

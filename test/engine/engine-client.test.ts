@@ -1,6 +1,6 @@
 // The engine through its public face: a real EngineClient running the model in a real worker
 // thread on ONNX Runtime, over a tiny synthetic checkpoint. One client serves the whole file.
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerationEvent } from '../../server/engine/api.ts';
@@ -284,27 +284,24 @@ describe('EngineClient over a tiny model', () => {
     });
   });
 
-  it('keeps the main thread responsive while the worker generates', async () => {
+  it('keeps the main thread free while the worker generates', async () => {
     const intervalMs = 5;
-    const delay = monitorEventLoopDelay({ resolution: intervalMs });
     let ticks = 0;
     const probe = setInterval(() => ticks++, intervalMs);
-    delay.enable();
     const utilizationAtStart = performance.eventLoopUtilization();
     const started = performance.now();
     const result = await collect(client, makeRequest('A long story', { maxTokens: 480 }));
     const elapsedMs = performance.now() - started;
     const utilization = performance.eventLoopUtilization(utilizationAtStart).utilization;
-    delay.disable();
     clearInterval(probe);
 
     expect(result.tokens).toHaveLength(480);
     // The probe really ran throughout (it would stall if the model ran on this thread between turns).
     expect(ticks).toBeGreaterThanOrEqual(Math.max(20, elapsedMs / intervalMs / 4));
-    expect(delay.percentile(99) / 1e6).toBeLessThan(50);
-    // Delay alone cannot tell: ONNX Runtime's run yields between graph calls, so a model on this
-    // thread also keeps p99 low (about 7 ms measured). Utilisation can: that measured 1.0 with
-    // the model here and under 0.1 with it in the worker.
+    // Event-loop delay cannot tell (ONNX Runtime's run yields between graph calls, so a model
+    // on this thread also keeps it low) and is a timing that a loaded machine breaks. The
+    // share of time the main thread is busy can: it was 1.0 with the model here and under 0.1
+    // with it in the worker.
     expect(utilization).toBeLessThan(0.5);
   });
 });

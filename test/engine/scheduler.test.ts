@@ -71,6 +71,39 @@ describe('Scheduler', () => {
     ]);
   });
 
+  it('with a step time budget, keeps decoding every step while a long prompt is read in smaller chunks', () => {
+    const scheduler = makeScheduler(128, { maxBatchTokens: 256, maxStepMs: 100 });
+    const [a, b] = [sequence(3), sequence(2)];
+    scheduler.add(a);
+    scheduler.add(b);
+    simulateStep(scheduler, scheduler.schedule());
+    // What the engine would measure: decoding alone 40 ms, each prompt token 2 ms more.
+    const decodes = scheduler.schedule();
+    scheduler.recordStep(decodes, 40);
+    simulateStep(scheduler, decodes);
+    const first = sequence(60);
+    scheduler.add(first);
+    const learning = scheduler.schedule();
+    // Nothing has taught the budget a prompt token's cost yet: the whole prompt goes.
+    expect(shape(learning)).toEqual([
+      [a.id, 1, true],
+      [b.id, 1, true],
+      [first.id, 60, true],
+    ]);
+    scheduler.recordStep(learning, 40 + 2 * 60);
+    simulateStep(scheduler, learning);
+    const long = sequence(100);
+    scheduler.add(long);
+    // (100 - 40) / 2 = 30 prompt tokens fit next to the three decodes.
+    const bounded = scheduler.schedule();
+    expect(shape(bounded)).toEqual([
+      [a.id, 1, true],
+      [b.id, 1, true],
+      [first.id, 1, true],
+      [long.id, 30, false],
+    ]);
+  });
+
   it('reads a long prompt in budget-sized chunks and samples only after the last', () => {
     const scheduler = makeScheduler(64, { maxBatchTokens: 16 });
     const seq = sequence(40);

@@ -131,7 +131,15 @@ const badRequests: Case[] = [
     message: /outside the vocabulary/,
   },
   { name: 'too many choices', url: COMPLETIONS, body: { prompt: ['a', 'b', 'c'], n: 30 }, param: 'n' },
-  { name: 'echo', url: COMPLETIONS, body: { prompt: 'a', echo: true }, param: 'echo' },
+  {
+    name: 'prompt_logprobs with a stream',
+    url: COMPLETIONS,
+    body: { prompt: 'a', prompt_logprobs: 1, stream: true },
+    param: 'prompt_logprobs',
+    message: /not available when `stream=True`/,
+  },
+  { name: 'prompt_logprobs above 20', url: CHAT, body: { messages: user, prompt_logprobs: 21 }, param: 'prompt_logprobs' },
+  { name: 'max_tokens 0 without scoring', url: COMPLETIONS, body: { prompt: 'a', max_tokens: 0 }, param: 'max_tokens', message: /score/ },
   { name: 'completion logprobs above 20', url: COMPLETIONS, body: { prompt: 'a', logprobs: 21 }, param: 'logprobs' },
   {
     name: 'a completion prompt longer than the context',
@@ -205,17 +213,31 @@ describe('request validation and error statuses', () => {
     expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
-  it('reads a text/plain body as JSON (what fetch() sends for a string body)', async () => {
+  it("reads a text/plain body as JSON (what fetch() sends for a string body) from the server's own pages", async () => {
+    const page = { origin: 'http://localhost', host: 'localhost' };
     const ok = await built.app.inject({
       method: 'POST',
       url: CHAT,
-      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      headers: { 'content-type': 'text/plain;charset=UTF-8', ...page },
       payload: JSON.stringify({ messages: user, max_tokens: 1 }),
     });
     expect(ok.statusCode).toBe(200);
-    const bad = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain' }, payload: 'not json' });
+    const bad = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain', ...page },
+      payload: 'not json',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.type).toBe('invalid_request_error');
+    // Without an Origin it is refused (test/server/origins.test.ts has the other cases).
+    const bare = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain' },
+      payload: JSON.stringify({ messages: user, max_tokens: 1 }),
+    });
+    expect(bare.statusCode).toBe(415);
   });
 
   it('ignores unknown fields and treats null fields as absent', async () => {
