@@ -1,4 +1,4 @@
-// The 4-bit weight path (MatMulNBits, block 32): (1) computed exactly (accuracy_level 0),
+// The 4-bit weight path (MatMulNBits, the default block size): (1) computed exactly (accuracy_level 0),
 // against the reference running on the very weights the 4-bit graphs stand for (quantised
 // then dequantised), which isolates layout and packing from quantisation error; (2) as served
 // (accuracy_level 4, int8 activations) against the fp32 reference: the same top-1 token on at
