@@ -35,6 +35,14 @@ export interface BlockPrecision {
   int4AccuracyLevel?: number;
 }
 
+/**
+ * The 4-bit block of a plan's projections (MatMulNBits): the experts' block, so that every
+ * weight of the plan is quantised alike and matches the per-expert path at the same block.
+ */
+export function projectionBlockSize(p: BlockPrecision): number | undefined {
+  return p.experts.kind === 'int4' ? p.experts.blockSize : undefined;
+}
+
 /** Width of the attention output a layer's block takes: heads x head dim, or heads x latent rank (MLA). */
 export function attentionWidth(spec: ModelSpec): number {
   return spec.mla ? spec.numHeads * spec.mla.kvLoraRank : spec.numHeads * spec.headDim;
@@ -128,7 +136,12 @@ function moeParts(ctx: BlockContext, mlp: MoeMlpSpec, names: MoeWeightNames, gat
 function swigluOf(ctx: BlockContext, x: string, w: SwigluWeights, name: string): string {
   const { b, precision } = ctx;
   const act = precision.activations;
-  const opts: DeviceLinearOptions = { weights: precision.projections, activations: act, int4AccuracyLevel: precision.int4AccuracyLevel };
+  const opts: DeviceLinearOptions = {
+    weights: precision.projections,
+    activations: act,
+    int4AccuracyLevel: precision.int4AccuracyLevel,
+    int4BlockSize: projectionBlockSize(precision),
+  };
   return castTo(b, deviceSwiglu(b, castTo(b, x, 'float32', act), w, name, opts), act, 'float32');
 }
 
@@ -144,6 +157,7 @@ function outProjection(
   const opts: LinearOptions = {
     precision: precision.projections === 'int4' ? 'int4' : 'fp32',
     int4AccuracyLevel: precision.int4AccuracyLevel,
+    int4BlockSize: projectionBlockSize(precision),
   };
   const a = names.attention;
   if (isMlaNames(a)) return mlaOutProjection(b, spec, a, read, opts, attn);

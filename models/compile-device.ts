@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { buildAttentionIn, buildLmHead } from '../graphs/layer-graphs.ts';
 import { buildMlaIn } from '../graphs/mla-graphs.ts';
-import { buildFeedForwardBlock, type BlockPrecision } from '../graphs/moe-block.ts';
+import { buildFeedForwardBlock, type BlockPrecision, projectionBlockSize } from '../graphs/moe-block.ts';
 import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
 import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attention.ts';
@@ -26,7 +26,7 @@ import { loadModelSpec } from './registry.ts';
 import { isMoe, type ModelSpec } from './spec.ts';
 
 /** Bump when the fused graphs' layout changes: old compiled directories are then not reused. */
-const DEVICE_COMPILER_VERSION = 1;
+const DEVICE_COMPILER_VERSION = 2;
 
 export interface DeviceCompileOptions {
   modelDir: string;
@@ -110,6 +110,7 @@ function writeDeviceGraphs(
   const linearOpts: LinearOptions = {
     precision: precision.projections === 'int4' ? 'int4' : 'fp32',
     int4AccuracyLevel: precision.int4AccuracyLevel,
+    int4BlockSize: projectionBlockSize(precision),
   };
   const total = 2 + 2 * spec.numLayers + 2;
   let done = 0;

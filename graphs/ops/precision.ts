@@ -4,7 +4,7 @@
 import { f32ToF16Bits } from '../../models/checkpoint/dtype.ts';
 import { DataType, type GraphBuilder, MS_DOMAIN } from '../onnx/graph-builder.ts';
 import { linear, type LinearWeight } from './linear.ts';
-import { quantizeInt4 } from './quantize.ts';
+import { INT4_BLOCK_SIZE, quantizeInt4 } from './quantize.ts';
 
 export type ActivationType = 'float32' | 'float16';
 
@@ -38,6 +38,8 @@ export interface DeviceLinearOptions {
   activations: ActivationType;
   /** MatMulNBits accuracy_level (CPU only; CUDA ignores it). */
   int4AccuracyLevel?: number;
+  /** Input values sharing one 4-bit scale; default INT4_BLOCK_SIZE. */
+  int4BlockSize?: number;
 }
 
 /**
@@ -46,11 +48,16 @@ export interface DeviceLinearOptions {
  */
 export function deviceLinear(b: GraphBuilder, x: string, w: LinearWeight, name: string, opts: DeviceLinearOptions): string {
   if (opts.activations === 'float32') {
-    return linear(b, x, w, name, { precision: opts.weights === 'int4' ? 'int4' : 'fp32', int4AccuracyLevel: opts.int4AccuracyLevel });
+    return linear(b, x, w, name, {
+      precision: opts.weights === 'int4' ? 'int4' : 'fp32',
+      int4AccuracyLevel: opts.int4AccuracyLevel,
+      int4BlockSize: opts.int4BlockSize,
+    });
   }
   let y: string;
-  if (opts.weights === 'int4' && w.inFeatures % 32 === 0) {
-    const q = quantizeInt4(w.data, w.outFeatures, w.inFeatures);
+  const blockSize = opts.int4BlockSize ?? INT4_BLOCK_SIZE;
+  if (opts.weights === 'int4' && w.inFeatures % blockSize === 0) {
+    const q = quantizeInt4(w.data, w.outFeatures, w.inFeatures, blockSize);
     const numBlocks = w.inFeatures / q.blockSize;
     const packed = b.initializer(`${name}_q4`, q.packed, [w.outFeatures, numBlocks, q.blockSize / 2]);
     const scales = b.initializer(`${name}_scales`, toHalf(q.scales), [w.outFeatures * numBlocks]);

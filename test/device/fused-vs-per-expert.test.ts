@@ -5,7 +5,7 @@
 //   fp32                  : logits within 1e-4, identical expert choices, weights within 1e-5;
 //   fp16 + int4 (QMoE and MatMulNBits with float16 activations, the CUDA formulation; CPU
 //   runs them in float16 too) against the per-expert int4 path with the same 4-bit weights
-//   (block 32, exact accuracy level): logits within FP16_LOGIT_TOLERANCE, identical expert
+//   (blocks of TEST_INT4_BLOCK, exact accuracy level): logits within FP16_LOGIT_TOLERANCE, identical expert
 //   choices except where the per-expert path's selection scores are within fp16 rounding of a
 //   tie (their router logits are read from its mlp-in calls);
 //   fp16 with float16 weights (MoE): the same bounds. (The CPU has no float16 MoE/Gemm kernels:
@@ -19,7 +19,7 @@ import type { GraphSession, Outputs } from '../../kernels/session.ts';
 import type { ShardSessions } from '../../runtime/tp/shard-sessions.ts';
 import type { GatingConfig } from '../../runtime/moe/router.ts';
 import type { StepResult, StepSequence } from '../../runtime/step-batch.ts';
-import { openDeviceRunner, PRECISIONS } from '../helpers/device-model.ts';
+import { openDeviceRunner, PRECISIONS, TEST_INT4_BLOCK } from '../helpers/device-model.ts';
 import { nearTie, routingMargin } from '../helpers/routing-margin.ts';
 import { openRunner, testTokens, type TinyModel, writeTinyModel } from '../helpers/tiny-model.ts';
 
@@ -70,7 +70,7 @@ function inputs(seed: number): number[][] {
 
 /** The per-expert path, recording each MoE layer's router logits from its mlp-in calls. */
 async function perExpert(model: TinyModel, weights: 'fp32' | 'int4', tokens: number[][]): Promise<RunRecord> {
-  const opened = await openRunner(model, weights, 0, 1);
+  const opened = await openRunner(model, weights, 0, 1, 16, 'wasm', 'auto', TEST_INT4_BLOCK);
   try {
     const { local } = opened.runner.sessions.shards as unknown as { local: ShardSessions };
     const logits: Float32Array[] = [];

@@ -15,12 +15,15 @@ export interface OpenedDeviceRunner {
 }
 
 /** The precisions the tests name: fp32 throughout, and the CUDA formulation (fp16 + int4). */
+/** QMoE needs K a multiple of the block: the tiny checkpoints' expert widths are multiples of 32, not of 64. */
+export const TEST_INT4_BLOCK = 32;
+
 export const PRECISIONS = {
   fp32: { activations: 'float32', experts: { kind: 'float' }, projections: 'float' },
   fp16: { activations: 'float16', experts: { kind: 'float' }, projections: 'float' },
-  // Block 32 and exact MatMulNBits: the same 4-bit weights as the per-expert int4 path at accuracy level 0.
-  int4fp32: { activations: 'float32', experts: { kind: 'int4', blockSize: 32 }, projections: 'int4', int4AccuracyLevel: 0 },
-  int4fp16: { activations: 'float16', experts: { kind: 'int4', blockSize: 32 }, projections: 'int4', int4AccuracyLevel: 0 },
+  // Exact MatMulNBits: the same 4-bit weights as the per-expert int4 path compiled at TEST_INT4_BLOCK, accuracy level 0.
+  int4fp32: { activations: 'float32', experts: { kind: 'int4', blockSize: TEST_INT4_BLOCK }, projections: 'int4', int4AccuracyLevel: 0 },
+  int4fp16: { activations: 'float16', experts: { kind: 'int4', blockSize: TEST_INT4_BLOCK }, projections: 'int4', int4AccuracyLevel: 0 },
 } as const satisfies Record<string, BlockPrecision>;
 
 export async function openDeviceRunner(

@@ -44,11 +44,13 @@ export async function openRunner(
   blockSize = 16,
   attention: 'wasm' | 'onnx' = 'wasm',
   expertPlacement: ExpertPlacement | 'auto' = 'auto',
+  int4BlockSize?: number,
 ): Promise<OpenedRunner> {
   const compiled = compileModel({
     modelDir: model.dir,
     weights,
     int4AccuracyLevel,
+    int4BlockSize,
     tensorParallel,
     expertPlacement,
     cacheDir: model.cacheDir,
