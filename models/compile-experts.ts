@@ -140,13 +140,15 @@ const PROGRESS_MS = 500;
  * Runs every job: `workers` threads start taking jobs at once; this thread first runs
  * `ownWork` (the other graphs), then takes jobs too until none is left, and returns when all
  * are written. `onFiles(n)` is called on this thread for every n files the experts add. A
- * failure anywhere stops the others from taking new jobs and is thrown here.
+ * failure anywhere stops the others from taking new jobs and is thrown here. `ownWork` gets
+ * `stopIfFailed`, which throws a worker's failure: calling it between steps stops this
+ * thread's own work early instead of finishing graphs that will be thrown away.
  */
 export function runExpertJobs(
   writer: ExpertWriter,
   jobs: ExpertJob[],
   workers: number,
-  ownWork: () => void,
+  ownWork: (stopIfFailed: () => void) => void,
   onFiles: (count: number) => void,
 ): void {
   const buffers: ExpertPoolBuffers = {
@@ -167,7 +169,7 @@ export function runExpertJobs(
     reported = done;
   };
   try {
-    ownWork();
+    ownWork(() => throwIfFailed(ctrl, buffers.error));
     for (;;) {
       throwIfFailed(ctrl, buffers.error);
       const i = Atomics.add(ctrl, CTRL.next, 1);

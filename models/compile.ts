@@ -259,7 +259,9 @@ function writeGraphs(
   // An upper bound: graphs of empty slices and repeated attention-core shapes are skipped.
   const total = 1 + 2 * shards + spec.numLayers + shards * (1 + 3 * spec.numLayers) + expertFileCount(spec, experts);
   let done = 0;
+  let stopIfWorkerFailed = (): void => {};
   const emit = (file: string, build: (b: GraphBuilder) => void): string => {
+    stopIfWorkerFailed();
     writeGraph(dir, file, build);
     opts.onProgress?.(++done, total, file);
     return file;
@@ -273,7 +275,10 @@ function writeGraphs(
     { spec, names, read, settings: experts },
     expertJobs(spec),
     compileWorkers(spec, opts.compileThreads),
-    () => (manifest = writeOtherGraphs(key, spec, names, read, { ...opts, linearOpts, embeddings }, emit)),
+    (stopIfFailed) => {
+      stopIfWorkerFailed = stopIfFailed;
+      manifest = writeOtherGraphs(key, spec, names, read, { ...opts, linearOpts, embeddings }, emit);
+    },
     (count) => opts.onProgress?.((done += count), total, 'experts'),
   );
   if (done < total) opts.onProgress?.(total, total, 'done'); // shards too narrow to split were skipped

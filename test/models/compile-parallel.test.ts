@@ -57,8 +57,14 @@ describe('parallel expert compile', () => {
     mkdirSync(model.cacheDir, { recursive: true });
     const writer = openExpertWriter(settings);
     const jobs = expertJobs(writer.spec).reverse(); // the worker meets an unreadable expert first
-    // This thread idles long enough for the worker to start and fail before it takes any job.
-    const idle = () => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 8000);
+    // This thread takes no job until the worker has failed (however long a loaded machine
+    // takes to start it), so the error must come from the worker.
+    const idle = (stopIfFailed: () => void): void => {
+      for (let waited = 0; waited < 120_000; waited += 50) {
+        stopIfFailed();
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      }
+    };
     try {
       expect(() => runExpertJobs(writer, jobs, 1, idle, () => {})).toThrow(/compiling an expert failed: .*(truncated|data ends)/);
     } finally {
