@@ -247,6 +247,10 @@ export async function runPeerBench(opts: PeerBenchOptions): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `peer-bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   const machine = { before: machineBefore, after: machineDescription() };
+  const load = (m: { loadAverage: number[] }): string => m.loadAverage.join(' ');
+  console.log(
+    `${machine.after.cpu}, ${machine.after.cores} cores; load average ${load(machine.before)} before, ${load(machine.after)} after`,
+  );
   const raw = [...metrics.byName.values()];
   writeFileSync(
     file,
