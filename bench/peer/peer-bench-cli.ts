@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util';
 import type { WeightPrecision } from '../../graphs/ops/linear.ts';
 import type { KvMode } from './llama-cpp-package.ts';
-import { runPeerBench } from './peer-bench.ts';
+import { UnsupportedForLlamaCpp } from '../gguf/llama-arch.ts';
+import { type PeerBenchOptions, runPeerBench } from './peer-bench.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +40,7 @@ const listOf = <T extends string>(raw: string, allowed: readonly T[], flag: stri
     return v as T;
   });
 
-process.exitCode = await runPeerBench({
+const options: PeerBenchOptions = {
   modelDir: values.model,
   cacheDir: values['cache-dir'],
   llamaCppDir: values['llama-cpp-dir'],
@@ -56,4 +57,12 @@ process.exitCode = await runPeerBench({
   force: values.force,
   // "--server-arg=--flag=value" keeps the value attached; split it into "--flag value".
   serverArgs: values['server-arg'].flatMap((arg) => arg.split('=')),
-});
+};
+
+try {
+  process.exitCode = await runPeerBench(options);
+} catch (err) {
+  if (!(err instanceof UnsupportedForLlamaCpp)) throw err;
+  console.error(`bench:peer: this model cannot be compared: ${err.message}`);
+  process.exitCode = 2;
+}

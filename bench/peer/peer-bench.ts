@@ -18,6 +18,7 @@ import { progressPrinter } from '../../server/progress.ts';
 import { ensureBenchModel } from '../bench-model.ts';
 import { timePrecisionInChild } from '../model-bench.ts';
 import { median } from '../table.ts';
+import { llamaArchFor } from '../gguf/llama-arch.ts';
 import { ensureCheckpointGguf, type GgufWeights } from '../gguf/write-gguf.ts';
 import { runInChild } from './child.ts';
 import { ensureNodeLlamaCpp, type KvMode } from './llama-cpp-package.ts';
@@ -72,6 +73,8 @@ interface Setup {
 function prepare(opts: PeerBenchOptions): Setup {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const modelDir = opts.modelDir ?? ensureBenchModel(cacheDir, progressPrinter('writing bench model'));
+  const { spec } = loadModelSpec(modelDir);
+  llamaArchFor(spec); // refuse a model llama.cpp would run differently before compiling anything
   const weights = new Set<WeightPrecision>(opts.weights);
   if (opts.concurrency.length > 0) weights.add('int4');
   const compiled = new Map<WeightPrecision, CompiledModel>();
@@ -84,7 +87,6 @@ function prepare(opts: PeerBenchOptions): Setup {
     gguf.set(w, written.file);
   }
   const moduleUrl = ensureNodeLlamaCpp(cacheDir, opts.llamaCppDir);
-  const { spec } = loadModelSpec(modelDir);
   return { modelDir, cacheDir, moduleUrl, threads: availableParallelism(), spec, vocabSize: spec.vocabSize, compiled, gguf };
 }
 
