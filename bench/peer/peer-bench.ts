@@ -253,6 +253,10 @@ export async function runPeerBench(opts: PeerBenchOptions): Promise<number> {
   console.log(
     `${machine.after.cpu}, ${machine.after.cores} cores; load average ${load(machine.before)} before, ${load(machine.after)} after`,
   );
+  if (Math.max(machine.before.loadAverage[0], machine.after.loadAverage[0]) > machine.after.cores / 2) {
+    // Measured: at load 7-11 on 2 cores llama.cpp ran 5-23x slower than on a quiet machine, moe-server 2-8.5x.
+    console.log('warning: other work was running: it slows llama.cpp far more than moe-server, so the ratios flatter moe-server');
+  }
   const raw = [...metrics.byName.values()];
   writeFileSync(
     file,
