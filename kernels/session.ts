@@ -19,6 +19,8 @@ export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface SessionSettings {
   provider: ExecutionProvider;
+  /** CUDA device index (provider 'cuda'); default 0. */
+  deviceId?: number;
   /** Intra-op threads per session; 0 lets ONNX Runtime pick (one per core). */
   intraOpThreads: number;
   /**
@@ -74,9 +76,13 @@ export class GraphSession {
   }
 }
 
-function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+export function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+  const cuda = settings.provider === 'cuda';
   return {
-    executionProviders: settings.provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    // CUDA alone: ONNX Runtime then refuses (with the option below) a graph any of whose nodes
+    // would run on the CPU, and a provider that fails to load is an error, never a silent
+    // CPU session. Listing 'cpu' beside it would conflict with that option.
+    executionProviders: cuda ? [{ name: 'cuda', deviceId: settings.deviceId ?? 0 }] : ['cpu'],
     intraOpNumThreads: settings.intraOpThreads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -86,6 +92,7 @@ function sessionOptions(settings: SessionSettings): ort.InferenceSession.Session
         // Many sessions take turns on the same cores: spinning threads would steal them.
         intra_op: { allow_spinning: '0' },
         inter_op: { allow_spinning: '0' },
+        ...(cuda ? { disable_cpu_ep_fallback: '1' } : {}),
       },
     },
   };

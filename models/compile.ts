@@ -5,15 +5,17 @@
 // tensor by tensor from the checkpoint into the graphs: at most one graph's weights are in
 // memory at a time, never the whole model.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../graphs/onnx/graph-builder.ts';
 import { WeightsFileWriter } from '../graphs/onnx/weights-file.ts';
 import { buildAttentionCore, buildDecodeAttention } from '../graphs/ops/attention.ts';
 import { buildMlaAttentionCore } from '../graphs/ops/mla-attention.ts';
 import { buildMlaIn } from '../graphs/mla-graphs.ts';
+import { compileTmpDir, publishCompiled } from './compile-publish.ts';
 import { isMlaNames } from './family.ts';
+import { usableMemoryBytes } from './memory-limit.ts';
 import type { LinearWeight, WeightPrecision } from '../graphs/ops/linear.ts';
 import { CheckpointReader } from './checkpoint/safetensors.ts';
 import { checkpointWeights } from './checkpoint/weight-source.ts';
@@ -83,7 +85,7 @@ export function resolveExpertPlacement(
   const routed = spec.mlp.reduce((n, m) => n + (isMoe(m) ? m.numRoutedExperts * 3 * spec.hiddenSize * m.expertIntermediateSize : 0), 0);
   // 4-bit blocks of 32 with an f32 scale, and ONNX Runtime's prepacked copy on top (~1.2x).
   const bytesPerWeight = weights === 'int4' ? 0.75 : 4;
-  return routed * bytesPerWeight * (tensorParallel - 1) <= totalmem() * REPLICA_MEMORY_SHARE ? 'replicate' : 'split';
+  return routed * bytesPerWeight * (tensorParallel - 1) <= usableMemoryBytes() * REPLICA_MEMORY_SHARE ? 'replicate' : 'split';
 }
 
 /** One tensor-parallel shard's slice of a layer's attention and MLP; null where the slice is empty. */
@@ -199,7 +201,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
   }
   // Build beside the final place and rename at the end: an interrupted compile never
   // leaves a directory that looks finished.
-  const tmpDir = `${outDir}.tmp-${process.pid}`;
+  const tmpDir = compileTmpDir(outDir);
   rmSync(tmpDir, { recursive: true, force: true });
   mkdirSync(tmpDir, { recursive: true });
   const reader = CheckpointReader.open(opts.modelDir);
@@ -208,9 +210,7 @@ export function compileModel(opts: CompileOptions): CompiledModel {
     const read: ReadWeight = checkpointWeights(reader, spec, names, family.checkpointRenames);
     const manifest = writeGraphs(tmpDir, key, spec, names, read, { ...opts, tensorParallel, expertPlacement: placement });
     writeFileSync(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
-    rmSync(outDir, { recursive: true, force: true });
-    renameSync(tmpDir, outDir);
-    return { dir: outDir, manifest, reused: false };
+    return { dir: outDir, manifest, reused: publishCompiled(tmpDir, outDir, 'manifest.json') === 'reused' };
   } catch (err) {
     rmSync(tmpDir, { recursive: true, force: true });
     throw err;

@@ -15,6 +15,7 @@ import type { LogLevel } from './config.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { ApiError, fromFrameworkError, internalError, invalidApiKey } from './openai/errors.ts';
 import { AdmissionGate } from './openai/generation.ts';
+import { registerOriginGuard } from './origins.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import type { ServerContext } from './routes/context.ts';
@@ -31,6 +32,8 @@ export interface AppOptions {
   model: ServedModel | Promise<ServedModel>;
   /** Accepted bearer tokens; empty = no authentication. */
   apiKeys?: readonly string[];
+  /** Web origins allowed besides the server's own (see origins.ts); default none. */
+  allowedOrigins?: readonly string[];
   maxQueue?: number;
   maxBodyBytes?: number;
   /** Request and error logging (pino); none when left out. */
@@ -170,10 +173,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // get the same grace period as HTTP ones (main.ts), and each closes once idle.
   const wsSessions = new WsSessions();
   await app.register(websocket, { options: { maxPayload: maxBodyBytes }, preClose: async () => wsSessions.beginShutdown() });
-  // A browser's fetch() with a string body sends it as text/plain: parsed as the JSON it is,
-  // with the same guards as application/json.
-  app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // Before authentication: pages from foreign origins get 403, preflights need no key.
+  registerOriginGuard(app, options.allowedOrigins ?? []);
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler(errorHandler(maxBodyBytes));
   app.setNotFoundHandler((request, reply) => {

@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type WeightPrecision } from '../graphs/ops/linear.ts';
 import { compileModel, defaultTensorParallel } from '../models/compile.ts';
 import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
-import { ConfigValueError, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
+import { ConfigValueError, parseDevice, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
 import { runGenerate } from './generate.ts';
 import { progressPrinter } from './progress.ts';
@@ -84,7 +84,7 @@ const commands: Record<string, Command> = {
   generate: {
     summary: 'generate text from a prompt and print prefill and decode speed',
     usage:
-      `moe-server generate [--model DIR] --prompt TEXT [--max-tokens N] [--weights fp32|int4]\n` +
+      `moe-server generate [--model DIR] --prompt TEXT [--max-tokens N] [--weights fp32|int4] [--device cpu|cuda[:N]]\n` +
       `    [--temperature T] [--top-k K] [--top-p P] [--seed N] [--threads N] [--tensor-parallel N] [--cache-dir DIR]\n` +
       `  Without --model, a tiny random-weight demo checkpoint is written once to ${defaultModelDir()} and used.`,
     options: {
@@ -92,6 +92,7 @@ const commands: Record<string, Command> = {
       prompt: { type: 'string' },
       'max-tokens': { type: 'string', default: '64' },
       weights: { type: 'string', default: 'int4' },
+      device: { type: 'string', default: 'cpu' },
       temperature: { type: 'string', default: '0' },
       'top-k': { type: 'string', default: '0' },
       'top-p': { type: 'string', default: '1' },
@@ -107,6 +108,7 @@ const commands: Record<string, Command> = {
         prompt: requireString(v.prompt, '--prompt'),
         maxTokens: integer(v['max-tokens'], '--max-tokens'),
         weights: weightsOption(v.weights),
+        device: parseDevice(String(v.device), '--device'),
         temperature: number(v.temperature, '--temperature'),
         topK: integer(v['top-k'], '--top-k'),
         topP: number(v['top-p'], '--top-p'),

@@ -3,7 +3,9 @@
 // prints this table, and the docs list the same rows.
 import type { ParseArgsConfig } from 'node:util';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
+import type { Device } from '../runtime/device/device-plan.ts';
 import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS } from './engine/api.ts';
+import { normalizeOrigin } from './origins.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,10 +17,14 @@ export interface ServerConfig {
   /** Hugging Face checkpoint directory; null serves the random-weight demo model. */
   model: string | null;
   weights: WeightPrecision;
+  /** Where the model runs: the CPU (per-expert plan) or a CUDA device (fused plan). */
+  device: Device;
   host: string;
   port: number;
   /** Accepted bearer tokens; empty = no authentication. */
   apiKeys: string[];
+  /** Web origins whose pages may call the server besides its own ('*': any); empty = none. */
+  allowedOrigins: string[];
   /** Requests admitted at once (generating or waiting); more get 429. */
   maxQueue: number;
   maxBodyBytes: number;
@@ -95,10 +101,29 @@ function oneOf<T extends string>(allowed: readonly T[]) {
   };
 }
 
+/** cpu, cuda (device 0) or cuda:N. */
+export function parseDevice(raw: string, source: string): Device {
+  if (raw === 'cpu') return { kind: 'cpu' };
+  const match = /^cuda(?::(\d{1,3}))?$/.exec(raw);
+  if (match === null) throw new ConfigValueError(`${source} must be cpu, cuda or cuda:N, got "${raw}"`);
+  return { kind: 'cuda', id: match[1] === undefined ? 0 : Number(match[1]) };
+}
+
 function apiKeys(raw: string, source: string): string[] {
   const keys = raw.split(',').map((key) => key.trim());
   if (keys.some((key) => key.length === 0)) throw new ConfigValueError(`${source} has an empty API key`);
   return keys;
+}
+
+function origins(raw: string, source: string): string[] {
+  return raw.split(',').map((entry) => {
+    const origin = normalizeOrigin(entry.trim());
+    if (origin === null)
+      throw new ConfigValueError(
+        `${source} has "${entry.trim()}", which is not a web origin: scheme://host[:port] without a path (or * for any)`,
+      );
+    return origin;
+  });
 }
 
 export const SETTINGS: Settings = {
@@ -120,6 +145,18 @@ export const SETTINGS: Settings = {
     defaultValue: 'int4',
     parse: oneOf(['fp32', 'int4'] as const),
     help: 'Weight precision of the compiled model.',
+  },
+  device: {
+    flag: 'device',
+    env: 'MOE_SERVER_DEVICE',
+    metavar: 'cpu|cuda[:N]',
+    defaultValue: { kind: 'cpu' },
+    parse: parseDevice,
+    defaultText: 'cpu',
+    help:
+      'Where the model runs. cpu: one small graph per chosen expert on the CPU cores. cuda or cuda:N: CUDA device N (default 0), ' +
+      "each layer's attention projections and whole MoE block (router, gating, all experts) as one float16 graph call each, the " +
+      "attention over the KV cache on the CPU. Needs ONNX Runtime's CUDA provider (docs/gpu.md); startup fails if it does not load.",
   },
   attention: {
     flag: 'attention',
@@ -156,6 +193,19 @@ export const SETTINGS: Settings = {
     list: true,
     defaultText: 'none (no authentication)',
     help: 'Accepted API key (Authorization: Bearer KEY). Repeat the flag for several; the variable takes a comma-separated list.',
+  },
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    env: 'MOE_SERVER_ALLOWED_ORIGINS',
+    metavar: 'ORIGIN',
+    defaultValue: [],
+    parse: origins,
+    list: true,
+    defaultText: "none (only the server's own pages)",
+    help:
+      'Web origins (scheme://host[:port]) whose pages may call the server, with CORS; * allows any. Requests that carry another ' +
+      'Origin header are refused with 403; clients that send none (curl, SDKs) are unaffected. Repeat the flag or give a ' +
+      'comma-separated list.',
   },
   maxQueue: {
     flag: 'max-queue',

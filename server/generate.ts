@@ -6,12 +6,16 @@ import { defaultTensorParallel } from '../models/compile.ts';
 import { EngineClient } from './engine/client.ts';
 import { defaultSamplingParams } from './engine/api.ts';
 import { progressPrinter } from './progress.ts';
+import { describeExecution, providerOf } from './served-model.ts';
+import type { Device } from '../runtime/device/device-plan.ts';
 
 export interface GenerateOptions {
   modelDir: string;
   prompt: string;
   maxTokens: number;
   weights: WeightPrecision;
+  /** Default: the CPU. */
+  device?: Device;
   temperature: number;
   topK: number;
   topP: number;
@@ -31,11 +35,12 @@ export async function runGenerate(opts: GenerateOptions): Promise<number> {
       modelDir: opts.modelDir,
       weights: opts.weights,
       cacheDir: opts.cacheDir,
-      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism() },
+      session: { ...providerOf(opts.device), intraOpThreads: opts.threads || availableParallelism() },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
     },
     (stage, done, total) => (stage === 'compile' ? compileProgress : loadProgress)(done, total),
   );
+  console.error(describeExecution(engine.info.execution));
   try {
     const request = {
       prompt: opts.prompt,

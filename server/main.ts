@@ -6,7 +6,7 @@ import { buildApp } from './app.ts';
 import type { ServerConfig } from './config.ts';
 import { ensureDemoModel } from './demo-model.ts';
 import { progressPrinter } from './progress.ts';
-import { loadServedModel, type ServedModel } from './served-model.ts';
+import { describeExecution, loadServedModel, type ServedModel } from './served-model.ts';
 
 function loadModel(config: ServerConfig): Promise<ServedModel> {
   const cacheDir = config.cacheDir ?? undefined;
@@ -16,6 +16,7 @@ function loadModel(config: ServerConfig): Promise<ServedModel> {
   return loadServedModel({
     modelDir,
     weights: config.weights,
+    device: config.device,
     threads: config.threads,
     attention: config.attention,
     tensorParallel: config.tensorParallel,
@@ -39,6 +40,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   const { app } = await buildApp({
     model: pending,
     apiKeys: config.apiKeys,
+    allowedOrigins: config.allowedOrigins,
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,
@@ -61,6 +63,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
   if (config.model === null)
     console.error('serving the demo model: its weights are random, so its text is gibberish (use --model DIR for a real checkpoint)');
   console.error(`ready: model "${model.id}" (context ${model.maxModelLen} tokens) at ${address}/v1`);
+  console.error(describeExecution(model.execution));
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -94,7 +97,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
 }
 
 /** How long streams cancelled at the end of the grace period get to write their last event. */
-const FLUSH_MS = 1000;
+export const FLUSH_MS = 1000;
 
 /** Resolves once the engine has no request in flight (polled: shutdown only). */
 async function engineIdle(model: ServedModel): Promise<'idle'> {

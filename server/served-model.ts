@@ -5,7 +5,8 @@ import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultTensorParallel, type ExpertPlacement } from '../models/compile.ts';
-import type { Engine, KvCacheSettings, SchedulerLimits } from './engine/api.ts';
+import type { Device } from '../runtime/device/device-plan.ts';
+import type { Engine, ExecutionInfo, KvCacheSettings, SchedulerLimits } from './engine/api.ts';
 import { EngineClient } from './engine/client.ts';
 import { describeModel, type ModelDescription } from './model-description.ts';
 import { unavailable } from './openai/errors.ts';
@@ -30,11 +31,17 @@ export interface ServedModel {
   eosTokenIds: number[];
   /** Family, experts, routing and KV cache of the model, for /v1/models. */
   description: ModelDescription;
+  /** Device, plan and precision the engine runs the model with. */
+  execution: ExecutionInfo;
 }
 
 export interface LoadModelOptions {
   modelDir: string;
   weights: WeightPrecision;
+  /** Default: the CPU. */
+  device?: Device;
+  /** Default: fused on CUDA, per-expert on the CPU (tests and benchmarks run the fused plan on the CPU too). */
+  plan?: 'per-expert' | 'fused';
   /** Intra-op threads per session; 0 = one per core. */
   threads: number;
   /** Decode attention: the WebAssembly kernel (default) or ONNX Runtime's graphs. */
@@ -61,9 +68,10 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       maxModelLen: opts.maxModelLen,
       kvCache: opts.kvCache,
       scheduler: opts.scheduler,
-      session: { provider: 'cpu', intraOpThreads: opts.threads || availableParallelism(), attention: opts.attention },
+      session: { ...providerOf(opts.device), intraOpThreads: opts.threads || availableParallelism(), attention: opts.attention },
       tensorParallel: opts.tensorParallel || defaultTensorParallel(),
       expertPlacement: opts.expertPlacement,
+      ...(opts.plan ? { plan: opts.plan } : {}),
     },
     opts.onProgress,
   );
@@ -73,6 +81,11 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
     await engine.close();
     throw err;
   }
+}
+
+/** The ONNX Runtime provider (and CUDA device) of a --device value. */
+export function providerOf(device: Device = { kind: 'cpu' }): { provider: 'cpu' } | { provider: 'cuda'; deviceId: number } {
+  return device.kind === 'cpu' ? { provider: 'cpu' } : { provider: 'cuda', deviceId: device.id };
 }
 
 /**
@@ -105,6 +118,7 @@ export function serveModel(engine: Engine, modelDir: string, servedModelName?: s
     vocabSize: spec.vocabSize,
     eosTokenIds: spec.eosTokenIds,
     description: describeModel(spec),
+    execution: engine.info.execution,
   };
 }
 
@@ -138,4 +152,14 @@ export class ModelSlot {
     if (!this.model.engine.isRunning) throw unavailable('The inference engine has stopped.', 'engine_stopped');
     return this.model;
   }
+}
+
+/** One line for the startup log: device, plan, precision and ONNX Runtime calls per decode step. */
+export function describeExecution(e: ExecutionInfo): string {
+  const calls = e.graphCallsPerDecodeStep;
+  const notes = e.notes.map((note) => `; note: ${note}`).join('');
+  return (
+    `execution: device ${e.device}, ${e.plan} plan (${e.precision}); ONNX Runtime calls per decode step of one sequence: ` +
+    `${calls.device} on the GPU, ${calls.cpu} on the CPU${notes}`
+  );
 }

@@ -7,18 +7,21 @@ import type { WeightsFileWriter } from './weights-file.ts';
 const { onnx } = onnxProto;
 
 export const DataType = onnx.TensorProto.DataType;
-export type ElemType = 'float32' | 'int64' | 'int32' | 'uint8';
+export type ElemType = 'float32' | 'int64' | 'int32' | 'uint8' | 'float16' | 'bool';
 
-const ELEM_TYPE: Record<ElemType, number> = {
+export const ELEM_TYPE: Record<ElemType, number> = {
   float32: DataType.FLOAT,
   int64: DataType.INT64,
   int32: DataType.INT32,
   uint8: DataType.UINT8,
+  // Half-precision values travel as their bit patterns (Uint16Array).
+  float16: DataType.FLOAT16,
+  bool: DataType.BOOL,
 };
 
 export type Dim = number | string;
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
-export type TypedData = Float32Array | BigInt64Array | Int32Array | Uint8Array;
+export type TypedData = Float32Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
 
 /** Opset of the default ONNX domain our graphs use; com.microsoft for contrib ops. */
 export const ONNX_OPSET = 21;
@@ -63,6 +66,7 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A Uint16Array holds float16 bit patterns. */
   initializer(prefix: string, data: TypedData, dims: number[]): string {
     const name = this.fresh(prefix);
     const tensor: onnxProto.onnx.ITensorProto = { name, dims, dataType: dataTypeOf(data) };
@@ -151,6 +155,7 @@ function dataTypeOf(data: TypedData): number {
   if (data instanceof Float32Array) return DataType.FLOAT;
   if (data instanceof BigInt64Array) return DataType.INT64;
   if (data instanceof Int32Array) return DataType.INT32;
+  if (data instanceof Uint16Array) return DataType.FLOAT16;
   return DataType.UINT8;
 }
 

@@ -163,6 +163,21 @@ export interface EngineOptions {
   kvCache?: KvCacheSettings;
   /** Default DEFAULT_SCHEDULER_LIMITS. */
   scheduler?: SchedulerLimits;
+  /** Default: 'fused' on CUDA, 'per-expert' on the CPU (runtime/device/device-plan.ts). */
+  plan?: 'per-expert' | 'fused';
+}
+
+/** Where and how the model runs, for /v1/models, /health and the startup log. */
+export interface ExecutionInfo {
+  /** 'cpu' or 'cuda:N'. */
+  device: string;
+  plan: 'per-expert' | 'fused';
+  /** What computes in which precision, in words. */
+  precision: string;
+  /** Where the precision differs from what was asked for, and why. */
+  notes: string[];
+  /** ONNX Runtime calls one decode step of one sequence makes, on the GPU and on the CPU. */
+  graphCallsPerDecodeStep: { device: number; cpu: number };
 }
 
 export interface ModelInfo {
@@ -174,6 +189,7 @@ export interface ModelInfo {
   compiledDir: string;
   reusedCompile: boolean;
   loadMs: number;
+  execution: ExecutionInfo;
 }
 
 /** Sees every request's events (metrics, tests); `requestId` is the engine's id for the request. */

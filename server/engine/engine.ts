@@ -1,7 +1,7 @@
 // The engine loop's body: schedule -> run one model step -> postprocess. It owns the
 // sequences (through the scheduler's queues); the worker feeds it requests and forwards its
 // events.
-import type { ModelRunner } from '../../runtime/model-runner.ts';
+import type { StepRunner } from '../../runtime/step-runner.ts';
 import type { StepSequence } from '../../runtime/step-batch.ts';
 import type { EngineStats, GenerationEvent } from './api.ts';
 import type { SequenceEvent, StepOutput } from './protocol.ts';
@@ -20,7 +20,7 @@ export class Engine {
   private stepEvents: SequenceEvent[] = [];
 
   constructor(
-    readonly runner: ModelRunner,
+    readonly runner: StepRunner,
     readonly scheduler: Scheduler,
   ) {
     this.samplerScratch = createSamplerScratch(runner.spec.vocabSize);

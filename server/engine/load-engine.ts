@@ -9,6 +9,7 @@ import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS, type EngineOptions, type Mo
 import { BlockManager } from './block-manager.ts';
 import { Engine } from './engine.ts';
 import { planKvCache } from './kv-cache-plan.ts';
+import { loadFusedEngine, perExpertExecution, usesFusedPlan } from './load-fused-engine.ts';
 import { Scheduler } from './scheduler.ts';
 
 export interface LoadedEngine {
@@ -20,6 +21,7 @@ export interface LoadedEngine {
 export type LoadProgress = (stage: 'compile' | 'load', done: number, total: number) => void;
 
 export async function loadEngine(options: EngineOptions, onProgress: LoadProgress): Promise<LoadedEngine> {
+  if (usesFusedPlan(options)) return loadFusedEngine(options, onProgress);
   const started = performance.now();
   const compiled = compileModel({
     modelDir: options.modelDir,
@@ -46,6 +48,7 @@ export async function loadEngine(options: EngineOptions, onProgress: LoadProgres
     compiledDir: compiled.dir,
     reusedCompile: compiled.reused,
     loadMs: performance.now() - started,
+    execution: perExpertExecution(compiled.manifest, options),
   };
   return { engine: new Engine(new ModelRunner(sessions, kvCache), scheduler), tokenizer, info };
 }

@@ -1,6 +1,6 @@
 // The server's metrics registry: serving metrics and expert load, fed by the engine client's
 // observers once the model is ready. One registry per app (tests build several per process).
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { ServedModel } from '../served-model.ts';
 import { ExpertLoadTracker } from './expert-load.ts';
 import { ExpertMetrics } from './expert-metrics.ts';
@@ -37,6 +37,23 @@ export interface ExpertStatsBody {
   }>;
 }
 
+/**
+ * Gauges of prom-client's defaults that promtool's lint refuses (a "_total" suffix on a
+ * gauge); each is the sum of the per-type gauge of the same name without it.
+ */
+const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
+ * prom-client's process and Node.js runtime metrics (CPU, resident memory, heap, event-loop
+ * lag, GC) under their standard names, which dashboards everywhere know. Their GC observer and
+ * event-loop monitor live as long as the process (prom-client cannot stop them): one pair per
+ * app, which is one per server.
+ */
+function processMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(name);
+}
+
 export class ServerMetrics {
   readonly registry = new Registry();
   private readonly serving: ServingMetrics;
@@ -44,7 +61,7 @@ export class ServerMetrics {
   private attached: { model: ServedModel; tracker: ExpertLoadTracker; detach: () => void } | null = null;
 
   constructor(readonly options: MetricsOptions) {
-    // No prom-client default (process, nodejs_*) metrics: three of them fail promtool's lint.
+    processMetrics(this.registry);
     this.serving = new ServingMetrics(this.registry);
     this.experts = new ExpertMetrics(this.registry, options.perExpertSeries);
   }

@@ -9,6 +9,8 @@ const Count = Type.Integer({ minimum: 0 });
 const Healthy = Type.Object({
   status: Type.Literal('ok'),
   model: Type.String(),
+  /** 'cpu' or 'cuda:N': where the model runs. */
+  device: Type.String(),
   engine: Type.Object({
     running: Count,
     waiting: Count,
@@ -26,6 +28,7 @@ export function healthRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return {
       status: 'ok' as const,
       model: model.id,
+      device: model.execution.device,
       engine: {
         running: stats.numRunning,
         waiting: stats.numWaiting,

@@ -6,6 +6,15 @@ import { ModelDescriptionSchema } from '../model-description.ts';
 import type { ServedModel } from '../served-model.ts';
 import type { ServerContext } from './context.ts';
 
+/** Where and how the model runs (moe-server's own field). */
+const Execution = Type.Object({
+  device: Type.String(),
+  plan: Type.Union([Type.Literal('per-expert'), Type.Literal('fused')]),
+  precision: Type.String(),
+  notes: Type.Array(Type.String()),
+  graph_calls_per_decode_step: Type.Object({ device: Type.Number(), cpu: Type.Number() }),
+});
+
 const ModelObject = Type.Composite([
   Type.Object({
     id: Type.String(),
@@ -13,6 +22,7 @@ const ModelObject = Type.Composite([
     created: Type.Integer(),
     owned_by: Type.String(),
     max_model_len: Type.Integer(),
+    execution: Execution,
   }),
   ModelDescriptionSchema,
 ]);
@@ -28,6 +38,13 @@ function modelObject(model: ServedModel): Static<typeof ModelObject> {
     created: model.created,
     owned_by: 'moe-server',
     max_model_len: model.maxModelLen,
+    execution: {
+      device: model.execution.device,
+      plan: model.execution.plan,
+      precision: model.execution.precision,
+      notes: model.execution.notes,
+      graph_calls_per_decode_step: model.execution.graphCallsPerDecodeStep,
+    },
     ...model.description,
   };
 }

@@ -44,7 +44,7 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
 
 /** `target`: host:port of the /metrics endpoint. */
 export async function startPrometheus(target: string): Promise<PrometheusServer> {
-  const binary = requireTool(PROMETHEUS, 'prometheus');
+  const binary = requireTool(PROMETHEUS);
   const dir = mkdtempSync(join(tmpdir(), 'moe-prometheus-'));
   const config = join(dir, 'prometheus.yml');
   writeFileSync(

@@ -156,6 +156,13 @@ export function standInModel(servedModelName = 'tiny-moe', maxModelLen = 512): S
     compiledDir: tiny.dir,
     reusedCompile: false,
     loadMs: 0,
+    execution: {
+      device: 'cpu',
+      plan: 'per-expert',
+      precision: 'stand-in (no model)',
+      notes: [],
+      graphCallsPerDecodeStep: { device: 0, cpu: 0 },
+    },
   });
   return { tiny, engine, model: serveModel(engine, tiny.dir, servedModelName), remove: () => tiny.remove() };
 }

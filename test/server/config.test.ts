@@ -1,5 +1,6 @@
 // Server settings: flags over MOE_SERVER_* variables over defaults, errors that name the
 // source, and `moe-server serve --help` listing every flag with its variable and default.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigValueError, resolveConfig, SETTINGS } from '../../server/config.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -9,9 +10,11 @@ describe('server configuration', () => {
     expect(resolveConfig({}, {})).toEqual({
       model: null,
       weights: 'int4',
+      device: { kind: 'cpu' },
       host: '127.0.0.1',
       port: 8000,
       apiKeys: [],
+      allowedOrigins: [],
       maxQueue: 256,
       maxBodyBytes: 4 * 1024 * 1024,
       servedModelName: null,
@@ -51,6 +54,17 @@ describe('server configuration', () => {
     expect(flagged).toMatchObject({ port: 9100, apiKeys: ['a', 'b'], servedModelName: 'moe', model: '/models/a' });
   });
 
+  it('reads --allowed-origins and MOE_SERVER_ALLOWED_ORIGINS as web origins', () => {
+    const env = { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example, http://LOCALHOST:3000/' };
+    expect(resolveConfig({}, env).allowedOrigins).toEqual(['https://app.example', 'http://localhost:3000']);
+    expect(resolveConfig({ 'allowed-origins': ['*', 'http://[::1]:8080'] }, env).allowedOrigins).toEqual(['*', 'http://[::1]:8080']);
+    expect(() => resolveConfig({}, { MOE_SERVER_ALLOWED_ORIGINS: 'https://app.example/chat' })).toThrow(
+      /MOE_SERVER_ALLOWED_ORIGINS has "https:\/\/app.example\/chat", which is not a web origin/,
+    );
+    expect(() => resolveConfig({ 'allowed-origins': 'app.example' }, {})).toThrow(/--allowed-origins has "app.example"/);
+    expect(() => resolveConfig({ 'allowed-origins': 'https://a.example,' }, {})).toThrow(/--allowed-origins has ""/);
+  });
+
   it('refuses bad values, naming the flag or variable', () => {
     expect(() => resolveConfig({ port: 'eighty' }, {})).toThrow(ConfigValueError);
     expect(() => resolveConfig({ port: 'eighty' }, {})).toThrow(/--port/);
@@ -63,6 +77,14 @@ describe('server configuration', () => {
       /--max-batch-tokens \(32\) must be at least --max-num-seqs \(64\)/,
     );
     expect(resolveConfig({ 'max-batch-tokens': '32', 'max-num-seqs': '32' }, {}).maxBatchTokens).toBe(32);
+    expect(() => resolveConfig({ device: 'gpu' }, {})).toThrow(/--device must be cpu, cuda or cuda:N, got "gpu"/);
+    expect(() => resolveConfig({}, { MOE_SERVER_DEVICE: 'cuda:x' })).toThrow(/MOE_SERVER_DEVICE must be cpu, cuda or cuda:N/);
+  });
+
+  it('reads the device: cpu, cuda (device 0) or cuda:N', () => {
+    expect(resolveConfig({ device: 'cuda' }, {}).device).toEqual({ kind: 'cuda', id: 0 });
+    expect(resolveConfig({}, { MOE_SERVER_DEVICE: 'cuda:3' }).device).toEqual({ kind: 'cuda', id: 3 });
+    expect(resolveConfig({ device: 'cpu' }, { MOE_SERVER_DEVICE: 'cuda:3' }).device).toEqual({ kind: 'cpu' });
   });
 
   it('serve --help lists every flag with its variable and default', async () => {
@@ -71,6 +93,18 @@ describe('server configuration', () => {
     for (const setting of Object.values(SETTINGS)) {
       expect(stdout).toContain(`--${setting.flag} `);
       expect(stdout).toContain(`env ${setting.env}; default `);
+    }
+  });
+
+  it("the README's configuration table has a row for every setting", () => {
+    const rows = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('| `--'));
+    for (const setting of Object.values(SETTINGS)) {
+      expect(
+        rows.some((row) => row.startsWith(`| \`--${setting.flag}`) && row.includes(`\`${setting.env}\``)),
+        setting.flag,
+      ).toBe(true);
     }
   });
 

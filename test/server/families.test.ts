@@ -55,6 +55,8 @@ describe.each([
   it('lists family, experts, routing and cache size, and completes a prompt', async () => {
     const models = (await built.app.inject({ url: '/v1/models' })).json();
     expect(models.data[0]).toMatchObject({ id: `tiny-${family}`, ...expected });
+    expect(models.data[0].execution).toMatchObject({ device: 'cpu', plan: 'per-expert', graph_calls_per_decode_step: { device: 0 } });
+    expect((await built.app.inject({ url: '/health' })).json()).toMatchObject({ status: 'ok', device: 'cpu' });
     const completion = await built.app.inject({
       method: 'POST',
       url: '/v1/completions',

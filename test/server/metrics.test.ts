@@ -3,6 +3,8 @@
 // token to an independent float64 reference forward pass of the same tokens) and the routing
 // of every step the engine reported (the step observer, a debug hook), and sum to routed
 // tokens x top-k, where routed tokens come from the responses' usage.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { MoeMlpSpec } from '../../models/spec.ts';
 import { buildApp } from '../../server/app.ts';
@@ -142,6 +144,28 @@ describe('metrics of known requests', () => {
     expect(value(after, 'moe_num_requests_waiting')).toBe(0);
     expect(value(after, 'moe_kv_cache_usage_ratio')).toBe(0);
     for (const sample of after.filter((s) => s.name.startsWith('moe_'))) expect(sample.labels.model_name).toBe(MODEL);
+  });
+
+  it('exports the process and Node.js runtime metrics under their standard names, with the model label', async () => {
+    // A full collection now, so the GC histogram has one of each kind it saw to show.
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+    await new Promise((resolve) => setImmediate(resolve)); // GC entries reach observers asynchronously
+    const samples = await scrape();
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+    ]) {
+      const [sample] = select(samples, name);
+      expect(sample?.value, name).toBeGreaterThan(0);
+      expect(sample.labels.model_name).toBe(MODEL);
+    }
+    expect(value(samples, 'nodejs_gc_duration_seconds_count', { kind: 'major' })).toBeGreaterThan(0);
+    expect(select(samples, 'nodejs_active_handles').length).toBeGreaterThan(0);
+    // The per-type gauges' sums, which promtool's lint refuses (a gauge named _total), are left out.
+    expect(samples.filter((s) => /^nodejs_active_\w+_total$/.test(s.name))).toEqual([]);
   });
 
   it('serves the windows as JSON, matching the counters', async () => {

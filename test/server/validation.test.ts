@@ -205,17 +205,31 @@ describe('request validation and error statuses', () => {
     expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
-  it('reads a text/plain body as JSON (what fetch() sends for a string body)', async () => {
+  it("reads a text/plain body as JSON (what fetch() sends for a string body) from the server's own pages", async () => {
+    const page = { origin: 'http://localhost', host: 'localhost' };
     const ok = await built.app.inject({
       method: 'POST',
       url: CHAT,
-      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      headers: { 'content-type': 'text/plain;charset=UTF-8', ...page },
       payload: JSON.stringify({ messages: user, max_tokens: 1 }),
     });
     expect(ok.statusCode).toBe(200);
-    const bad = await built.app.inject({ method: 'POST', url: CHAT, headers: { 'content-type': 'text/plain' }, payload: 'not json' });
+    const bad = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain', ...page },
+      payload: 'not json',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.type).toBe('invalid_request_error');
+    // Without an Origin it is refused (test/server/origins.test.ts has the other cases).
+    const bare = await built.app.inject({
+      method: 'POST',
+      url: CHAT,
+      headers: { 'content-type': 'text/plain' },
+      payload: JSON.stringify({ messages: user, max_tokens: 1 }),
+    });
+    expect(bare.statusCode).toBe(415);
   });
 
   it('ignores unknown fields and treats null fields as absent', async () => {
