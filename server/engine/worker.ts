@@ -7,6 +7,7 @@ import type { EngineOptions } from './api.ts';
 import type { Engine } from './engine.ts';
 import { loadEngine } from './load-engine.ts';
 import type { FromWorker, StepOutput, ToWorker } from './protocol.ts';
+import { promptLogprobsBuffers } from './prompt-scoring.ts';
 import { createSequence } from './request-checks.ts';
 import { reportBuffers } from './step-report.ts';
 
@@ -18,8 +19,9 @@ function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
 }
 
 function postStep(engine: Engine, output: StepOutput): void {
-  // The routing arrays are the step's own: moved to the main thread, not copied.
-  post({ type: 'step', ...output, stats: engine.stats() }, reportBuffers(output.report));
+  // The routing arrays and prompt scores are the step's own: moved to the main thread, not copied.
+  const scores = output.events.flatMap(({ event }) => (event.type === 'prompt_logprobs' ? promptLogprobsBuffers(event.scores) : []));
+  post({ type: 'step', ...output, stats: engine.stats() }, [...reportBuffers(output.report), ...scores]);
 }
 
 /** Steps while there is work; one loop at a time. */

@@ -2,8 +2,9 @@
 // "chat.completion.chunk"; logprobs under choices[].logprobs.content).
 import type { TokenLogprob } from '../engine/api.ts';
 import { ChunkFormat, openaiFinishReason, type FormatOptions } from './format.ts';
-import type { ChoiceState, ChoiceUpdate } from './generation.ts';
+import type { ChoiceState, ChoiceUpdate, Generation } from './generation.ts';
 import { chatLogprob, type ChatLogprob } from './logprobs.ts';
+import { vllmPromptLogprobs } from './prompt-logprobs.ts';
 
 export class ChatFormat extends ChunkFormat {
   constructor(options: FormatOptions) {
@@ -35,6 +36,12 @@ export class ChatFormat extends ChunkFormat {
       logprobs: this.logprobs(choice.logprobs),
       finish_reason: openaiFinishReason(choice.finishReason),
     };
+  }
+
+  /** vLLM puts a chat request's prompt_logprobs beside its choices (one prompt for all of them). */
+  protected override responseExtras(generation: Generation): object {
+    if (this.promptLogprobs === null) return {};
+    return { prompt_logprobs: vllmPromptLogprobs(generation.choices[0]?.promptLogprobs ?? [], this.promptLogprobs, this.texts) };
   }
 
   updateLogprobs(update: ChoiceUpdate): ChatLogprob[] | null {

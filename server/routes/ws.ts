@@ -128,12 +128,12 @@ class WsSession {
         prompt_tokens: promptTokens,
       });
       for await (const update of generation.updates()) {
-        if (update.text === '' && update.logprobs.length === 0) continue;
+        if (!prepared.format.hasDelta(update)) continue;
         this.send({
           type: 'response.output_text.delta',
           id,
           index: update.index,
-          delta: update.text,
+          delta: prepared.format.deltaText(update),
           logprobs: prepared.format.updateLogprobs(update),
         });
       }
