@@ -112,7 +112,7 @@ describe('GGUF of a DeepSeekMoE checkpoint', () => {
     const rows = k.length / h;
     const t = readGguf(q4).tensors.find((x) => x.name === 'blk.1.attn_k.weight')!;
     const codes = q4_0Codes(readTensorBytes(q4, t.offset, (k.length / 32) * Q4_0_BLOCK_BYTES));
-    const int4 = quantizeInt4(k, rows, h);
+    const int4 = quantizeInt4(k, rows, h, 32);
     expect(Array.from(codes.subarray(0, 64))).toEqual(Array.from({ length: 64 }, (_, i) => (int4.packed[i >> 1] >> ((i & 1) * 4)) & 15));
   });
 });

@@ -34,7 +34,7 @@ describe('Q4_0 from moe-server int4', () => {
   const rows = 64;
   const cols = 256;
   const w = randomMatrix(rows, cols, 7);
-  const int4 = quantizeInt4(w, rows, cols);
+  const int4 = quantizeInt4(w, rows, cols, 32);
   const q = q4_0FromInt4(int4);
 
   it('writes 18 bytes per block of 32: f16 scale, then weights j and j+16 in the low and high nibble of byte j', () => {
