@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { startServer } from '../serve-process.ts';
 import { timedStream } from '../stream-client.ts';
+import { int4BlockServeArgs } from './int4-blocks.ts';
 import { type LevelSummary, type RequestTiming, runMixLevel } from './serve-mix.ts';
 
 export interface MoeServeOptions {
@@ -30,7 +31,8 @@ export function peakRssOf(pid: number): number {
 }
 
 export async function runMoeServe(opts: MoeServeOptions): Promise<MoeServeResult> {
-  const args = ['--model', opts.modelDir, '--weights', 'int4', '--cache-dir', opts.cacheDir, '--served-model-name', 'bench'];
+  const args = ['--model', opts.modelDir, '--weights', 'int4', ...int4BlockServeArgs(), '--cache-dir', opts.cacheDir];
+  args.push('--served-model-name', 'bench');
   args.push('--max-queue', '1024', '--kv-cache-tokens', String(opts.kvCacheTokens), ...opts.serverArgs);
   const server = await startServer(args);
   try {

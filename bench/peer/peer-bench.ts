@@ -21,6 +21,7 @@ import { median } from '../table.ts';
 import { llamaArchFor } from '../gguf/llama-arch.ts';
 import { ensureCheckpointGguf, type GgufWeights } from '../gguf/write-gguf.ts';
 import { runInChild } from './child.ts';
+import { checkInt4Blocks, int4BlockCompileOption, PEER_INT4_BLOCK_SIZE } from './int4-blocks.ts';
 import { ensureNodeLlamaCpp, type KvMode } from './llama-cpp-package.ts';
 import type { GreedyStep, LlamaRunRequest, LlamaRunResponse } from './llama-run.ts';
 import { benchPrompt } from './llama-run.ts';
@@ -81,7 +82,13 @@ function prepare(opts: PeerBenchOptions): Setup {
   const gguf = new Map<WeightPrecision, string>();
   for (const w of weights) {
     const tensorParallel = defaultTensorParallel();
-    compiled.set(w, compileModel({ modelDir, weights: w, cacheDir, tensorParallel, onProgress: progressPrinter(`compiling ${w}`) }));
+    const onProgress = progressPrinter(`compiling ${w}`);
+    const model = compileModel({ modelDir, weights: w, cacheDir, tensorParallel, onProgress, ...int4BlockCompileOption });
+    if (w === 'int4') {
+      checkInt4Blocks(model);
+      console.log(`int4: blocks of ${PEER_INT4_BLOCK_SIZE} weights in both engines (moe-server MatMulNBits, llama.cpp Q4_0)`);
+    }
+    compiled.set(w, model);
     const written = ensureCheckpointGguf(cacheDir, modelDir, GGUF_OF[w], progressPrinter(`writing ${GGUF_OF[w]} GGUF`));
     console.log(`${GGUF_OF[w]} GGUF: ${written.file}${written.reused ? ' (reused)' : ''}`);
     gguf.set(w, written.file);
@@ -254,7 +261,8 @@ export async function runPeerBench(opts: PeerBenchOptions): Promise<number> {
     `${machine.after.cpu}, ${machine.after.cores} cores; load average ${load(machine.before)} before, ${load(machine.after)} after`,
   );
   if (Math.max(machine.before.loadAverage[0], machine.after.loadAverage[0]) > machine.after.cores / 2) {
-    // Measured: at load 7-11 on 2 cores llama.cpp ran 5-23x slower than on a quiet machine, moe-server 2-8.5x.
+    // Each engine's thread pool waits for its slowest thread, so foreign load slows the two
+    // unequally; bench/RESULTS.md has an overloaded run where llama.cpp lost far more.
     console.log('warning: other work was running: it slows llama.cpp far more than moe-server, so the ratios flatter moe-server');
   }
   const raw = [...metrics.byName.values()];
