@@ -22,6 +22,8 @@ export interface EndpointFormat {
   usageChunk(usage: Usage): object;
   /** The update's logprobs in this endpoint's shape, or null when not requested. */
   updateLogprobs(update: ChoiceUpdate): unknown;
+  /** WebSocket events for one update, without the request id (docs/websocket.md). */
+  streamEvents(update: ChoiceUpdate): object[];
   /** The whole non-streaming response body. */
   response(generation: Generation): object;
 }
@@ -81,6 +83,11 @@ export abstract class ChunkFormat implements EndpointFormat {
     if (finishReason !== null)
       chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
     return chunks;
+  }
+
+  streamEvents(update: ChoiceUpdate): object[] {
+    if (update.text === '' && update.logprobs.length === 0) return [];
+    return [{ type: 'response.output_text.delta', index: update.index, delta: update.text, logprobs: this.updateLogprobs(update) }];
   }
 
   usageChunk(usage: Usage): object {

@@ -1,7 +1,7 @@
 // A validated chat or completions body -> what to generate and how to shape the answer.
 // Everything that can be refused is refused here, before any engine work or streaming.
 import { randomBytes } from 'node:crypto';
-import type { GenerationRequest } from '../engine/api.ts';
+import type { GenerationRequest, OutputConstraint } from '../engine/api.ts';
 import type { ChatCompletionRequest } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
@@ -10,7 +10,9 @@ import { CompletionFormat } from './completion-format.ts';
 import { invalidRequest } from './errors.ts';
 import type { EndpointFormat, ResponseMeta } from './format.ts';
 import { checkModel, choiceRequests, refuseUnsupported } from './params.ts';
-import { chatPromptIds, completionPromptIds } from './prompts.ts';
+import { completionPromptIds } from './prompts.ts';
+import { planChat } from './chat-plan.ts';
+import { completionGrammar } from './output-grammar.ts';
 
 export interface PreparedRequest {
   requests: GenerationRequest[];
@@ -30,20 +32,23 @@ export function prepareChat(body: ChatCompletionRequest, model: ServedModel): Pr
   if (body.top_logprobs !== undefined && body.logprobs !== true) {
     throw invalidRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs');
   }
-  const prompt = chatPromptIds(model, body.messages, body.add_generation_prompt ?? true);
+  const chat = planChat(body, model);
   const topLogprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : null;
   const stream = body.stream === true;
   const includeUsage = stream && body.stream_options?.include_usage === true;
   return {
-    requests: choiceRequests(body, model, [prompt], topLogprobs),
+    requests: withGrammar(choiceRequests(body, model, [chat.prompt], topLogprobs), chat.grammar),
     n: body.n ?? 1,
-    format: new ChatFormat({
-      meta: responseMeta('chatcmpl', model),
-      texts: model.tokenTexts,
-      withLogprobs: topLogprobs !== null,
-      includeUsage,
-      withRoutedExperts: body.routed_experts === true,
-    }),
+    format: new ChatFormat(
+      {
+        meta: responseMeta('chatcmpl', model),
+        texts: model.tokenTexts,
+        withLogprobs: topLogprobs !== null,
+        includeUsage,
+        withRoutedExperts: body.routed_experts === true,
+      },
+      chat.output,
+    ),
     stream,
     includeUsage,
   };
@@ -57,7 +62,7 @@ export function prepareCompletion(body: CompletionRequest, model: ServedModel): 
   const stream = body.stream === true;
   const includeUsage = stream && body.stream_options?.include_usage === true;
   return {
-    requests: choiceRequests(body, model, prompts, topLogprobs),
+    requests: withGrammar(choiceRequests(body, model, prompts, topLogprobs), completionGrammar(body)),
     n: body.n ?? 1,
     format: new CompletionFormat({
       meta: responseMeta('cmpl', model),
@@ -69,4 +74,9 @@ export function prepareCompletion(body: CompletionRequest, model: ServedModel): 
     stream,
     includeUsage,
   };
+}
+
+/** Every choice decodes under the same constraint (each with its own matcher in the engine). */
+function withGrammar(requests: GenerationRequest[], grammar: OutputConstraint | null): GenerationRequest[] {
+  return grammar === null ? requests : requests.map((request) => ({ ...request, grammar }));
 }

@@ -128,14 +128,7 @@ class WsSession {
         prompt_tokens: promptTokens,
       });
       for await (const update of generation.updates()) {
-        if (update.text === '' && update.logprobs.length === 0) continue;
-        this.send({
-          type: 'response.output_text.delta',
-          id,
-          index: update.index,
-          delta: update.text,
-          logprobs: prepared.format.updateLogprobs(update),
-        });
+        for (const event of prepared.format.streamEvents(update)) this.send({ type: Reflect.get(event, 'type'), id, ...event });
       }
       const status = generation.cancelled ? 'cancelled' : 'completed';
       this.send({ type: 'response.done', id, status, response: prepared.format.response(generation) });
