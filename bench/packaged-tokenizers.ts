@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { TextTokenizer } from '../../server/tokenizer/tokenizer.ts';
+import { TextTokenizer } from '../server/tokenizer/tokenizer.ts';
 
 export type PackagedTokenizerName = 'llama2' | 'deepseek_v3' | 'qwen3';
 

@@ -1,5 +1,5 @@
 // Token sequences that spell a document, for driving grammar matchers the way decoding does.
-import { decodeGrammarToken, type GrammarVocabulary } from '../../server/engine/grammar/grammar-vocabulary.ts';
+import { decodeGrammarToken, type GrammarVocabulary } from '../server/engine/grammar/grammar-vocabulary.ts';
 import type { PackagedTokenizer } from './packaged-tokenizers.ts';
 
 /**
