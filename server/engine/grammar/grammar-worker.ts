@@ -2,7 +2,8 @@
 // compile cache) and every constrained sequence's matcher, so that compiling a grammar (up
 // to seconds for a large schema) and computing masks never block the engine's model steps.
 // Masks go out through each sequence's shared slot (grammar-protocol.ts).
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { GrammarEngine } from './grammar-engine.ts';
 import type { FromGrammarWorker, GrammarWorkerInit, ToGrammarWorker } from './grammar-protocol.ts';
@@ -85,7 +86,28 @@ class GrammarWorker {
   }
 }
 
+/** How much lower than the rest of the process the grammar thread runs (niceness steps; 19 is the lowest). */
+const GRAMMAR_THREAD_NICE_STEPS = 10;
+
+/**
+ * Compiling a grammar is CPU work (up to seconds) that the model's steps must not wait for,
+ * and on a machine with no idle core they would, for the CPU. So this thread alone runs at a
+ * lower priority and takes the CPU time the model leaves (Linux: /proc/thread-self names the
+ * thread, and setpriority on a thread id applies to that thread). Relative to the process's
+ * own niceness, so that a server started under `nice` still ranks the model first. Elsewhere,
+ * or if refused, it runs at the process's priority.
+ */
+function lowerThreadPriority(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + GRAMMAR_THREAD_NICE_STEPS));
+  } catch {
+    // not Linux, or not permitted: normal priority
+  }
+}
+
 async function start(init: GrammarWorkerInit): Promise<void> {
+  lowerThreadPriority();
   const tokenizerJson = JSON.parse(readFileSync(init.tokenizerJsonPath, 'utf8')) as Record<string, unknown>;
   const vocabulary = grammarVocabularyFromTokenizerJson(tokenizerJson, { textSpecialTokens: init.textSpecialTokens });
   const engine = await GrammarEngine.create({ vocabulary, logitsSize: init.logitsSize, stopTokenIds: init.stopTokenIds });
