@@ -32,14 +32,14 @@ export interface ServeBenchOptions {
 const PROMPT_LENGTHS = [32, 128, 256, 64];
 const OUTPUT_LENGTHS = [64, 128, 128, 64, 128];
 
-function requestAt(index: number, vocabSize: number): StreamRequest {
+export function requestAt(index: number, vocabSize: number): StreamRequest {
   const length = PROMPT_LENGTHS[index % PROMPT_LENGTHS.length];
   // Distinct prompts (no shared prefix): every request pays its own prefill.
   const prompt = Array.from({ length }, (_, i) => 3 + ((index * 7919 + i * 104729) % (vocabSize - 3)));
   return { prompt, maxTokens: OUTPUT_LENGTHS[index % OUTPUT_LENGTHS.length] };
 }
 
-interface LevelResult {
+export interface LevelResult {
   concurrency: number;
   requests: number;
   failed: number;
@@ -51,7 +51,7 @@ interface LevelResult {
   health: HealthProbe;
 }
 
-async function runLevel(baseUrl: string, concurrency: number, numRequests: number, vocabSize: number): Promise<LevelResult> {
+export async function runLevel(baseUrl: string, concurrency: number, numRequests: number, vocabSize: number): Promise<LevelResult> {
   const timings: StreamTiming[] = [];
   let next = 0;
   const health = probeHealth(baseUrl, 100);

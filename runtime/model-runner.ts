@@ -13,7 +13,7 @@ import { isTokenId, outsideVocabularyMessage } from '../models/vocabulary.ts';
 import type { KvCacheSize } from './attention/attention-shard.ts';
 import type { KvCachePool } from './attention/kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
-import { blocksCovering, layOutStep, type StepResult, type StepSequence, type StepSlot } from './step-batch.ts';
+import { blocksCovering, layOutStep, logitRowsOf, type StepResult, type StepSequence, type StepSlot } from './step-batch.ts';
 import { runMlaAttention } from './attention/mla-attention.ts';
 
 export class ModelRunner {
@@ -91,13 +91,8 @@ export class ModelRunner {
   }
 
   private lmHead(batch: readonly StepSequence[], slots: readonly StepSlot[], hidden: Float32Array): Float32Array {
-    const h = this.spec.hiddenSize;
-    const rows: number[] = [];
-    slots.forEach((s, b) => {
-      if (batch[b].logits === 'last') rows.push(s.row + s.numTokens - 1);
-      if (batch[b].logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
-    });
+    const rows = logitRowsOf(batch, slots);
     if (rows.length === 0) return new Float32Array(0);
-    return this.sessions.shards.lmHead(gatherRows(hidden, h, Int32Array.from(rows)), rows.length);
+    return this.sessions.shards.lmHead(gatherRows(hidden, this.spec.hiddenSize, rows), rows.length);
   }
 }

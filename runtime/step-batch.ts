@@ -10,8 +10,11 @@ export interface StepSequence {
   tokens: ArrayLike<number>;
   /** The sequence's blocks in the pool; they must already cover the new tokens. */
   cache: BlockTable;
-  /** Which new tokens need logits: none (a prefill chunk), the last (sampling) or all (scoring, tests). */
-  logits: 'none' | 'last' | 'all';
+  /**
+   * Which new tokens need logits: none (a prefill chunk), the last (sampling), all (tests), or
+   * those from row `fromRow` to the last (scoring a prompt from a position on).
+   */
+  logits: 'none' | 'last' | 'all' | { fromRow: number };
 }
 
 /** A sequence's place in the step: its rows in the token matrix and its cache. */
@@ -43,6 +46,17 @@ export function layOutStep(batch: readonly StepSequence[]): StepSlot[] {
     row += numTokens;
     return slot;
   });
+}
+
+/** The step's token rows whose logits the batch asks for (StepSequence.logits), in batch order. */
+export function logitRowsOf(batch: readonly StepSequence[], slots: readonly StepSlot[]): Int32Array {
+  const rows: number[] = [];
+  slots.forEach((s, b) => {
+    const wanted = batch[b].logits;
+    const first = wanted === 'none' ? s.numTokens : wanted === 'last' ? s.numTokens - 1 : wanted === 'all' ? 0 : wanted.fromRow;
+    for (let i = Math.max(0, first); i < s.numTokens; i++) rows.push(s.row + i);
+  });
+  return Int32Array.from(rows);
 }
 
 /** Blocks a sequence's table must hold for the step: all its cached and new positions. */

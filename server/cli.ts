@@ -5,6 +5,9 @@ import { compileModel, defaultTensorParallel } from '../models/compile.ts';
 import { SYNTHETIC_FAMILIES, writeSyntheticCheckpoint, type SyntheticSize } from '../models/synthetic.ts';
 import { ConfigValueError, parseDevice, resolveConfig, serveArgOptions, settingsHelp } from './config.ts';
 import { defaultModelDir, ensureDemoModel } from './demo-model.ts';
+import { BATCH_USAGE, batchOptions, runBatchCommand } from './batch/batch-cli.ts';
+import { DISTILL_USAGE, distillOptions, runDistillCommand } from './distill/distill-cli.ts';
+import { MAX_PROMPT_TOP_K } from './engine/api.ts';
 import { runGenerate } from './generate.ts';
 import { progressPrinter } from './progress.ts';
 
@@ -116,6 +119,52 @@ const commands: Record<string, Command> = {
         threads: integer(v.threads, '--threads'),
         tensorParallel: integer(v['tensor-parallel'], '--tensor-parallel'),
         cacheDir: optionalString(v['cache-dir']),
+      });
+    },
+  },
+  batch: {
+    summary: 'run an OpenAI Batch API file of chat/completions requests offline (resumable)',
+    usage: BATCH_USAGE,
+    options: batchOptions,
+    async run(v) {
+      const maxInFlight = v['max-in-flight'] === undefined ? undefined : integer(v['max-in-flight'], '--max-in-flight');
+      if (maxInFlight !== undefined && maxInFlight < 1) throw new UsageError('--max-in-flight must be at least 1');
+      return runBatchCommand(v, requireString(v.input, '--input'), requireString(v.output, '--output'), maxInFlight);
+    },
+  },
+  distill: {
+    summary: "export a teacher's token distributions (top-k, tail mass, router choices) over conversations as safetensors shards",
+    usage: DISTILL_USAGE,
+    options: distillOptions,
+    async run(v) {
+      const topK = integer(v['top-k'], '--top-k');
+      if (topK < 0 || topK > MAX_PROMPT_TOP_K) throw new UsageError(`--top-k must be in 0..${MAX_PROMPT_TOP_K}, got ${topK}`);
+      const temperature = number(v.temperature, '--temperature');
+      if (!(temperature > 0)) throw new UsageError(`--temperature must be > 0, got ${temperature}`);
+      const maxInFlight = v['max-in-flight'] === undefined ? null : integer(v['max-in-flight'], '--max-in-flight');
+      if (maxInFlight !== null && maxInFlight < 1) throw new UsageError('--max-in-flight must be at least 1');
+      const shardMib = number(v['shard-mib'], '--shard-mib');
+      if (!(shardMib > 0)) throw new UsageError('--shard-mib must be > 0');
+      const generate =
+        v.generate === true
+          ? {
+              max_tokens: integer(v['gen-max-tokens'], '--gen-max-tokens'),
+              temperature: number(v['gen-temperature'], '--gen-temperature'),
+              top_p: number(v['gen-top-p'], '--gen-top-p'),
+              top_k: integer(v['gen-top-k'], '--gen-top-k'),
+              min_p: number(v['gen-min-p'], '--gen-min-p'),
+              ...(v['gen-seed'] === undefined ? {} : { seed: integer(v['gen-seed'], '--gen-seed') }),
+            }
+          : null;
+      return runDistillCommand(v, {
+        input: requireString(v.input, '--input'),
+        outDir: requireString(v.out, '--out'),
+        topK,
+        temperature,
+        router: v.router === true,
+        generate,
+        maxInFlight,
+        shardMib,
       });
     },
   },

@@ -404,9 +404,31 @@ export const SETTINGS: Settings = {
 
 const KEYS = Object.keys(SETTINGS) as Array<keyof ServerConfig>;
 
-/** node:util parseArgs options for the serve command. */
-export function serveArgOptions(): NonNullable<ParseArgsConfig['options']> {
-  return Object.fromEntries(KEYS.map((key) => [SETTINGS[key].flag, { type: 'string' as const, multiple: SETTINGS[key].list === true }]));
+/** The settings of the model and engine alone: what offline jobs (batch, distill) take of serve's. */
+export const ENGINE_SETTINGS: ReadonlyArray<keyof ServerConfig> = [
+  'model',
+  'weights',
+  'device',
+  'attention',
+  'servedModelName',
+  'toolCallParser',
+  'reasoningParser',
+  'threads',
+  'tensorParallel',
+  'expertPlacement',
+  'cacheDir',
+  'maxModelLen',
+  'maxNumSeqs',
+  'maxBatchTokens',
+  'maxStepMs',
+  'kvCacheTokens',
+  'kvCacheMib',
+  'kvBlockSize',
+];
+
+/** node:util parseArgs options for the serve command (or the given settings of it). */
+export function serveArgOptions(keys: ReadonlyArray<keyof ServerConfig> = KEYS): NonNullable<ParseArgsConfig['options']> {
+  return Object.fromEntries(keys.map((key) => [SETTINGS[key].flag, { type: 'string' as const, multiple: SETTINGS[key].list === true }]));
 }
 
 /** parseArgs' values: a string, or strings for a repeatable flag. */
@@ -443,10 +465,12 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = proces
 }
 
 /** The settings table for --help: flag, variable, default and what it does. */
-export function settingsHelp(): string {
-  return KEYS.map((key) => {
-    const s: Setting<unknown> = SETTINGS[key];
-    const shown = s.defaultText ?? JSON.stringify(s.defaultValue);
-    return `  --${s.flag} ${s.metavar}${s.list ? ' (repeatable)' : ''}\n      ${s.help}\n      env ${s.env}; default ${shown}`;
-  }).join('\n');
+export function settingsHelp(keys: ReadonlyArray<keyof ServerConfig> = KEYS): string {
+  return keys
+    .map((key) => {
+      const s: Setting<unknown> = SETTINGS[key];
+      const shown = s.defaultText ?? JSON.stringify(s.defaultValue);
+      return `  --${s.flag} ${s.metavar}${s.list ? ' (repeatable)' : ''}\n      ${s.help}\n      env ${s.env}; default ${shown}`;
+    })
+    .join('\n');
 }

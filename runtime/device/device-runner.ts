@@ -15,7 +15,7 @@ import type { KvCachePool } from '../attention/kv-cache.ts';
 import { fillRopeTables } from '../attention/rope-tables.ts';
 import { gatherRows } from '../moe/dispatch.ts';
 import type { RoutingResult } from '../moe/router.ts';
-import { blocksCovering, layOutStep, type StepResult, type StepSequence, type StepSlot } from '../step-batch.ts';
+import { blocksCovering, layOutStep, logitRowsOf, type StepResult, type StepSequence, type StepSlot } from '../step-batch.ts';
 import type { DeviceSessions } from './device-sessions.ts';
 
 const NO_VALUES = new Float32Array(0);
@@ -112,13 +112,9 @@ export class DeviceRunner {
 
   private lmHead(batch: readonly StepSequence[], slots: readonly StepSlot[], hidden: Float32Array): Float32Array {
     const h = this.spec.hiddenSize;
-    const rows: number[] = [];
-    slots.forEach((s, b) => {
-      if (batch[b].logits === 'last') rows.push(s.row + s.numTokens - 1);
-      if (batch[b].logits === 'all') for (let i = 0; i < s.numTokens; i++) rows.push(s.row + i);
-    });
+    const rows = logitRowsOf(batch, slots);
     if (rows.length === 0) return new Float32Array(0);
-    const x = gatherRows(hidden, h, Int32Array.from(rows));
+    const x = gatherRows(hidden, h, rows);
     return this.sessions.lmHead.run({ hidden: new ort.Tensor('float32', x, [rows.length, h]) }).logits.data as Float32Array;
   }
 }

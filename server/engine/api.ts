@@ -40,6 +40,7 @@ export const defaultSamplingParams: SamplingParams = Object.freeze({
 });
 
 export interface GenerationParams {
+  /** At least 1; 0 only when scoring the prompt (promptLogprobs): the prompt is scored, nothing generated. */
   maxTokens: number;
   sampling: SamplingParams;
   /** Same seed and prompt give the same tokens; null draws a fresh seed. */
@@ -51,6 +52,13 @@ export interface GenerationParams {
   topLogprobs: number | null;
   /** Strings that end generation; they and anything after them are never emitted. */
   stopStrings?: readonly string[];
+  /** Score the prompt teacher-forced in its prefill ('prompt_logprobs' events); null or absent: no scoring. */
+  promptLogprobs?: PromptLogprobsOptions | null;
+  /**
+   * False: take nothing from the prefix cache, so every prompt position runs for this request
+   * (its routing is then complete). Default true. Scored positions never come from the cache.
+   */
+  prefixCache?: boolean;
 }
 
 /** One sequence to generate. */
@@ -72,6 +80,43 @@ export interface OutputConstraint {
   param: string;
 }
 
+/** Most alternatives per scored prompt position (distillation keeps up to 256; the HTTP API caps at 20). */
+export const MAX_PROMPT_TOP_K = 256;
+
+export interface PromptLogprobsOptions {
+  /** Alternatives per position, 0..MAX_PROMPT_TOP_K. */
+  topK: number;
+  /** First position scored, >= 1 (default 1: every position but the first, which has no context). */
+  from?: number;
+  /**
+   * The logits are divided by this before the log-softmax and the top-k cut (default 1: the
+   * model's raw distribution). Never penalties, bias or the sampling temperature.
+   */
+  temperature?: number;
+}
+
+/**
+ * Scores of consecutive prompt positions start.. (one step's share), columns of typed arrays
+ * so a step's scores cross threads as a few buffers. Position p's values are the model's
+ * prediction of prompt token p from tokens 0..p-1: log-softmax of the logits (divided by the
+ * temperature) in float64, rounded to float32 once.
+ */
+export interface PromptLogprobs {
+  start: number;
+  /** [count] the prompt token at each position. */
+  tokens: Int32Array;
+  /** [count] its logprob. */
+  logprobs: Float32Array;
+  /** [count] its rank: 1 + the number of tokens more likely (vLLM's definition). */
+  ranks: Int32Array;
+  topK: number;
+  /** [count * topK] the most likely token ids, best first (equal logits: lower id first). */
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+  /** [count] log of the probability outside the top k, log(1 - sum of their probabilities); -Infinity when none is left. */
+  tailLogprobs: Float32Array;
+}
+
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 export interface TokenLogprob {
@@ -84,17 +129,21 @@ export interface TokenLogprob {
 export type GenerationEvent =
   | { type: 'accepted'; promptTokens: number }
   | { type: 'token'; token: number; text: string; logprob: TokenLogprob | null }
+  /** Scores of prompt positions (requests with promptLogprobs), in position order, before the first token. */
+  | { type: 'prompt_logprobs'; scores: PromptLogprobs }
   /**
    * The sequence's tokens in one step, at positions start.. (a recomputed sequence runs some
-   * again); per MoE layer [numTokens * topK] expert ids. Only for requests with routedExperts.
+   * again); per MoE layer [numTokens * topK] expert ids and their gate weights. Only for requests with routedExperts.
    */
-  | { type: 'routed'; start: number; numTokens: number; expertIds: Int32Array[] }
+  | { type: 'routed'; start: number; numTokens: number; expertIds: Int32Array[]; expertWeights: Float32Array[] }
   | {
       type: 'finished';
       finishReason: FinishReason;
       /** Text held back by the detokenizer (an incomplete character at the very end). */
       text: string;
       promptTokens: number;
+      /** Prompt tokens whose KV came from the prefix cache when the sequence was first scheduled. */
+      cachedTokens: number;
       completionTokens: number;
       prefillMs: number;
       decodeMs: number;
@@ -126,6 +175,8 @@ export interface StepReport {
   moeLayers: number[];
   /** Per MoE layer: [numTokens * topK] chosen expert ids, token-major (rows as in `sequences`). */
   expertIds: Int32Array[];
+  /** Per MoE layer: the gate weights of those choices, same layout. */
+  expertWeights: Float32Array[];
 }
 
 /** Continuous batching limits (scheduler.ts). */

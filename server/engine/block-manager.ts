@@ -54,11 +54,12 @@ export class BlockManager {
   }
 
   /**
-   * Cached blocks holding a prefix of `tokens`, longest first match. At least one token is
-   * left out so the step that admits the sequence computes the logits it samples from.
+   * Cached blocks holding a prefix of `tokens`, longest first match, covering at most
+   * `maxTokens` of them. At least one token is left out so the step that admits the sequence
+   * computes the logits it samples from.
    */
-  matchPrefix(seq: SequenceBlocks, tokens: readonly number[]): number[] {
-    const maxBlocks = Math.floor((tokens.length - 1) / this.blockSize);
+  matchPrefix(seq: SequenceBlocks, tokens: readonly number[], maxTokens = tokens.length): number[] {
+    const maxBlocks = Math.floor(Math.min(tokens.length - 1, maxTokens) / this.blockSize);
     const matched: number[] = [];
     for (let i = 0; i < maxBlocks; i++) {
       const block = this.blockOfHash.get(this.hashAt(seq, tokens, i));

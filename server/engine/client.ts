@@ -175,11 +175,13 @@ export class EngineClient implements Engine {
     let row = 0;
     for (const { seqId, start, numTokens } of report.sequences) {
       if (this.routingWanted.has(seqId)) {
-        const expertIds = report.expertIds.map((ids) => {
-          const topK = ids.length / report.numTokens;
-          return ids.subarray(row * topK, (row + numTokens) * topK);
-        });
-        this.deliver(seqId, { type: 'routed', start, numTokens, expertIds });
+        const rows = <T extends Int32Array | Float32Array>(values: T): T => {
+          const topK = values.length / report.numTokens;
+          return values.subarray(row * topK, (row + numTokens) * topK) as T;
+        };
+        const expertIds = report.expertIds.map(rows);
+        const expertWeights = report.expertWeights.map(rows);
+        this.deliver(seqId, { type: 'routed', start, numTokens, expertIds, expertWeights });
       }
       row += numTokens;
     }

@@ -3,7 +3,16 @@
 // events.
 import type { StepRunner } from '../../runtime/step-runner.ts';
 import type { StepSequence } from '../../runtime/step-batch.ts';
-import type { EngineStats, GenerationEvent } from './api.ts';
+import type { EngineStats, GenerationEvent, PromptLogprobs } from './api.ts';
+import {
+  createScoringScratch,
+  logitRows,
+  numLogitRows,
+  type ScoringScratch,
+  type ScoringWindow,
+  scoreWindow,
+  scoringWindow,
+} from './prompt-scoring.ts';
 import type { SequenceEvent, StepOutput } from './protocol.ts';
 import { applyPenalties, createSamplerScratch, logSoftmax, type SamplerScratch, sampleToken, topLogprobs } from './sampler.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -12,6 +21,8 @@ import { buildStepReport } from './step-report.ts';
 
 export class Engine {
   private readonly samplerScratch: SamplerScratch;
+  /** Made on first use: most engines never score a prompt. */
+  private scoringScratch: ScoringScratch | null = null;
   /**
    * Events of the step in progress. Sequences finished (or cancelled) earlier are dropped at
    * the step's start; if the step then throws, failAll() still delivers their events, or
@@ -83,10 +94,11 @@ export class Engine {
       return { events, report: null };
     }
     const started = performance.now();
-    const inputs: StepSequence[] = chunks.map(({ seq, numTokens, completes }) => ({
+    const windows = chunks.map(({ seq, numTokens }) => scoringWindow(seq, seq.blocks.numCachedTokens, numTokens));
+    const inputs: StepSequence[] = chunks.map(({ seq, numTokens, completes }, i) => ({
       tokens: seq.uncachedTokens(numTokens),
       cache: seq.blocks,
-      logits: completes ? 'last' : 'none',
+      logits: logitRows(windows[i], numTokens, completes && seq.params.maxTokens > 0),
     }));
     const isPrefill = chunks.map(({ seq }) => seq.isPrefilling);
     for (const { seq } of chunks) seq.timings.scheduledAt ??= started;
@@ -105,9 +117,18 @@ export class Engine {
       if (isPrefill[i]) seq.timings.prefillMs += elapsed;
       else seq.timings.decodeMs += elapsed;
       this.scheduler.blocks.registerFullBlocks(seq.blocks, () => seq.allTokens());
+      const firstRow = row;
+      const numRows = numLogitRows(inputs[i].logits, chunk.numTokens);
+      row += numRows;
+      if (seq.isFinished) return; // cancelled while the step ran
+      // The rows are the last numRows of the chunk's tokens.
+      const rowOf = (tokenRow: number): Float32Array => this.logitsRow(result.logits, firstRow + tokenRow - (chunk.numTokens - numRows));
+      const window = windows[i];
+      if (window !== null) events.push({ seqId: seq.id, event: { type: 'prompt_logprobs', scores: this.score(seq, window, rowOf) } });
       if (!chunk.completes) return;
-      const logits = this.logitsRow(result.logits, row++);
-      if (!seq.isFinished) this.sampleOrDefer(seq, logits, events); // else cancelled while the step ran
+      if (seq.params.maxTokens === 0)
+        seq.finishReason = 'length'; // scored, nothing to generate
+      else this.sampleOrDefer(seq, rowOf(chunk.numTokens - 1), events);
     });
     this.dropFinished(events);
     this.stepEvents = [];
@@ -154,6 +175,11 @@ export class Engine {
       this.scheduler.remove(seq);
       return failed(seq, `could not sample a token: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  private score(seq: Sequence, window: ScoringWindow, rowOf: (row: number) => Float32Array): PromptLogprobs {
+    this.scoringScratch ??= createScoringScratch(this.runner.spec.vocabSize);
+    return scoreWindow(seq, window, rowOf, this.scoringScratch);
   }
 
   /**
@@ -208,6 +234,7 @@ export class Engine {
         finishReason: seq.finishReason ?? 'abort',
         text,
         promptTokens: seq.promptTokens.length,
+        cachedTokens: seq.numPrefixCachedTokens ?? 0,
         completionTokens: seq.outputTokens.length,
         prefillMs: seq.timings.prefillMs,
         decodeMs: seq.timings.decodeMs,

@@ -4,7 +4,7 @@
 // every caller (routes, the CLI, batch jobs, tests).
 import { firstOutsideVocabulary, isTokenId, outsideVocabularyMessage } from '../../models/vocabulary.ts';
 import type { TextTokenizer } from '../tokenizer/tokenizer.ts';
-import type { GenerationRequest, SamplingParams } from './api.ts';
+import { type GenerationRequest, MAX_PROMPT_TOP_K, type PromptLogprobsOptions, type SamplingParams } from './api.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { Sequence } from './sequence.ts';
 
@@ -35,13 +35,30 @@ export function validateSamplingParams(p: SamplingParams, vocabSize: number): vo
   }
 }
 
+export function validatePromptLogprobs(p: PromptLogprobsOptions): void {
+  if (!Number.isSafeInteger(p.topK) || p.topK < 0 || p.topK > MAX_PROMPT_TOP_K) {
+    throw new RangeError(`promptLogprobs.topK must be an integer in 0..${MAX_PROMPT_TOP_K}, got ${p.topK}`);
+  }
+  if (p.from !== undefined && (!Number.isSafeInteger(p.from) || p.from < 1)) {
+    throw new RangeError(`promptLogprobs.from must be an integer of at least 1, got ${p.from}`);
+  }
+  const temperature = p.temperature ?? 1;
+  if (!Number.isFinite(temperature) || temperature <= 0) {
+    throw new RangeError(`promptLogprobs.temperature must be a finite number > 0, got ${temperature}`);
+  }
+}
+
 /** The request's sequence, its maxTokens clamped to what the context leaves; a RangeError names what cannot run. */
 export function createSequence(id: string, request: GenerationRequest, tokenizer: TextTokenizer, limits: RequestLimits): Sequence {
   const prompt = typeof request.prompt === 'string' ? tokenizer.encode(request.prompt) : request.prompt;
   const { vocabSize, maxModelLen } = limits;
   if (prompt.length === 0) throw new RangeError('the prompt is empty');
-  if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
-    throw new RangeError(`maxTokens must be an integer of at least 1, got ${request.maxTokens}`);
+  const scoring = request.promptLogprobs ?? null;
+  if (scoring !== null) validatePromptLogprobs(scoring);
+  const minTokens = scoring === null ? 1 : 0;
+  if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < minTokens) {
+    const rule = scoring === null ? 'at least 1 (0 only when scoring the prompt)' : 'at least 0';
+    throw new RangeError(`maxTokens must be an integer of ${rule}, got ${request.maxTokens}`);
   }
   validateSamplingParams(request.sampling, vocabSize);
   const bad = firstOutsideVocabulary(prompt, vocabSize);

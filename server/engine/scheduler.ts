@@ -102,11 +102,12 @@ export class Scheduler {
     while (this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs && budget.tokens > 0) {
       const seq = this.waiting[0];
       const tokens = seq.allTokens();
-      const matched = this.blocks.matchPrefix(seq.blocks, tokens);
+      const matched = this.blocks.matchPrefix(seq.blocks, tokens, seq.maxPrefixCachedTokens);
       const numCached = matched.length * this.blocks.blockSize;
       const numTokens = this.take(budget, tokens.length - numCached);
       if (numTokens === 0 || !this.blocks.canAllocate(matched, numCached + numTokens)) break;
       this.blocks.allocate(seq.blocks, matched, numCached + numTokens, seq.promptTokens.length);
+      seq.numPrefixCachedTokens ??= numCached;
       this.waiting.shift();
       this.running.push(seq);
       chunks.push(this.chunk(seq, numTokens));

@@ -32,6 +32,10 @@ export class Sequence {
   grammar: SequenceConstraint | null = null;
   /** Logits whose sampling waits for the grammar's next mask (see Engine.sampleOrDefer). */
   deferredLogits: Float32Array | null = null;
+  /** Prompt tokens the prefix cache served when the sequence was first scheduled; null before. */
+  numPrefixCachedTokens: number | null = null;
+  /** Next prompt position to score (requests with promptLogprobs); positions before it have been scored. */
+  nextScoredPosition: number;
   private readonly stopMatcher: StopStringMatcher;
   private stopStringMatched = false;
 
@@ -44,6 +48,7 @@ export class Sequence {
     this.rng = new Rng(params.seed ?? undefined);
     this.promptTokenSet = new Set(promptTokens);
     this.stopMatcher = new StopStringMatcher(params.stopStrings ?? []);
+    this.nextScoredPosition = params.promptLogprobs?.from ?? 1;
     this.timings = { arrivedAt: performance.now(), scheduledAt: null, firstTokenAt: null, finishedAt: null, prefillMs: 0, decodeMs: 0 };
   }
 
@@ -71,6 +76,21 @@ export class Sequence {
     const tokens: number[] = [];
     for (let i = start; i < start + count; i++) tokens.push(i < numPrompt ? this.promptTokens[i] : this.outputTokens[i - numPrompt]);
     return tokens;
+  }
+
+  /** Whether prompt positions remain to be scored (requests with promptLogprobs). */
+  get isScoringPrompt(): boolean {
+    return this.params.promptLogprobs != null && this.nextScoredPosition < this.promptTokens.length;
+  }
+
+  /**
+   * Most leading tokens the prefix cache may serve: none without prefixCache; while positions
+   * remain to be scored, none at or past the first of them minus one (its logits row is that
+   * token's output); otherwise no limit.
+   */
+  get maxPrefixCachedTokens(): number {
+    if (this.params.prefixCache === false) return 0;
+    return this.isScoringPrompt ? this.nextScoredPosition - 1 : this.numTokens;
   }
 
   /** Whether the prompt is still (partly) uncached: its steps count as prefill. */

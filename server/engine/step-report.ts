@@ -25,6 +25,7 @@ export function buildStepReport(
     })),
     moeLayers: result.moeLayers,
     expertIds: result.routing.map((route) => route.expertIds),
+    expertWeights: result.routing.map((route) => route.weights),
   };
 }
 
@@ -32,6 +33,6 @@ export function buildStepReport(
 export function reportBuffers(report: StepReport | null): ArrayBuffer[] {
   if (report === null) return [];
   const buffers = new Set<ArrayBuffer>();
-  for (const ids of report.expertIds) if (ids.buffer instanceof ArrayBuffer) buffers.add(ids.buffer);
+  for (const array of [...report.expertIds, ...report.expertWeights]) if (array.buffer instanceof ArrayBuffer) buffers.add(array.buffer);
   return [...buffers];
 }

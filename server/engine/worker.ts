@@ -10,6 +10,7 @@ import type { Engine } from './engine.ts';
 import { loadEngine } from './load-engine.ts';
 import { GrammarService } from './grammar/grammar-service.ts';
 import type { FromWorker, StepOutput, ToWorker } from './protocol.ts';
+import { promptLogprobsBuffers } from './prompt-scoring.ts';
 import { reportBuffers } from './step-report.ts';
 
 const port = parentPort;
@@ -20,8 +21,9 @@ function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
 }
 
 function postStep(engine: Engine, output: StepOutput): void {
-  // The routing arrays are the step's own: moved to the main thread, not copied.
-  post({ type: 'step', ...output, stats: engine.stats() }, reportBuffers(output.report));
+  // The routing arrays and prompt scores are the step's own: moved to the main thread, not copied.
+  const scores = output.events.flatMap(({ event }) => (event.type === 'prompt_logprobs' ? promptLogprobsBuffers(event.scores) : []));
+  post({ type: 'step', ...output, stats: engine.stats() }, [...reportBuffers(output.report), ...scores]);
 }
 
 /** Steps while there is work; one loop at a time. */

@@ -5,8 +5,9 @@
 import type { TokenLogprob } from '../engine/api.ts';
 import { type ChatDelta, type ChatOutputOptions, ChoiceOutput } from './chat-output.ts';
 import { ChunkFormat, openaiFinishReason, type FormatOptions } from './format.ts';
-import type { ChoiceState, ChoiceUpdate } from './generation.ts';
+import type { ChoiceState, ChoiceUpdate, Generation } from './generation.ts';
 import { chatLogprob, type ChatLogprob } from './logprobs.ts';
+import { vllmPromptLogprobs } from './prompt-logprobs.ts';
 
 interface ParsedDelta {
   delta: ChatDelta;
@@ -75,6 +76,12 @@ export class ChatFormat extends ChunkFormat {
       logprobs: this.logprobs(choice.logprobs),
       finish_reason: reason === null ? null : this.finishReason(choice.index, reason),
     };
+  }
+
+  /** vLLM puts a chat request's prompt_logprobs beside its choices (one prompt for all of them). */
+  protected override responseExtras(generation: Generation): object {
+    if (this.promptLogprobs === null) return {};
+    return { prompt_logprobs: vllmPromptLogprobs(generation.choices[0]?.promptLogprobs ?? [], this.promptLogprobs, this.texts) };
   }
 
   updateLogprobs(update: ChoiceUpdate): ChatLogprob[] | null {

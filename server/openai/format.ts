@@ -18,6 +18,10 @@ export interface EndpointFormat {
   openingChunks(numChoices: number): object[];
   /** Chunks for one update: its text (with logprobs) and, on a choice's last update, the finish_reason chunk. */
   updateChunks(update: ChoiceUpdate): object[];
+  /** The text an update adds to its choice (completions' echo puts the prompt before the first). */
+  deltaText(update: ChoiceUpdate): string;
+  /** Whether an update has text or logprobs to send. */
+  hasDelta(update: ChoiceUpdate): boolean;
   /** The closing chunk with `usage` and no choices (stream_options.include_usage). */
   usageChunk(usage: Usage): object;
   /** The update's logprobs in this endpoint's shape, or null when not requested. */
@@ -41,6 +45,8 @@ export interface FormatOptions {
   includeUsage: boolean;
   /** Add `routed_experts` to each choice of the response, or of its last chunk when streaming (extension). */
   withRoutedExperts?: boolean;
+  /** vLLM's prompt_logprobs with this many alternatives, in the non-streaming response; null or absent: none. */
+  promptLogprobs?: number | null;
 }
 
 /** Chunk framing shared by chat and completions; subclasses shape the choices. */
@@ -50,6 +56,7 @@ export abstract class ChunkFormat implements EndpointFormat {
   protected readonly withLogprobs: boolean;
   private readonly includeUsage: boolean;
   private readonly withRoutedExperts: boolean;
+  protected readonly promptLogprobs: number | null;
 
   constructor(
     options: FormatOptions,
@@ -62,6 +69,7 @@ export abstract class ChunkFormat implements EndpointFormat {
     this.withLogprobs = options.withLogprobs;
     this.includeUsage = options.includeUsage;
     this.withRoutedExperts = options.withRoutedExperts === true;
+    this.promptLogprobs = options.promptLogprobs ?? null;
   }
 
   /** A choice of a chunk carrying the update's text and logprobs. */
@@ -76,9 +84,17 @@ export abstract class ChunkFormat implements EndpointFormat {
     return [];
   }
 
+  deltaText(update: ChoiceUpdate): string {
+    return update.text;
+  }
+
+  hasDelta(update: ChoiceUpdate): boolean {
+    return update.text !== '' || update.logprobs.length > 0;
+  }
+
   updateChunks(update: ChoiceUpdate): object[] {
     const chunks: object[] = [];
-    if (update.text !== '' || update.logprobs.length > 0) chunks.push(this.chunk([this.textChoice(update)]));
+    if (this.hasDelta(update)) chunks.push(this.chunk([this.textChoice(update)]));
     const finishReason = openaiFinishReason(update.finishReason);
     if (finishReason !== null)
       chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
@@ -86,8 +102,10 @@ export abstract class ChunkFormat implements EndpointFormat {
   }
 
   streamEvents(update: ChoiceUpdate): object[] {
-    if (update.text === '' && update.logprobs.length === 0) return [];
-    return [{ type: 'response.output_text.delta', index: update.index, delta: update.text, logprobs: this.updateLogprobs(update) }];
+    if (!this.hasDelta(update)) return [];
+    return [
+      { type: 'response.output_text.delta', index: update.index, delta: this.deltaText(update), logprobs: this.updateLogprobs(update) },
+    ];
   }
 
   usageChunk(usage: Usage): object {
@@ -96,7 +114,12 @@ export abstract class ChunkFormat implements EndpointFormat {
 
   response(generation: Generation): object {
     const choices = generation.choices.map((c) => ({ ...this.responseChoice(c), ...this.routed(c.routedExperts) }));
-    return { ...this.header(this.object), choices, usage: generation.usage };
+    return { ...this.header(this.object), choices, usage: generation.usage, ...this.responseExtras(generation) };
+  }
+
+  /** Top-level fields of the non-streaming response beyond OpenAI's (chat's prompt_logprobs). */
+  protected responseExtras(_generation: Generation): object {
+    return {};
   }
 
   private routed(routedExperts: RoutedExperts | undefined): object {

@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events';
 import type { Engine, FinishReason, GenerationEvent, GenerationRequest, TokenLogprob } from '../engine/api.ts';
 import { AsyncQueue } from '../async-queue.ts';
 import { ApiError, internalError, invalidRequest, queueFull, unavailable } from './errors.ts';
+import { appendPromptScores, type PromptTokenLogprob } from './prompt-logprobs.ts';
 
 export interface ChoiceUpdate {
   index: number;
@@ -18,6 +19,10 @@ export interface ChoiceUpdate {
   finishReason: FinishReason | null;
   /** On a choice's last update, when requested: see ChoiceState.routedExperts. */
   routedExperts?: RoutedExperts;
+  /** True on a choice's first update, which also carries its prompt's scores (when requested). */
+  first: boolean;
+  /** The choice's scored prompt positions 1.. on its first update (complete by then); otherwise empty. */
+  promptLogprobs: PromptTokenLogprob[];
 }
 
 /**
@@ -33,15 +38,21 @@ export interface ChoiceState {
   logprobs: TokenLogprob[];
   finishReason: FinishReason | null;
   promptTokens: number;
+  /** Prompt tokens the prefix cache served (known once the choice has finished). */
+  cachedTokens: number;
   completionTokens: number;
   /** Empty unless requested. */
   routedExperts: RoutedExperts;
+  /** Scores of prompt positions 1.. (requests with promptLogprobs); empty otherwise. */
+  promptLogprobs: PromptTokenLogprob[];
 }
 
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** OpenAI's field: of prompt_tokens, those whose KV came from the prefix cache. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /** Bounds the requests admitted at once (generating or waiting); beyond it: 429. */
@@ -94,6 +105,8 @@ export class Generation {
   private readonly stop = new AbortController();
   /** Per choice: how many of its logprobs have gone out with an update. */
   private readonly numReportedLogprobs = new Map<number, number>();
+  /** Choices that have had an update. */
+  private readonly updated = new Set<number>();
 
   private constructor(
     engine: Engine,
@@ -110,8 +123,10 @@ export class Generation {
       logprobs: [],
       finishReason: null,
       promptTokens: 0,
+      cachedTokens: 0,
       completionTokens: 0,
       routedExperts: [],
+      promptLogprobs: [],
     }));
     if (signal.aborted) this.stop.abort();
     else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
@@ -143,15 +158,27 @@ export class Generation {
     this.stop.abort();
   }
 
-  /** Exact counts: each prompt once (not once per choice, as OpenAI counts n > 1), every generated token. */
+  /**
+   * Exact counts: each prompt once (not once per choice, as OpenAI counts n > 1), every
+   * generated token; cached tokens of the choices whose prompts are counted.
+   */
   get usage(): Usage {
     let promptTokens = 0;
+    let cachedTokens = 0;
     let completionTokens = 0;
     for (const choice of this.choices) {
-      if (choice.index % this.n === 0) promptTokens += choice.promptTokens;
+      if (choice.index % this.n === 0) {
+        promptTokens += choice.promptTokens;
+        cachedTokens += choice.cachedTokens;
+      }
       completionTokens += choice.completionTokens;
     }
-    return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    return {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      prompt_tokens_details: { cached_tokens: cachedTokens },
+    };
   }
 
   /** True when a choice ended because its client went away (or asked to cancel). */
@@ -195,26 +222,39 @@ export class Generation {
       appendRouting(choice.routedExperts, event);
       return null;
     }
+    if (event.type === 'prompt_logprobs') {
+      appendPromptScores(choice.promptLogprobs, event.scores);
+      return null;
+    }
     if (event.type === 'token') {
       if (event.logprob !== null) choice.logprobs.push(event.logprob);
       choice.completionTokens++;
       if (event.text === '') return null;
       choice.text += event.text;
-      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: null };
+      return { index, text: event.text, logprobs: this.unreported(choice), finishReason: null, ...this.firstOf(choice) };
     }
     if (event.type === 'finished') {
       choice.text += event.text;
       choice.finishReason = event.finishReason;
       choice.completionTokens = event.completionTokens;
+      choice.cachedTokens = event.cachedTokens;
       return {
         index,
         text: event.text,
         logprobs: this.unreported(choice),
         finishReason: event.finishReason,
         routedExperts: choice.routedExperts,
+        ...this.firstOf(choice),
       };
     }
     return null;
+  }
+
+  /** Whether this is the choice's first update; the first carries the prompt's scores. */
+  private firstOf(choice: ChoiceState): Pick<ChoiceUpdate, 'first' | 'promptLogprobs'> {
+    const first = !this.updated.has(choice.index);
+    this.updated.add(choice.index);
+    return { first, promptLogprobs: first ? choice.promptLogprobs : [] };
   }
 
   /** Logprobs of tokens whose text was held back travel with the next text released. */

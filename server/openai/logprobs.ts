@@ -16,14 +16,18 @@ export interface ChatLogprob extends TokenText {
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Array<Record<string, number>>;
+  /** null for an echoed prompt's first token, which has no context to be predicted from. */
+  token_logprobs: Array<number | null>;
+  top_logprobs: Array<Record<string, number> | null>;
   text_offset: number[];
 }
 
+/** A token of completions' column form: generated, echoed prompt (logprob null for the first). */
+export type CompletionEntry = TokenLogprob | { token: number; logprob: null; top: [] };
+
 /** JSON has no -Infinity; vLLM reports impossible tokens as -9999 too. */
 const IMPOSSIBLE_LOGPROB = -9999;
-const safeLogprob = (value: number): number => (Number.isFinite(value) ? value : IMPOSSIBLE_LOGPROB);
+export const safeLogprob = (value: number): number => (Number.isFinite(value) ? value : IMPOSSIBLE_LOGPROB);
 
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 const METASPACE = '\u2581';
@@ -93,17 +97,22 @@ export function chatLogprob(entry: TokenLogprob, texts: TokenTexts): ChatLogprob
  * vLLM it advances by each token's text length. The sampled token is always listed in
  * top_logprobs, so an entry has up to logprobs + 1 items.
  */
-export function completionLogprobs(entries: readonly TokenLogprob[], texts: TokenTexts, startOffset: number): CompletionLogprobs {
+export function completionLogprobs(entries: readonly CompletionEntry[], texts: TokenTexts, startOffset: number): CompletionLogprobs {
   const result: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let offset = startOffset;
   for (const entry of entries) {
     const token = texts.get(entry.token).token;
-    const top: Record<string, number> = {};
-    for (const alt of entry.top) top[texts.get(alt.token).token] = safeLogprob(alt.logprob);
-    top[token] = safeLogprob(entry.logprob);
     result.tokens.push(token);
-    result.token_logprobs.push(safeLogprob(entry.logprob));
-    result.top_logprobs.push(top);
+    if (entry.logprob === null) {
+      result.token_logprobs.push(null);
+      result.top_logprobs.push(null);
+    } else {
+      const top: Record<string, number> = {};
+      for (const alt of entry.top) top[texts.get(alt.token).token] = safeLogprob(alt.logprob);
+      top[token] = safeLogprob(entry.logprob);
+      result.token_logprobs.push(safeLogprob(entry.logprob));
+      result.top_logprobs.push(top);
+    }
     result.text_offset.push(offset);
     offset += token.length;
   }

@@ -60,6 +60,8 @@ export function choiceRequests(
   model: ServedModel,
   prompts: number[][],
   topLogprobs: number | null,
+  /** Alternatives per scored prompt position; null: the prompt is not scored. */
+  promptTopK: number | null = null,
 ): GenerationRequest[] {
   const n = body.n ?? 1;
   if (prompts.length * n > MAX_CHOICES_PER_REQUEST) {
@@ -81,6 +83,7 @@ export function choiceRequests(
     stopTokenIds: stopTokenIds(body, model),
     ignoreEos: false,
     topLogprobs,
+    promptLogprobs: promptTopK === null ? null : { topK: promptTopK },
     stopStrings: stops,
     routedExperts: body.routed_experts === true,
   };
@@ -89,9 +92,23 @@ export function choiceRequests(
   );
 }
 
+/**
+ * prompt_logprobs as vLLM takes it: not with a stream (its values travel only in the whole
+ * response); max_tokens 0 only for a request that scores its prompt (`scores`).
+ */
+export function checkScoring(body: SamplingFields, scores: boolean): void {
+  if (body.prompt_logprobs !== undefined && body.prompt_logprobs > 0 && body.stream === true) {
+    throw invalidRequest('`prompt_logprobs` are not available when `stream=True`.', 'prompt_logprobs');
+  }
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  if (maxTokens === 0 && !scores) {
+    const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    throw invalidRequest(`'${param}' may be 0 only to score the prompt (with echo or prompt_logprobs); otherwise at least 1.`, param);
+  }
+}
+
 /** Fields we accept in the schema but cannot honour: refuse them rather than ignore them. */
 export function refuseUnsupported(fields: Record<string, unknown>): void {
-  if (fields.echo === true) throw invalidRequest("'echo' is not supported by this server.", 'echo');
   if (typeof fields.suffix === 'string' && fields.suffix !== '')
     throw invalidRequest("'suffix' is not supported by this server.", 'suffix');
   // OpenAI's deprecated function-calling fields: 'tools' and 'tool_choice' replace them.

@@ -107,6 +107,20 @@ export function completionPromptIds(model: ServedModel, prompt: CompletionReques
   });
 }
 
+/** What `echo` repeats of each prompt: the text as sent, or the decoded token ids (as vLLM). */
+export interface EchoPrompt {
+  text: string;
+  ids: readonly number[];
+}
+
+export function echoPrompts(model: ServedModel, prompt: CompletionRequest['prompt'], ids: readonly number[][]): EchoPrompt[] {
+  const sent: unknown[] = typeof prompt === 'string' ? [prompt] : prompt;
+  return ids.map((promptIds, i) => {
+    const text = sent[i];
+    return { text: typeof text === 'string' ? text : model.tokenizer.decode([...promptIds]), ids: promptIds };
+  });
+}
+
 /** At least one token must fit after the prompt. */
 export function checkPromptLength(model: ServedModel, ids: readonly number[], param: string): void {
   if (ids.length < model.maxModelLen) return;

@@ -16,8 +16,13 @@ export function StringEnum<T extends string>(values: readonly T[], description?:
 
 export const samplingFields = {
   model: Type.Optional(Type.String({ description: 'The served model id (see GET /v1/models); optional.' })),
-  max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'Most tokens to generate; default: the rest of the context.' })),
-  max_completion_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'Alias of max_tokens; wins when both are given.' })),
+  max_tokens: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description: 'Most tokens to generate; default: the rest of the context. 0 only to score the prompt (echo, prompt_logprobs).',
+    }),
+  ),
+  max_completion_tokens: Type.Optional(Type.Integer({ minimum: 0, description: 'Alias of max_tokens; wins when both are given.' })),
   temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2, description: '0 = greedy; default 1.' })),
   top_p: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   top_k: Type.Optional(Type.Integer({ minimum: -1, description: '-1 or 0 = off.' })),
@@ -30,6 +35,13 @@ export const samplingFields = {
   ),
   stop_token_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 64 })),
   ignore_eos: Type.Optional(Type.Boolean()),
+  prompt_logprobs: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: MAX_TOP_LOGPROBS,
+      description: "Logprob of every prompt token and this many alternatives, teacher-forced (vLLM's extension; not with stream).",
+    }),
+  ),
   routed_experts: Type.Optional(Type.Boolean({ description: 'Return the experts each token was routed to, per MoE layer (extension).' })),
   n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CHOICES_PER_REQUEST })),
   stream: Type.Optional(Type.Boolean()),

@@ -163,3 +163,8 @@ function parsedArguments(args: string): unknown {
     return args;
   }
 }
+
+/** The checkpoint's template text, as ChatTemplate.load finds it, or null (the distillation manifest records it). */
+export function chatTemplateSource(modelDir: string, config: TokenizerConfig): string | null {
+  return configTemplate(config) ?? fileTemplate(modelDir);
+}

@@ -11,8 +11,11 @@ import type {
   GenerationObserver,
   GenerationRequest,
   ModelInfo,
+  PromptLogprobs,
+  PromptLogprobsOptions,
   StepObserver,
 } from '../../server/engine/api.ts';
+import { emptyPromptLogprobs } from '../../server/engine/prompt-scoring.ts';
 import { serveModel, type ServedModel } from '../../server/served-model.ts';
 import { writeTinyModel, type TinyModel } from './tiny-model.ts';
 
@@ -84,6 +87,8 @@ export class StandInEngine implements Engine {
     try {
       yield emit({ type: 'accepted', promptTokens: prompt.length });
       const vocab = this.info.spec.vocabSize;
+      if (request.promptLogprobs != null)
+        yield emit({ type: 'prompt_logprobs', scores: standInScores(prompt, request.promptLogprobs, vocab) });
       let finishReason: 'stop' | 'length' | 'abort' = 'length';
       let numTokens = 0;
       // As the engine does: no further than the context leaves.
@@ -113,6 +118,7 @@ export class StandInEngine implements Engine {
         finishReason,
         text: '',
         promptTokens: prompt.length,
+        cachedTokens: 0,
         completionTokens: numTokens,
         prefillMs: 0,
         decodeMs: 0,
@@ -133,6 +139,28 @@ export class StandInEngine implements Engine {
   async close(): Promise<void> {
     this.crash('the stand-in engine was closed');
   }
+}
+
+/**
+ * Made-up scores of prompt positions from.. (exact in float32): position p's token has logprob
+ * -p/4 and rank p % 3 + 1; its alternatives are tokens p + j (mod vocab) with logprob -(j + 1)/8.
+ */
+export function standInScores(prompt: readonly number[], options: PromptLogprobsOptions, vocab: number): PromptLogprobs {
+  const start = options.from ?? 1;
+  const count = Math.max(0, prompt.length - start);
+  const scores = emptyPromptLogprobs(start, count, options.topK);
+  for (let i = 0; i < count; i++) {
+    const p = start + i;
+    scores.tokens[i] = prompt[p];
+    scores.logprobs[i] = -p / 4;
+    scores.ranks[i] = (p % 3) + 1;
+    for (let j = 0; j < options.topK; j++) {
+      scores.topIds[i * options.topK + j] = (p + j) % vocab;
+      scores.topLogprobs[i * options.topK + j] = -(j + 1) / 8;
+    }
+    scores.tailLogprobs[i] = -3;
+  }
+  return scores;
 }
 
 export interface StandInModel {

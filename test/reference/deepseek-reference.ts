@@ -58,6 +58,8 @@ export interface ReferenceStepResult {
   logits: Float64Array[];
   /** [token][moeLayerOrdinal][k]: chosen expert ids, descending score, ties by lower index. */
   experts: number[][][];
+  /** [token][MoE layer][k] the gate weights of those experts (this reference only). */
+  gateWeights?: number[][][];
   /** Layer indices that are MoE, in layer order (moeLayerOrdinal indexes this). */
   moeLayers: number[];
 }
@@ -188,14 +190,15 @@ export class ReferenceSequence {
     const tables = tokenIds.map((_, t) => ropeTable(cfg, invFreq, past + t));
     let hidden = tokenIds.map((id) => this.embedRow(id));
     const experts: number[][][] = tokenIds.map(() => []);
+    const gateWeights: number[][][] = tokenIds.map(() => []);
     model.layers.forEach((layer, li) => {
-      hidden = this.decoderLayer(li, layer, hidden, tables, experts);
+      hidden = this.decoderLayer(li, layer, hidden, tables, experts, gateWeights);
     });
     const logits = hidden.map((h) => {
       const normed = rmsNorm(h, model.finalNorm, cfg.rmsNormEps);
       return linear(normed, model.lmHead, cfg.vocabSize, null);
     });
-    return { logits, experts, moeLayers: [...model.moeLayers] };
+    return { logits, experts, gateWeights, moeLayers: [...model.moeLayers] };
   }
 
   private embedRow(id: number): Float64Array {
@@ -213,6 +216,7 @@ export class ReferenceSequence {
     hidden: Float64Array[],
     tables: RopeTable[],
     experts: number[][][],
+    gateWeights: number[][][],
   ): Float64Array[] {
     const eps = this.model.config.rmsNormEps;
     const attnIn = hidden.map((x) => rmsNorm(x, layer.inputNorm, eps));
@@ -220,11 +224,11 @@ export class ReferenceSequence {
     const afterAttn = hidden.map((x, t) => addVectors(x, attnOut[t]));
     return afterAttn.map((x, t) => {
       const mlpIn = rmsNorm(x, layer.postAttentionNorm, eps);
-      return addVectors(x, this.mlp(layer, mlpIn, experts[t]));
+      return addVectors(x, this.mlp(layer, mlpIn, experts[t], gateWeights[t]));
     });
   }
 
-  private mlp(layer: LayerWeights, x: Float64Array, tokenExperts: number[][]): Float64Array {
+  private mlp(layer: LayerWeights, x: Float64Array, tokenExperts: number[][], tokenWeights: number[][]): Float64Array {
     if (layer.mlp.kind === 'dense') return swiglu(x, layer.mlp.dense);
     const { moe } = layer.mlp;
     const cfg = this.model.config;
@@ -232,6 +236,7 @@ export class ReferenceSequence {
     const gateLogits = linear(x, moe.router, moe.experts.length, null);
     const route = routeSoftmaxTopK(gateLogits, cfg.numExpertsPerTok, cfg.normTopkProb);
     tokenExperts.push(route.expertIds);
+    tokenWeights.push([...route.weights]);
     // HF moe_infer: sum of weight * expert(h) over the chosen experts, then + shared_experts(h)
     // added without any gate or scale.
     const out = new Float64Array(cfg.hiddenSize);

@@ -34,7 +34,12 @@ describe('chat completions over HTTP with the openai client', () => {
     expect(choice.finish_reason).toBe('length');
     expect(choice.logprobs).toBeNull();
     const promptTokens = await promptTokenCount(MESSAGES);
-    expect(completion.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 7, total_tokens: promptTokens + 7 });
+    expect(completion.usage).toEqual({
+      prompt_tokens: promptTokens,
+      completion_tokens: 7,
+      total_tokens: promptTokens + 7,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
   });
 
   it('renders the template with BOS once: the prompt starts with one <s>', async () => {

@@ -46,7 +46,12 @@ describe('completions over HTTP with the openai client', () => {
     expect(completion.choices[0]).toMatchObject({ index: 0, finish_reason: 'length', logprobs: null });
     expect(completion.choices[0].text.length).toBeGreaterThan(0);
     const promptTokens = await count('The quick brown fox');
-    expect(completion.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 5, total_tokens: promptTokens + 5 });
+    expect(completion.usage).toEqual({
+      prompt_tokens: promptTokens,
+      completion_tokens: 5,
+      total_tokens: promptTokens + 5,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
   });
 
   it('takes an array of strings with n: choices are prompt-major, the prompt counted once each', async () => {
@@ -61,7 +66,12 @@ describe('completions over HTTP with the openai client', () => {
     });
     expect(completion.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
     const promptTokens = (await count(prompts[0])) + (await count(prompts[1]));
-    expect(completion.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 12, total_tokens: promptTokens + 12 });
+    expect(completion.usage).toEqual({
+      prompt_tokens: promptTokens,
+      completion_tokens: 12,
+      total_tokens: promptTokens + 12,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
     // Same prompt + seed as choice 2 alone: the second prompt's first choice has seed 5.
     const alone = await served.client.completions.create({ model: MODEL, prompt: prompts[1], max_tokens: 3, temperature: 0.8, seed: 5 });
     expect(alone.choices[0].text).toBe(completion.choices[2].text);

@@ -183,7 +183,15 @@ const badRequests: Case[] = [
     message: /outside the vocabulary/,
   },
   { name: 'too many choices', url: COMPLETIONS, body: { prompt: ['a', 'b', 'c'], n: 30 }, param: 'n' },
-  { name: 'echo', url: COMPLETIONS, body: { prompt: 'a', echo: true }, param: 'echo' },
+  {
+    name: 'prompt_logprobs with a stream',
+    url: COMPLETIONS,
+    body: { prompt: 'a', prompt_logprobs: 1, stream: true },
+    param: 'prompt_logprobs',
+    message: /not available when `stream=True`/,
+  },
+  { name: 'prompt_logprobs above 20', url: CHAT, body: { messages: user, prompt_logprobs: 21 }, param: 'prompt_logprobs' },
+  { name: 'max_tokens 0 without scoring', url: COMPLETIONS, body: { prompt: 'a', max_tokens: 0 }, param: 'max_tokens', message: /score/ },
   { name: 'completion logprobs above 20', url: COMPLETIONS, body: { prompt: 'a', logprobs: 21 }, param: 'logprobs' },
   {
     name: 'a completion prompt longer than the context',
