@@ -7,8 +7,12 @@ import { createToolParser } from './tool-parsers/registry.ts';
 import type { ParsedToolCall, ToolCallDelta, ToolCallParser, ToolParserName } from './tool-parsers/types.ts';
 
 export interface ChatOutputOptions {
-  /** Tool calls are parsed with this parser; calls to other functions than toolNames are content. */
-  tools: { parser: ToolParserName; toolNames: readonly string[] } | null;
+  /**
+   * Tool calls are parsed with this parser; calls to other functions than toolNames are
+   * content. firstCallOnly (parallel_tool_calls false where no grammar enforces it, i.e.
+   * tool_choice "auto"): calls after the first are dropped, so the client sees at most one.
+   */
+  tools: { parser: ToolParserName; toolNames: readonly string[]; firstCallOnly?: boolean } | null;
   /** The reasoning parser's opening; null: no reasoning is split off. */
   reasoning: ReasoningParserOptions | null;
 }
@@ -31,12 +35,14 @@ export interface ChatMessageParts {
 export class ChoiceOutput {
   private readonly reasoning: ReasoningParser | null;
   private readonly tools: ToolCallParser | null;
+  private readonly maxCalls: number;
   private content = '';
   private finished = false;
 
   constructor(options: ChatOutputOptions) {
     this.reasoning = options.reasoning === null ? null : new ReasoningParser(options.reasoning);
     this.tools = options.tools === null ? null : createToolParser(options.tools.parser, { toolNames: options.tools.toolNames });
+    this.maxCalls = options.tools?.firstCallOnly === true ? 1 : Infinity;
   }
 
   get isFinished(): boolean {
@@ -57,7 +63,7 @@ export class ChoiceOutput {
 
   /** The whole message; complete after finish(). */
   result(): ChatMessageParts {
-    const toolCalls = this.tools?.result().toolCalls ?? [];
+    const toolCalls = (this.tools?.result().toolCalls ?? []).slice(0, this.maxCalls);
     const content = this.tools?.result().content ?? this.content;
     return {
       content: content === '' && toolCalls.length > 0 ? null : content,
@@ -85,7 +91,7 @@ export class ChoiceOutput {
   private toolEvents(events: ReturnType<ToolCallParser['feed']>, deltas: ChatDelta[]): void {
     for (const event of events) {
       if (event.type === 'content') push(deltas, { content: event.text });
-      else push(deltas, { tool_calls: [event.delta] });
+      else if (event.delta.index < this.maxCalls) push(deltas, { tool_calls: [event.delta] });
     }
   }
 }

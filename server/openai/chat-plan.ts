@@ -26,7 +26,15 @@ export function planChat(body: ChatCompletionRequest, model: ServedModel): ChatP
   });
   const reasoning = model.parsers.reasoning === null ? null : reasoningOpening(rendered, chatTemplateKwargs);
   const grammar = chatGrammar(body, { tools, reasoning, chatTemplate: model.chatTemplate });
-  const toolOutput = tools.parser === null ? null : { parser: tools.parser, toolNames: tools.functions.map((f) => f.name) };
+  const toolOutput =
+    tools.parser === null
+      ? null
+      : {
+          parser: tools.parser,
+          toolNames: tools.functions.map((f) => f.name),
+          // "required" and named choices get a grammar that stops after the first call.
+          firstCallOnly: !tools.parallelToolCalls && tools.choice === 'auto',
+        };
   return {
     prompt: chatPromptIdsOf(model, rendered),
     grammar,

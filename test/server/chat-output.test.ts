@@ -70,6 +70,20 @@ describe('chat output: reasoning, then tool calls', () => {
     expect(output.result()).toMatchObject({ content: broken, toolCalls: [] });
   });
 
+  it('parallel_tool_calls false under tool_choice auto: only the first of several calls comes out, streamed or whole', () => {
+    const call = (name: string) => `<tool_call>\n{"name": "${name}", "arguments": ${ARGS}}\n</tool_call>`;
+    const text = `${call('get_weather')}\n${call('get_time')}`;
+    const tools = { parser: 'hermes' as const, toolNames: ['get_weather', 'get_time'] };
+    for (const pieces of [[text], codePointDeltas(text)]) {
+      const single = stream({ tools: { ...tools, firstCallOnly: true }, reasoning: null }, pieces);
+      expect(single.rebuilt.calls.map((c) => c.name)).toEqual(['get_weather']);
+      expect(single.output.result().toolCalls.map((c) => c.function.name)).toEqual(['get_weather']);
+      expect(single.rebuilt.content.trim()).toBe('');
+      const parallel = stream({ tools, reasoning: null }, pieces);
+      expect(parallel.output.result().toolCalls.map((c) => c.function.name)).toEqual(['get_weather', 'get_time']);
+    }
+  });
+
   it('a prompt that opened the reasoning makes everything reasoning until its end tag', () => {
     const { rebuilt, output } = stream({ tools: null, reasoning: { startsInReasoning: true } }, ['still thinking', ' when max_tokens hit']);
     expect(rebuilt).toEqual({ reasoning: 'still thinking when max_tokens hit', content: '', calls: [] });
