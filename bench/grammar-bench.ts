@@ -11,8 +11,8 @@ import { grammarVocabularyFromTokenizerJson, type GrammarVocabulary } from '../s
 import { toolCallGrammar } from '../server/openai/tool-parsers/tool-call-grammar.ts';
 import type { ToolParserName } from '../server/openai/tool-parsers/types.ts';
 import { progressPrinter } from '../server/progress.ts';
-import { packagedTokenizer, type PackagedTokenizer, type PackagedTokenizerName } from '../test/helpers/packaged-tokenizers.ts';
-import { documentTokens, greedyTokenPath } from '../test/helpers/token-path.ts';
+import { packagedTokenizer, type PackagedTokenizer, type PackagedTokenizerName } from './packaged-tokenizers.ts';
+import { documentTokens, greedyTokenPath } from './token-path.ts';
 import { median, printTable } from './table.ts';
 
 interface Workload {

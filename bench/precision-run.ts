@@ -12,11 +12,15 @@ export interface PrecisionRunRequest {
   threads: number;
   promptTokens: number;
   decodeTokens: number;
+  /** Also time the prefill returning every position's logits, as teacher-forced scoring needs. */
+  allLogitsRows?: boolean;
 }
 
 export interface PrecisionTimings {
   prefillMs: number[];
   decodeStepMs: number[];
+  /** With allLogitsRows: the same prefill computing the logits of every position. */
+  prefillAllRowsMs?: number[];
 }
 
 async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
@@ -35,6 +39,11 @@ async function run(req: PrecisionRunRequest): Promise<PrecisionTimings> {
     let started = performance.now();
     let result = runner.step([{ tokens: prompt, cache, logits: 'last' }]);
     timings.prefillMs.push(performance.now() - started);
+    if (req.allLogitsRows) {
+      started = performance.now();
+      runner.step([{ tokens: prompt, cache: newSequence(), logits: 'all' }]);
+      timings.prefillAllRowsMs = [performance.now() - started];
+    }
     for (let i = 0; i < req.decodeTokens; i++) {
       const next = argmax(result.logits);
       started = performance.now();

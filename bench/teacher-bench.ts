@@ -1,13 +1,17 @@
 // `npm run bench:teacher`: how fast the teacher engine scores. On the bench model, in rounds
 // that take turns (a burst of someone else's load on this shared machine then slows one run
 // of each kind, not all of one), each run a fresh child process:
-//   prefill   the runner alone over one 512-token prompt, as `moe-server bench` measures it;
+//   prefill   the runner alone over one 512-token prompt, as `moe-server bench` measures it
+//             (logits of the last position only), and the same prefill computing every
+//             position's logits, as scoring must: the output projection over the vocabulary
+//             then runs once per token instead of once per prompt;
 //   score     `distill` over conversations (teacher-forced, top-k K, no generation): input
 //             tokens scored per second (every token of a conversation goes through the prefill;
 //             response tokens are the assistant turns);
 //   generate  `distill --generate`: the model answers each conversation, then the whole is
 //             scored; generated and scored tokens per second over the job.
-// Prints medians with min/max and scoring relative to the prefill speed of the same run, and
+// Prints medians with min/max and scoring relative to the prefill speeds, as the median of the
+// ratios within each round (a burst of load then moves both sides of a ratio together), and
 // writes JSON under bench/results/.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -60,6 +64,7 @@ function writeConversations(file: string, count: number, withAnswer: boolean, of
 
 interface Runs {
   prefill: number[];
+  prefillAllRows: number[];
   scoreInput: number[];
   scoreResponse: number[];
   generateGenerated: number[];
@@ -83,7 +88,15 @@ export async function runTeacherBench(opts: TeacherBenchOptions): Promise<number
   });
   const work = mkdtempSync(join(tmpdir(), 'moe-teacher-bench-'));
   const flags = { model: modelDir, weights: opts.weights, 'cache-dir': cacheDir, ...opts.engineFlags };
-  const runs: Runs = { prefill: [], scoreInput: [], scoreResponse: [], generateGenerated: [], generateScored: [], generateTotal: [] };
+  const runs: Runs = {
+    prefill: [],
+    prefillAllRows: [],
+    scoreInput: [],
+    scoreResponse: [],
+    generateGenerated: [],
+    generateScored: [],
+    generateTotal: [],
+  };
   const distill = async (name: string, generate: boolean, round: number): Promise<DistillSummary> => {
     const input = join(work, `${name}-${round}.jsonl`);
     // Fresh conversations every round: nothing comes from the prefix cache of an earlier one (each run is a new process anyway).
@@ -106,8 +119,9 @@ export async function runTeacherBench(opts: TeacherBenchOptions): Promise<number
     for (let round = 0; round < opts.rounds; round++) {
       const steps = [
         async () => {
-          const t = await timePrecisionInChild({ compiled, threads, promptTokens: 512, decodeTokens: 0 });
+          const t = await timePrecisionInChild({ compiled, threads, promptTokens: 512, decodeTokens: 0, allLogitsRows: true });
           runs.prefill.push(512 / (median(t.prefillMs) / 1000));
+          runs.prefillAllRows.push(512 / (median(t.prefillAllRowsMs!) / 1000));
         },
         async () => {
           const s = await distill('score', false, round);
@@ -124,22 +138,24 @@ export async function runTeacherBench(opts: TeacherBenchOptions): Promise<number
       // Rotate which kind goes first.
       for (let j = 0; j < steps.length; j++) await steps[(round + j) % steps.length]();
       console.log(
-        `round ${round + 1}/${opts.rounds}: prefill ${runs.prefill.at(-1)!.toFixed(1)}, score ${runs.scoreInput.at(-1)!.toFixed(1)}, ` +
+        `round ${round + 1}/${opts.rounds}: prefill ${runs.prefill.at(-1)!.toFixed(1)} (every row ${runs.prefillAllRows.at(-1)!.toFixed(1)}), score ${runs.scoreInput.at(-1)!.toFixed(1)}, ` +
           `generate ${runs.generateGenerated.at(-1)!.toFixed(1)} + score ${runs.generateScored.at(-1)!.toFixed(1)} tok/s`,
       );
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  const prefill = median(runs.prefill);
+  const paired = (values: number[], base: number[]): string => `${median(values.map((v, i) => v / base[i])).toFixed(2)}x`;
+  const versus = (values: number[]): [string, string] => [paired(values, runs.prefill), paired(values, runs.prefillAllRows)];
   printTable(
-    ['run', 'tok/s median (min-max)', 'vs prefill'],
+    ['run', 'tok/s median (min-max)', 'vs prefill', 'vs prefill, every row'],
     [
-      ['prefill (runner, 512-token prompt)', stats(runs.prefill), '1.00x'],
-      [`score: input tokens (top-${opts.topK})`, stats(runs.scoreInput), `${(median(runs.scoreInput) / prefill).toFixed(2)}x`],
-      ['score: of which response tokens', stats(runs.scoreResponse), '-'],
-      [`generate ${opts.generateTokens} tokens: generated`, stats(runs.generateGenerated), '-'],
-      ['generate, then score: tokens scored', stats(runs.generateScored), `${(median(runs.generateScored) / prefill).toFixed(2)}x`],
+      ['prefill (runner, 512-token prompt)', stats(runs.prefill), '1.00x', '-'],
+      ["prefill computing every position's logits", stats(runs.prefillAllRows), ...versus(runs.prefillAllRows)],
+      [`score: input tokens (top-${opts.topK})`, stats(runs.scoreInput), ...versus(runs.scoreInput)],
+      ['score: of which response tokens', stats(runs.scoreResponse), '-', '-'],
+      [`generate ${opts.generateTokens} tokens: generated`, stats(runs.generateGenerated), '-', '-'],
+      ['generate, then score: tokens scored', stats(runs.generateScored), ...versus(runs.generateScored)],
     ],
   );
   console.log(

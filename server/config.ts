@@ -5,6 +5,12 @@ import type { ParseArgsConfig } from 'node:util';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import type { Device } from '../runtime/device/device-plan.ts';
 import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS } from './engine/api.ts';
+import {
+  REASONING_PARSER_SETTINGS,
+  type ReasoningParserSetting,
+  TOOL_PARSER_SETTINGS,
+  type ToolParserSetting,
+} from './openai/model-parsers.ts';
 import { normalizeOrigin } from './origins.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -30,6 +36,10 @@ export interface ServerConfig {
   maxBodyBytes: number;
   /** The `model` id clients use; null = the model directory's name. */
   servedModelName: string | null;
+  /** How the model's tool calls are parsed: auto (from its chat template and family), none, or a parser. */
+  toolCallParser: ToolParserSetting;
+  /** How its <think> reasoning is split from the answer: auto, none, or a parser. */
+  reasoningParser: ReasoningParserSetting;
   /** Intra-op threads per ONNX Runtime session; 0 = one per core. */
   threads: number;
   /** Tensor-parallel shards for the MLPs and LM head; 0 = min(2, cores). */
@@ -234,6 +244,27 @@ export const SETTINGS: Settings = {
     defaultText: "the model directory's name",
     help: 'The model id clients send in "model" and see in /v1/models.',
   },
+  toolCallParser: {
+    flag: 'tool-call-parser',
+    env: 'MOE_SERVER_TOOL_CALL_PARSER',
+    metavar: TOOL_PARSER_SETTINGS.join('|'),
+    defaultValue: 'auto',
+    parse: oneOf(TOOL_PARSER_SETTINGS),
+    help:
+      "How the model's tool calls are read from its output (docs/api.md#tool-calling). auto: from the markup its chat template " +
+      'writes (DeepSeek-V3/V3.1, Hermes/Qwen <tool_call>, Mistral [TOOL_CALLS]), else from its family; none: requests with tools ' +
+      'are refused.',
+  },
+  reasoningParser: {
+    flag: 'reasoning-parser',
+    env: 'MOE_SERVER_REASONING_PARSER',
+    metavar: REASONING_PARSER_SETTINGS.join('|'),
+    defaultValue: 'auto',
+    parse: oneOf(REASONING_PARSER_SETTINGS),
+    help:
+      'How <think>...</think> reasoning is split from the answer into reasoning_content. auto: on when the chat template writes ' +
+      '<think> (Qwen3, DeepSeek-R1); none: all output is content.',
+  },
   threads: {
     flag: 'threads',
     env: 'MOE_SERVER_THREADS',
@@ -392,6 +423,8 @@ export const ENGINE_SETTINGS: ReadonlyArray<keyof ServerConfig> = [
   'device',
   'attention',
   'servedModelName',
+  'toolCallParser',
+  'reasoningParser',
   'threads',
   'tensorParallel',
   'expertPlacement',

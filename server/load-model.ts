@@ -25,6 +25,7 @@ export function loadModel(config: ServerConfig): Promise<ServedModel> {
     kvCache: { numTokens: config.kvCacheTokens ?? undefined, memoryMib: config.kvCacheMib, blockSize: config.kvBlockSize },
     scheduler: { maxNumSeqs: config.maxNumSeqs, maxBatchTokens: config.maxBatchTokens, maxStepMs: config.maxStepMs },
     servedModelName: config.servedModelName ?? undefined,
+    parsers: { toolCallParser: config.toolCallParser, reasoningParser: config.reasoningParser },
     onProgress: (stage, done, total) => (stage === 'compile' ? printers.compile : printers.load)(done, total),
   });
 }

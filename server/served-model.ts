@@ -1,8 +1,9 @@
 // The model the server serves: the engine (in its worker), the tokenizer and chat template
 // on the main thread (prompts are rendered and counted before they reach the engine), and
 // the id clients address it by.
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultTensorParallel, type ExpertPlacement } from '../models/compile.ts';
 import type { Device } from '../runtime/device/device-plan.ts';
@@ -10,9 +11,17 @@ import type { Engine, ExecutionInfo, KvCacheSettings, SchedulerLimits } from './
 import { EngineClient } from './engine/client.ts';
 import { describeModel, type ModelDescription } from './model-description.ts';
 import { unavailable } from './openai/errors.ts';
+import {
+  DEFAULT_PARSER_SETTINGS,
+  type ModelParsers,
+  type ParserSettings,
+  parserMarkup,
+  resolveModelParsers,
+} from './openai/model-parsers.ts';
 import { TokenTexts } from './openai/logprobs.ts';
+import { loadModelSpec } from '../models/registry.ts';
 import { ChatTemplate, ChatTemplateError } from './tokenizer/chat-template.ts';
-import { TextTokenizer } from './tokenizer/tokenizer.ts';
+import { TextTokenizer, type TokenizerConfig } from './tokenizer/tokenizer.ts';
 
 export interface ServedModel {
   /** The id in requests' `model` field and in /v1/models. */
@@ -25,6 +34,8 @@ export interface ServedModel {
   /** Null when the checkpoint has none (or it does not parse: see chatTemplateProblem). */
   chatTemplate: ChatTemplate | null;
   chatTemplateProblem: string | null;
+  /** The tool-call and reasoning parsers its outputs go through (--tool-call-parser, --reasoning-parser). */
+  parsers: ModelParsers;
   /** Longest prompt + completion, in tokens. */
   maxModelLen: number;
   vocabSize: number;
@@ -57,10 +68,15 @@ export interface LoadModelOptions {
   scheduler?: SchedulerLimits;
   /** Defaults to the model directory's name. */
   servedModelName?: string;
+  /** Default: both auto. */
+  parsers?: ParserSettings;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
 export async function loadServedModel(opts: LoadModelOptions): Promise<ServedModel> {
+  const parserSettings = opts.parsers ?? DEFAULT_PARSER_SETTINGS;
+  // The engine keeps the parsers' markup in its text: they are chosen before it starts.
+  const textSpecialTokens = parserMarkup(modelParsers(opts.modelDir, parserSettings, loadChatTemplate(opts.modelDir).chatTemplate));
   const engine = await EngineClient.start(
     {
       modelDir: opts.modelDir,
@@ -74,11 +90,12 @@ export async function loadServedModel(opts: LoadModelOptions): Promise<ServedMod
       expertPlacement: opts.expertPlacement,
       int4BlockSize: opts.int4BlockSize,
       ...(opts.plan ? { plan: opts.plan } : {}),
+      textSpecialTokens,
     },
     opts.onProgress,
   );
   try {
-    return serveModel(engine, opts.modelDir, opts.servedModelName);
+    return serveModel(engine, opts.modelDir, opts.servedModelName, parserSettings);
   } catch (err) {
     await engine.close();
     throw err;
@@ -94,19 +111,14 @@ export function providerOf(device: Device = { kind: 'cpu' }): { provider: 'cpu' 
  * The served model around a started engine: the checkpoint's tokenizer and chat template
  * (read on the main thread), the id it is served under (default: the directory's name).
  */
-export function serveModel(engine: Engine, modelDir: string, servedModelName?: string): ServedModel {
+export function serveModel(
+  engine: Engine,
+  modelDir: string,
+  servedModelName?: string,
+  parserSettings: ParserSettings = DEFAULT_PARSER_SETTINGS,
+): ServedModel {
   const tokenizer = TextTokenizer.load(modelDir);
-  let chatTemplate: ChatTemplate | null = null;
-  let chatTemplateProblem: string | null = null;
-  try {
-    chatTemplate = ChatTemplate.load(modelDir, tokenizer.config);
-    if (chatTemplate === null)
-      chatTemplateProblem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
-  } catch (err) {
-    // A template we cannot parse should not stop completions from being served.
-    if (!(err instanceof ChatTemplateError)) throw err;
-    chatTemplateProblem = err.message;
-  }
+  const { chatTemplate, chatTemplateProblem } = loadChatTemplate(modelDir, tokenizer.config);
   const { spec, maxModelLen } = engine.info;
   return {
     id: servedModelName ?? basename(resolve(modelDir)),
@@ -116,12 +128,45 @@ export function serveModel(engine: Engine, modelDir: string, servedModelName?: s
     tokenTexts: new TokenTexts(tokenizer),
     chatTemplate,
     chatTemplateProblem,
+    parsers: resolveModelParsers(parserSettings, chatTemplate?.source ?? null, spec.modelType),
     maxModelLen,
     vocabSize: spec.vocabSize,
     eosTokenIds: spec.eosTokenIds,
     description: describeModel(spec),
     execution: engine.info.execution,
   };
+}
+
+/** The checkpoint's chat template, or why there is none. */
+function loadChatTemplate(
+  modelDir: string,
+  config: TokenizerConfig = readTokenizerConfig(modelDir),
+): { chatTemplate: ChatTemplate | null; chatTemplateProblem: string | null } {
+  try {
+    const chatTemplate = ChatTemplate.load(modelDir, config);
+    const problem = 'the model has no chat template (tokenizer_config.json "chat_template"); use /v1/completions';
+    return { chatTemplate, chatTemplateProblem: chatTemplate === null ? problem : null };
+  } catch (err) {
+    // A template we cannot parse should not stop completions from being served.
+    if (!(err instanceof ChatTemplateError)) throw err;
+    return { chatTemplate: null, chatTemplateProblem: err.message };
+  }
+}
+
+function readTokenizerConfig(modelDir: string): TokenizerConfig {
+  const file = join(modelDir, 'tokenizer_config.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as TokenizerConfig) : {};
+}
+
+/** The parsers of the model in modelDir; its family is a fallback (null when config.json does not parse: the engine says why). */
+function modelParsers(modelDir: string, settings: ParserSettings, chatTemplate: ChatTemplate | null): ModelParsers {
+  let family: string | null = null;
+  try {
+    family = loadModelSpec(modelDir).spec.modelType;
+  } catch {
+    family = null;
+  }
+  return resolveModelParsers(settings, chatTemplate?.source ?? null, family);
 }
 
 /**

@@ -5,23 +5,14 @@
 // output resumes: custom_ids already answered are skipped, and a torn last line (a crash
 // mid-write) is cut off first. Stopping (the signal) cancels what runs; those requests get
 // no line and run again on the next run.
-import { setMaxListeners } from 'node:events';
 import type { ServedModel } from '../served-model.ts';
-import { AdmissionGate } from '../openai/generation.ts';
-import { countLines, LineAppender, readLines, resumeLines } from '../jobs/jsonl-file.ts';
-import type { JobProgress } from '../progress.ts';
+import { countLines, LineAppender, resumeLines } from '../jobs/jsonl-file.ts';
+import { LineJob, type LineJobOptions } from '../jobs/line-job.ts';
 import { AnsweredSet, errorLine, isLineError, parseBatchLine, responseLine, type BatchRequestLine } from './batch-lines.ts';
 import { answerBatchRequest } from './batch-request.ts';
 
-export interface BatchJobOptions {
-  input: string;
+export interface BatchJobOptions extends LineJobOptions {
   output: string;
-  /** Requests running or waiting in the engine at once. */
-  maxInFlight: number;
-  /** Aborting stops the job: nothing new starts, running requests are cancelled and not written. */
-  signal?: AbortSignal;
-  progress?: JobProgress;
-  log?: (message: string) => void;
 }
 
 export interface BatchJobSummary {
@@ -57,54 +48,31 @@ export async function runBatchJob(model: ServedModel, options: BatchJobOptions):
   return { ...job.counts, numInputLines: total, numTornBytes, seconds: (performance.now() - started) / 1000, stoppedBy: job.stoppedBy };
 }
 
-class BatchJob {
+class BatchJob extends LineJob {
   readonly counts = { numSkipped: 0, numWritten: 0, numFailed: 0, numCancelled: 0, completionTokens: 0 };
-  stoppedBy: string | null = null;
   private readonly out: LineAppender;
-  private readonly stop = new AbortController();
-  private readonly gate: AdmissionGate;
   /** custom_ids of this run's lines so far: a second line with one is a duplicate. */
   private readonly seen = new Set<string>();
-  private readonly running = new Set<Promise<void>>();
-  private numDone = 0;
-  private readonly startedAt = performance.now();
-  private readonly log: (message: string) => void;
 
   constructor(
     private readonly model: ServedModel,
-    private readonly options: BatchJobOptions,
+    options: BatchJobOptions,
     private readonly answered: AnsweredSet,
-    private readonly total: number,
+    total: number,
   ) {
+    super(options, total);
     this.out = new LineAppender(options.output);
-    this.gate = new AdmissionGate(options.maxInFlight);
-    // Every request in flight listens to the job's stop signal: more than Node's default of 10 is expected.
-    setMaxListeners(2 * options.maxInFlight + 8, this.stop.signal);
-    this.log = options.log ?? ((message) => console.error(message));
-    const { signal } = options;
-    if (signal?.aborted) this.halt('signal');
-    signal?.addEventListener('abort', () => this.halt('signal'), { once: true });
-  }
-
-  async run(): Promise<void> {
-    for await (const line of readLines(this.options.input)) {
-      if (this.stop.signal.aborted) break;
-      this.handle(line.number, line.text);
-      while (this.running.size >= this.options.maxInFlight) await Promise.race(this.running);
-    }
-    await Promise.all(this.running);
   }
 
   close(): void {
     this.out.close();
   }
 
-  private halt(reason: string): void {
-    this.stoppedBy ??= reason;
-    this.stop.abort();
+  protected rate(seconds: number): string {
+    return `${(seconds > 0 ? this.counts.completionTokens / seconds : 0).toFixed(1)} generated tok/s`;
   }
 
-  private handle(lineNumber: number, text: string): void {
+  protected handle(lineNumber: number, text: string): void {
     if (text.trim() === '') return this.finishLine(); // blank lines carry no request
     const parsed = parseBatchLine(text);
     const { customId } = parsed;
@@ -118,8 +86,7 @@ class BatchJob {
     }
     if (customId !== null) this.seen.add(customId);
     if (isLineError(parsed)) return this.write(errorLine(lineNumber, parsed), true);
-    const task = this.answer(parsed).finally(() => this.running.delete(task));
-    this.running.add(task);
+    this.track(this.answer(parsed));
   }
 
   private async answer(request: BatchRequestLine): Promise<void> {
@@ -144,12 +111,5 @@ class BatchJob {
     this.counts.numWritten++;
     if (failed) this.counts.numFailed++;
     this.finishLine();
-  }
-
-  private finishLine(): void {
-    this.numDone++;
-    const seconds = (performance.now() - this.startedAt) / 1000;
-    const rate = seconds > 0 ? this.counts.completionTokens / seconds : 0;
-    this.options.progress?.update(this.numDone, this.total, `${rate.toFixed(1)} generated tok/s`);
   }
 }

@@ -3,19 +3,18 @@
 // trainer. Read line by line with at most `maxInFlight` conversations in the engine, resumed
 // like a batch job: conversations in the listed shards or in errors.jsonl are skipped.
 import { createHash } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isMoe } from '../../models/spec.ts';
 import { chatTemplateSource } from '../tokenizer/chat-template.ts';
 import { ApiError } from '../openai/errors.ts';
-import { AdmissionGate, Generation } from '../openai/generation.ts';
+import { Generation } from '../openai/generation.ts';
 import { prepareChat } from '../openai/requests.ts';
 import { ChatCompletionRequest, type ChatMessage } from '../schemas/chat.ts';
 import { parseWith } from '../schemas/validation.ts';
 import type { ServedModel } from '../served-model.ts';
-import { countLines, LineAppender, readLines, resumeLines } from '../jobs/jsonl-file.ts';
-import type { JobProgress } from '../progress.ts';
+import { countLines, LineAppender, resumeLines } from '../jobs/jsonl-file.ts';
+import { LineJob, type LineJobOptions } from '../jobs/line-job.ts';
 import { conversationTokens, parseConversationLine } from './conversations.ts';
 import { DistillShards, ERRORS_FILE, errorIds, type ExportSettings } from './distill-shards.ts';
 import { type RouterShape, scoreConversation, type ScoreOptions } from './score-conversation.ts';
@@ -24,8 +23,7 @@ export const RESPONSE_TOKENS_RULE =
   'the tokens of every assistant turn: between the chat template rendered up to the turn with the generation prompt opened and ' +
   'rendered through the turn (so the end-of-turn tokens the template adds are included)';
 
-export interface DistillOptions {
-  input: string;
+export interface DistillOptions extends LineJobOptions {
   outDir: string;
   /** The checkpoint directory: its tokenizer and template are recorded in the manifest. */
   modelDir: string;
@@ -34,13 +32,9 @@ export interface DistillOptions {
   router: boolean;
   /** Chat completion fields every --generate request starts from (a line's own fields win); null: score as given. */
   generate: Record<string, unknown> | null;
-  maxInFlight: number;
   maxShardBytes: number;
   /** Written into the manifest: how the model was compiled (weights precision...). */
   modelInfo?: Record<string, unknown>;
-  signal?: AbortSignal;
-  progress?: JobProgress;
-  log?: (message: string) => void;
 }
 
 export interface DistillSummary {
@@ -107,57 +101,34 @@ export async function runDistillJob(model: ServedModel, options: DistillOptions)
   return { ...job.counts, numLines: total, seconds: (performance.now() - started) / 1000, stoppedBy: job.stoppedBy };
 }
 
-class DistillJob {
+class DistillJob extends LineJob {
   readonly counts = { numSkipped: 0, numScored: 0, numErrors: 0, numCancelled: 0, inputTokens: 0, responseTokens: 0, generatedTokens: 0 };
-  stoppedBy: string | null = null;
   private readonly errors: LineAppender;
-  private readonly stop = new AbortController();
-  private readonly gate: AdmissionGate;
   private readonly seen = new Set<string>();
-  private readonly running = new Set<Promise<void>>();
-  private readonly startedAt = performance.now();
   private readonly scoring: ScoreOptions;
-  private readonly log: (message: string) => void;
-  private numDone = 0;
 
   constructor(
     private readonly model: ServedModel,
     private readonly options: DistillOptions,
     private readonly shards: DistillShards,
     private readonly done: Set<string>,
-    private readonly total: number,
+    total: number,
     router: RouterShape | null,
   ) {
+    super(options, total);
     this.errors = new LineAppender(join(options.outDir, ERRORS_FILE));
-    this.gate = new AdmissionGate(options.maxInFlight);
-    // Every request in flight listens to the job's stop signal: more than Node's default of 10 is expected.
-    setMaxListeners(2 * options.maxInFlight + 8, this.stop.signal);
     this.scoring = { topK: options.topK, temperature: options.temperature, router };
-    this.log = options.log ?? ((message) => console.error(message));
-    const { signal } = options;
-    if (signal?.aborted) this.halt('signal');
-    signal?.addEventListener('abort', () => this.halt('signal'), { once: true });
-  }
-
-  async run(): Promise<void> {
-    for await (const line of readLines(this.options.input)) {
-      if (this.stop.signal.aborted) break;
-      this.handle(line.number, line.text);
-      while (this.running.size >= this.options.maxInFlight) await Promise.race(this.running);
-    }
-    await Promise.all(this.running);
   }
 
   close(): void {
     this.errors.close();
   }
 
-  private halt(reason: string): void {
-    this.stoppedBy ??= reason;
-    this.stop.abort();
+  protected rate(seconds: number): string {
+    return `${(seconds > 0 ? this.counts.inputTokens / seconds : 0).toFixed(1)} scored tok/s`;
   }
 
-  private handle(lineNumber: number, text: string): void {
+  protected handle(lineNumber: number, text: string): void {
     if (text.trim() === '') return this.finishLine();
     let conversation: ReturnType<typeof parseConversationLine>;
     try {
@@ -170,8 +141,7 @@ class DistillJob {
     if (this.seen.has(conversation.id))
       return this.fail(`line-${lineNumber}`, lineNumber, new Error(`id "${conversation.id}" is used by an earlier line`));
     this.seen.add(conversation.id);
-    const task = this.process(lineNumber, conversation).finally(() => this.running.delete(task));
-    this.running.add(task);
+    this.track(this.process(lineNumber, conversation));
   }
 
   private async process(lineNumber: number, conversation: ReturnType<typeof parseConversationLine>): Promise<void> {
@@ -233,12 +203,5 @@ class DistillJob {
     this.shards.countError();
     this.counts.numErrors++;
     this.finishLine();
-  }
-
-  private finishLine(): void {
-    this.numDone++;
-    const seconds = (performance.now() - this.startedAt) / 1000;
-    const rate = seconds > 0 ? this.counts.inputTokens / seconds : 0;
-    this.options.progress?.update(this.numDone, this.total, `${rate.toFixed(1)} scored tok/s`);
   }
 }

@@ -7,6 +7,9 @@ import type { WeightPrecision } from '../../graphs/ops/linear.ts';
 import type { SessionSettings } from '../../kernels/session.ts';
 import type { ExpertPlacement } from '../../models/compile.ts';
 import type { ModelSpec } from '../../models/spec.ts';
+import type { GrammarSpec } from './grammar/grammar-spec.ts';
+
+export type { GrammarSpec, GrammarSpecType } from './grammar/grammar-spec.ts';
 
 export interface SamplingParams {
   /** 0 (below the sampler's GREEDY_TEMPERATURE) = greedy. */
@@ -64,6 +67,17 @@ export interface GenerationRequest extends GenerationParams {
   prompt: string | number[];
   /** Also yield this sequence's rows of each step's routing ('routed' events). */
   routedExperts?: boolean;
+  /** Constrained decoding: every generated token keeps the output inside this grammar. */
+  grammar?: OutputConstraint | null;
+}
+
+export interface OutputConstraint {
+  spec: GrammarSpec;
+  /**
+   * The request field that carried it ("response_format", "tool_choice"...): a grammar that
+   * cannot be compiled is an invalid_request error naming it (the event's `param`).
+   */
+  param: string;
 }
 
 /** Most alternatives per scored prompt position (distillation keeps up to 256; the HTTP API caps at 20). */
@@ -135,8 +149,8 @@ export type GenerationEvent =
       decodeMs: number;
       queueMs: number;
     }
-  /** kind 'shutdown': the server stopped the engine on purpose, not a fault. */
-  | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' | 'shutdown' };
+  /** kind 'shutdown': the server stopped the engine on purpose, not a fault. `param`: the request field at fault, if one is. */
+  | { type: 'error'; message: string; kind: 'invalid_request' | 'internal' | 'shutdown'; param?: string };
 
 /** The engine's state after a step, for /health, metrics and the load benchmark. */
 export interface EngineStats {
@@ -218,6 +232,11 @@ export interface EngineOptions {
   scheduler?: SchedulerLimits;
   /** Default: 'fused' on CUDA, 'per-expert' on the CPU (runtime/device/device-plan.ts). */
   plan?: 'per-expert' | 'fused';
+  /**
+   * Special tokens kept in the generated text and allowed in grammars: the tool-call parser's
+   * markup when the vocabulary marks it special (Mistral's [TOOL_CALLS]). Default none.
+   */
+  textSpecialTokens?: string[];
 }
 
 /** Where and how the model runs, for /v1/models, /health and the startup log. */

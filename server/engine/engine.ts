@@ -84,11 +84,13 @@ export class Engine {
     const events: SequenceEvent[] = [];
     this.stepEvents = events;
     this.dropFinished(events);
+    this.sampleDeferred(events);
     const preemptionsBefore = this.scheduler.numPreemptions;
     const chunks = this.scheduler.schedule();
     if (chunks.length === 0) {
       if (this.scheduler.numPreemptions === preemptionsBefore) this.failUnschedulable(events);
       this.stepEvents = [];
+      await this.awaitDeferred();
       return { events, report: null };
     }
     const started = performance.now();
@@ -126,11 +128,40 @@ export class Engine {
       if (!chunk.completes) return;
       if (seq.params.maxTokens === 0)
         seq.finishReason = 'length'; // scored, nothing to generate
-      else events.push(this.sampleOrFail(seq, rowOf(chunk.numTokens - 1)));
+      else this.sampleOrDefer(seq, rowOf(chunk.numTokens - 1), events);
     });
     this.dropFinished(events);
     this.stepEvents = [];
     return { events, report };
+  }
+
+  /**
+   * A constrained sequence whose next mask the grammar worker has not finished yet keeps its
+   * logits and skips steps until the mask is there: the others in the batch never wait for
+   * it. A grammar that failed (refused a sampled token, or its worker died) ends the sequence.
+   */
+  private sampleOrDefer(seq: Sequence, logits: Float32Array, events: SequenceEvent[]): void {
+    const status = seq.grammar?.status ?? 'ready';
+    seq.deferredLogits = status === 'pending' ? logits.slice() : null;
+    if (status === 'ready') events.push(this.sampleOrFail(seq, logits));
+    else if (status === 'failed') {
+      this.scheduler.remove(seq);
+      events.push(failed(seq, 'the output grammar failed (it refused a token its own mask allowed)'));
+    }
+  }
+
+  /** Samples the deferred sequences whose masks have come. */
+  private sampleDeferred(events: SequenceEvent[]): void {
+    for (const seq of [...this.scheduler.running]) {
+      const logits = seq.deferredLogits;
+      if (logits !== null && !seq.isFinished && seq.grammar?.status !== 'pending') this.sampleOrDefer(seq, logits, events);
+    }
+  }
+
+  /** Nothing else to run: wait for a deferred sequence's mask rather than spin. */
+  private async awaitDeferred(): Promise<void> {
+    const waiting = this.scheduler.running.filter((seq) => seq.deferredLogits !== null && seq.grammar !== null);
+    if (waiting.length > 0) await Promise.race(waiting.map((seq) => seq.grammar!.settled()));
   }
 
   /**
@@ -174,14 +205,19 @@ export class Engine {
   private postprocess(seq: Sequence, logits: Float32Array): GenerationEvent {
     const logprobs = seq.params.topLogprobs === null ? null : logSoftmax(logits);
     applyPenalties(logits, seq.params.sampling, seq.outputCounts, seq.promptTokenSet);
+    // After the penalties and logit_bias, so that neither can bring back a refused token.
+    seq.grammar?.applyMask(logits);
     const token = sampleToken(logits, seq.params.sampling, seq.rng, this.samplerScratch);
     seq.append(token);
     seq.timings.firstTokenAt ??= performance.now();
-    const stopped = !seq.params.ignoreEos && seq.params.stopTokenIds.includes(token);
+    // A grammar ends with a stop token, even one ignore_eos would run past.
+    const grammarComplete = seq.grammar?.completesWith(token) === true;
+    const stopped = grammarComplete || (!seq.params.ignoreEos && seq.params.stopTokenIds.includes(token));
     if (stopped) seq.finishReason = 'stop';
     else if (seq.outputTokens.length >= seq.params.maxTokens) seq.finishReason = 'length';
     // A stop token ends the text; it is not part of it. A stop string may end it here too.
     const text = stopped ? '' : seq.emitText(token);
+    if (!seq.isFinished) seq.grammar?.advance(token);
     const logprob = logprobs === null ? null : { token, logprob: logprobs[token], top: topLogprobs(logprobs, seq.params.topLogprobs ?? 0) };
     return { type: 'token', token, text, logprob };
   }

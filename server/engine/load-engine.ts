@@ -35,7 +35,7 @@ export async function loadEngine(options: EngineOptions, onProgress: LoadProgres
   const rssBeforeSessions = process.memoryUsage.rss();
   const sessions = await openModelSessions(compiled, options.session, (done, total) => onProgress('load', done, total));
   const sessionsBytes = process.memoryUsage.rss() - rssBeforeSessions;
-  const tokenizer = TextTokenizer.load(options.modelDir);
+  const tokenizer = TextTokenizer.load(options.modelDir, options.textSpecialTokens);
   const spec = compiled.manifest.spec;
   const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
   const limits = options.scheduler ?? DEFAULT_SCHEDULER_LIMITS;

@@ -72,7 +72,7 @@ export async function loadFusedEngine(options: EngineOptions, onProgress: LoadPr
   const rssBeforeSessions = process.memoryUsage.rss();
   const sessions = await openDeviceSessions(compiled, options.session, (done, total) => onProgress('load', done, total));
   const sessionsBytes = process.memoryUsage.rss() - rssBeforeSessions;
-  const tokenizer = TextTokenizer.load(options.modelDir);
+  const tokenizer = TextTokenizer.load(options.modelDir, options.textSpecialTokens);
   const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
   const limits = options.scheduler ?? DEFAULT_SCHEDULER_LIMITS;
   const kvCache = planKvCache(kvCacheShape(spec), options.kvCache ?? DEFAULT_KV_CACHE, limits.maxNumSeqs, contextLen);

@@ -88,13 +88,14 @@ export class Scheduler {
     return numTokens;
   }
 
-  /** Takes a finished (or aborted) sequence out of whichever queue holds it and frees its blocks. */
+  /** Takes a finished (or aborted) sequence out of whichever queue holds it and frees its blocks and grammar. */
   remove(seq: Sequence): void {
     for (const queue of [this.running, this.waiting]) {
       const index = queue.indexOf(seq);
       if (index >= 0) queue.splice(index, 1);
     }
     this.blocks.release(seq.blocks);
+    seq.grammar?.close();
   }
 
   private admit(chunks: ScheduledChunk[], budget: { tokens: number; prefill: number }): void {

@@ -3,6 +3,7 @@
 import { Rng } from './rng.ts';
 import type { FinishReason, GenerationParams } from './api.ts';
 import type { IncrementalDetokenizer } from './detokenizer.ts';
+import type { SequenceConstraint } from './grammar/grammar-service.ts';
 import { SequenceBlocks } from './block-manager.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 
@@ -27,6 +28,10 @@ export class Sequence {
   readonly timings: SequenceTimings;
   /** Its KV cache blocks; empty while waiting (and again after a preemption). */
   readonly blocks = new SequenceBlocks();
+  /** Constrained decoding: its grammar's masks (null: unconstrained). */
+  grammar: SequenceConstraint | null = null;
+  /** Logits whose sampling waits for the grammar's next mask (see Engine.sampleOrDefer). */
+  deferredLogits: Float32Array | null = null;
   /** Prompt tokens the prefix cache served when the sequence was first scheduled; null before. */
   numPrefixCachedTokens: number | null = null;
   /** Next prompt position to score (requests with promptLogprobs); positions before it have been scored. */

@@ -2,13 +2,15 @@
 // on, so the model lives here and the main thread stays free for HTTP. Between model steps
 // the event loop turns, so new requests and cancellations are taken in at every step
 // boundary. Each step's outputs and stats go to the main thread as one message.
+import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Admission } from './admission.ts';
 import type { EngineOptions } from './api.ts';
 import type { Engine } from './engine.ts';
 import { loadEngine } from './load-engine.ts';
+import { GrammarService } from './grammar/grammar-service.ts';
 import type { FromWorker, StepOutput, ToWorker } from './protocol.ts';
 import { promptLogprobsBuffers } from './prompt-scoring.ts';
-import { createSequence } from './request-checks.ts';
 import { reportBuffers } from './step-report.ts';
 
 const port = parentPort;
@@ -50,21 +52,19 @@ function engineLoop(engine: Engine): () => void {
 
 async function serve(options: EngineOptions): Promise<void> {
   const { engine, tokenizer, info } = await loadEngine(options, (stage, done, total) => post({ type: 'progress', stage, done, total }));
-  const wake = engineLoop(engine);
+  const grammars = new GrammarService({
+    tokenizerJsonPath: join(options.modelDir, 'tokenizer.json'),
+    logitsSize: info.spec.vocabSize,
+    stopTokenIds: info.spec.eosTokenIds,
+    textSpecialTokens: options.textSpecialTokens ?? [],
+  });
   const limits = { vocabSize: info.spec.vocabSize, maxModelLen: info.maxModelLen };
+  const admission = new Admission({ engine, tokenizer, limits, grammars, post, wake: engineLoop(engine) });
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'submit') {
-      try {
-        const seq = createSequence(message.id, message.request, tokenizer, limits);
-        engine.add(seq);
-        post({ type: 'submitted', id: message.id, event: { type: 'accepted', promptTokens: seq.promptTokens.length } });
-        wake();
-      } catch (err) {
-        const text = err instanceof Error ? err.message : String(err);
-        post({ type: 'submitted', id: message.id, event: { type: 'error', kind: 'invalid_request', message: text } });
-      }
+      admission.submit(message.id, message.request);
     } else if (message.type === 'cancel') {
-      if (engine.cancel(message.id)) wake();
+      admission.cancel(message.id);
     } else if (message.type === 'shutdown') {
       process.exit(0);
     }

@@ -26,6 +26,8 @@ export interface EndpointFormat {
   usageChunk(usage: Usage): object;
   /** The update's logprobs in this endpoint's shape, or null when not requested. */
   updateLogprobs(update: ChoiceUpdate): unknown;
+  /** WebSocket events for one update, without the request id (docs/websocket.md). */
+  streamEvents(update: ChoiceUpdate): object[];
   /** The whole non-streaming response body. */
   response(generation: Generation): object;
 }
@@ -97,6 +99,13 @@ export abstract class ChunkFormat implements EndpointFormat {
     if (finishReason !== null)
       chunks.push(this.chunk([{ ...this.finishChoice(update.index, finishReason), ...this.routed(update.routedExperts) }]));
     return chunks;
+  }
+
+  streamEvents(update: ChoiceUpdate): object[] {
+    if (!this.hasDelta(update)) return [];
+    return [
+      { type: 'response.output_text.delta', index: update.index, delta: this.deltaText(update), logprobs: this.updateLogprobs(update) },
+    ];
   }
 
   usageChunk(usage: Usage): object {

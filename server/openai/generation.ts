@@ -289,7 +289,10 @@ function appendRouting(into: RoutedExperts, event: Extract<GenerationEvent, { ty
  * server cancelled it to shut down; a generic 500 (details logged) for its faults.
  */
 function engineError(event: Extract<GenerationEvent, { type: 'error' }>, log: Logger): ApiError {
-  if (event.kind === 'invalid_request') return invalidRequest(event.message);
+  if (event.kind === 'invalid_request')
+    return event.param === undefined
+      ? invalidRequest(event.message)
+      : invalidRequest(`Invalid '${event.param}': ${event.message}`, event.param);
   if (event.kind === 'shutdown') return unavailable('The server is shutting down and cancelled this request; retry it.', 'shutting_down');
   log(event.message);
   return internalError();

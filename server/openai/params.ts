@@ -111,21 +111,10 @@ export function checkScoring(body: SamplingFields, scores: boolean): void {
 export function refuseUnsupported(fields: Record<string, unknown>): void {
   if (typeof fields.suffix === 'string' && fields.suffix !== '')
     throw invalidRequest("'suffix' is not supported by this server.", 'suffix');
-  const format = fields.response_format as { type?: unknown } | undefined;
-  if (format !== undefined && format.type !== 'text') {
-    throw invalidRequest(
-      `'response_format' of type "${String(format.type)}" is not supported by this server; only "text".`,
-      'response_format',
-    );
-  }
-  if (Array.isArray(fields.tools) && fields.tools.length > 0) throw invalidRequest("'tools' are not supported by this server.", 'tools');
-  // The older function-calling fields, and a tool choice that would require a tool call.
+  // OpenAI's deprecated function-calling fields: 'tools' and 'tool_choice' replace them.
   if (Array.isArray(fields.functions) && fields.functions.length > 0)
-    throw invalidRequest("'functions' are not supported by this server.", 'functions');
-  for (const field of ['function_call', 'tool_choice']) {
-    const value = fields[field];
-    if (value !== undefined && value !== 'none' && value !== 'auto') {
-      throw invalidRequest(`'${field}' other than "none" or "auto" is not supported by this server: it has no tool calling.`, field);
-    }
-  }
+    throw invalidRequest("'functions' are not supported by this server; send them as 'tools'.", 'functions');
+  const functionCall = fields.function_call;
+  if (functionCall !== undefined && functionCall !== 'none' && functionCall !== 'auto')
+    throw invalidRequest("'function_call' is not supported by this server; use 'tool_choice'.", 'function_call');
 }

@@ -4,22 +4,43 @@ import { firstOutsideVocabulary, outsideVocabularyMessage } from '../../models/v
 import type { ChatMessage } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
-import { ChatTemplateError, type TemplateMessage } from '../tokenizer/chat-template.ts';
+import { ChatTemplateError, type RenderOptions, type TemplateMessage } from '../tokenizer/chat-template.ts';
 import { invalidRequest } from './errors.ts';
 
 /** Text parts are joined by newlines, as vLLM does for text-only content arrays. */
 export function messageText(content: ChatMessage['content']): string {
-  if (content === null) return '';
+  if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
   return content.map((part) => part.text).join('\n');
 }
 
-export function renderChat(model: ServedModel, messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
+/** A message as the template sees it; content may be left out only beside tool calls. */
+function templateMessage(m: ChatMessage, index: number): TemplateMessage {
+  const calls = m.tool_calls !== undefined && m.tool_calls.length > 0 ? m.tool_calls : undefined;
+  if (calls !== undefined && m.role !== 'assistant')
+    throw invalidRequest(
+      `Invalid 'messages[${index}].tool_calls': only assistant messages carry tool calls.`,
+      `messages[${index}].tool_calls`,
+    );
+  if (m.content === undefined && calls === undefined)
+    throw invalidRequest(`Missing required parameter: 'messages[${index}].content'.`, `messages[${index}].content`);
+  const message: TemplateMessage = { role: m.role, content: calls !== undefined && m.content == null ? null : messageText(m.content) };
+  if (calls !== undefined) message.tool_calls = calls;
+  if (m.tool_call_id !== undefined) message.tool_call_id = m.tool_call_id;
+  if (m.name !== undefined) message.name = m.name;
+  if (m.reasoning_content !== undefined) message.reasoning_content = m.reasoning_content;
+  return message;
+}
+
+/** What a chat prompt is rendered with besides the messages: a boolean is add_generation_prompt alone. */
+export type ChatRenderOptions = boolean | RenderOptions;
+
+export function renderChat(model: ServedModel, messages: readonly ChatMessage[], options: ChatRenderOptions): string {
   if (model.chatTemplate === null)
     throw invalidRequest(`Chat is unavailable: ${model.chatTemplateProblem ?? 'no chat template'}.`, 'messages');
-  const templateMessages: TemplateMessage[] = messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
+  const templateMessages = messages.map(templateMessage);
   try {
-    return model.chatTemplate.render(templateMessages, addGenerationPrompt);
+    return model.chatTemplate.render(templateMessages, options);
   } catch (err) {
     if (err instanceof ChatTemplateError) throw invalidRequest(err.message, 'messages');
     throw err;
@@ -57,8 +78,13 @@ export function encodeText(model: ServedModel, text: string, param: string, addS
 }
 
 /** The rendered template already holds BOS where the model wants it: no special tokens added. */
-export function chatPromptIds(model: ServedModel, messages: readonly ChatMessage[], addGenerationPrompt = true): number[] {
-  const ids = encodeText(model, renderChat(model, messages, addGenerationPrompt), 'messages', false);
+export function chatPromptIds(model: ServedModel, messages: readonly ChatMessage[], options: ChatRenderOptions = true): number[] {
+  return chatPromptIdsOf(model, renderChat(model, messages, options));
+}
+
+/** The ids of a rendered chat prompt, checked against the context. */
+export function chatPromptIdsOf(model: ServedModel, rendered: string): number[] {
+  const ids = encodeText(model, rendered, 'messages', false);
   checkPromptLength(model, ids, 'messages');
   return ids;
 }

@@ -36,8 +36,14 @@ export function promptOpensReasoning(prompt: string, startTag = '<think>', endTa
  * (Qwen3's enable_thinking, DeepSeek-V3.1's thinking), so everything is content.
  */
 export function reasoningParserFor(prompt: string, chatTemplateKwargs: Readonly<Record<string, unknown>>): ReasoningParser | null {
+  const opening = reasoningOpening(prompt, chatTemplateKwargs);
+  return opening === null ? null : new ReasoningParser(opening);
+}
+
+/** How a request's output opens: inside its reasoning or before it; null when thinking is off. */
+export function reasoningOpening(prompt: string, chatTemplateKwargs: Readonly<Record<string, unknown>>): ReasoningParserOptions | null {
   if (chatTemplateKwargs.enable_thinking === false || chatTemplateKwargs.thinking === false) return null;
-  return new ReasoningParser({ startsInReasoning: promptOpensReasoning(prompt) });
+  return { startsInReasoning: promptOpensReasoning(prompt) };
 }
 
 function heldTagPrefix(text: string, tag: string): number {

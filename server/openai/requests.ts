@@ -1,7 +1,7 @@
 // A validated chat or completions body -> what to generate and how to shape the answer.
 // Everything that can be refused is refused here, before any engine work or streaming.
 import { randomBytes } from 'node:crypto';
-import type { GenerationRequest } from '../engine/api.ts';
+import type { GenerationRequest, OutputConstraint } from '../engine/api.ts';
 import type { ChatCompletionRequest } from '../schemas/chat.ts';
 import type { CompletionRequest } from '../schemas/completions.ts';
 import type { ServedModel } from '../served-model.ts';
@@ -10,7 +10,9 @@ import { CompletionFormat } from './completion-format.ts';
 import { invalidRequest } from './errors.ts';
 import type { EndpointFormat, ResponseMeta } from './format.ts';
 import { checkModel, checkScoring, choiceRequests, refuseUnsupported } from './params.ts';
-import { chatPromptIds, completionPromptIds, echoPrompts } from './prompts.ts';
+import { completionPromptIds, echoPrompts } from './prompts.ts';
+import { planChat } from './chat-plan.ts';
+import { completionGrammar } from './output-grammar.ts';
 
 export interface PreparedRequest {
   requests: GenerationRequest[];
@@ -32,21 +34,24 @@ export function prepareChat(body: ChatCompletionRequest, model: ServedModel): Pr
   }
   const promptLogprobs = body.prompt_logprobs ?? null;
   checkScoring(body, promptLogprobs !== null);
-  const prompt = chatPromptIds(model, body.messages, body.add_generation_prompt ?? true);
+  const chat = planChat(body, model);
   const topLogprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : null;
   const stream = body.stream === true;
   const includeUsage = stream && body.stream_options?.include_usage === true;
   return {
-    requests: choiceRequests(body, model, [prompt], topLogprobs, promptLogprobs),
+    requests: withGrammar(choiceRequests(body, model, [chat.prompt], topLogprobs, promptLogprobs), chat.grammar),
     n: body.n ?? 1,
-    format: new ChatFormat({
-      meta: responseMeta('chatcmpl', model),
-      texts: model.tokenTexts,
-      withLogprobs: topLogprobs !== null,
-      includeUsage,
-      withRoutedExperts: body.routed_experts === true,
-      promptLogprobs: stream ? null : promptLogprobs,
-    }),
+    format: new ChatFormat(
+      {
+        meta: responseMeta('chatcmpl', model),
+        texts: model.tokenTexts,
+        withLogprobs: topLogprobs !== null,
+        includeUsage,
+        withRoutedExperts: body.routed_experts === true,
+        promptLogprobs: stream ? null : promptLogprobs,
+      },
+      chat.output,
+    ),
     stream,
     includeUsage,
   };
@@ -65,7 +70,7 @@ export function prepareCompletion(body: CompletionRequest, model: ServedModel): 
   const stream = body.stream === true;
   const includeUsage = stream && body.stream_options?.include_usage === true;
   return {
-    requests: choiceRequests(body, model, prompts, topLogprobs, promptTopK < 0 ? null : promptTopK),
+    requests: withGrammar(choiceRequests(body, model, prompts, topLogprobs, promptTopK < 0 ? null : promptTopK), completionGrammar(body)),
     n: body.n ?? 1,
     format: new CompletionFormat(
       {
@@ -81,4 +86,9 @@ export function prepareCompletion(body: CompletionRequest, model: ServedModel): 
     stream,
     includeUsage,
   };
+}
+
+/** Every choice decodes under the same constraint (each with its own matcher in the engine). */
+function withGrammar(requests: GenerationRequest[], grammar: OutputConstraint | null): GenerationRequest[] {
+  return grammar === null ? requests : requests.map((request) => ({ ...request, grammar }));
 }

@@ -111,6 +111,6 @@ export function structuredOutputFromRequest(body: Body): StructuredOutputRequest
 }
 
 /** The 400 for a constraint the grammar engine could not compile. */
-export function uncompilableConstraint(request: StructuredOutputRequest, reason: string): ApiError {
+export function uncompilableConstraint(request: StructuredOutputRequest | { field: string }, reason: string): ApiError {
   return invalidRequest(`${request.field} cannot be used to constrain the output: ${reason}`, request.field);
 }

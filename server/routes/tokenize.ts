@@ -6,7 +6,17 @@ import { invalidRequest } from '../openai/errors.ts';
 import { checkModel } from '../openai/params.ts';
 import { encodeText, renderChat } from '../openai/prompts.ts';
 import { DetokenizeRequest, TokenizeRequest } from '../schemas/tokenize.ts';
+import type { RenderOptions } from '../tokenizer/chat-template.ts';
 import type { ServerContext } from './context.ts';
+
+/** As chat renders the conversation (tools are rendered whenever they are given). */
+function chatRenderOptions(body: TokenizeRequest): RenderOptions {
+  return {
+    addGenerationPrompt: body.add_generation_prompt ?? true,
+    tools: body.tools ?? [],
+    chatTemplateKwargs: body.chat_template_kwargs ?? {},
+  };
+}
 
 export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: TokenizeRequest }>('/tokenize', { schema: { body: TokenizeRequest } }, async (request) => {
@@ -18,7 +28,7 @@ export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
     const tokens =
       body.messages !== undefined
-        ? encodeText(model, renderChat(model, body.messages, body.add_generation_prompt ?? true), 'messages', false)
+        ? encodeText(model, renderChat(model, body.messages, chatRenderOptions(body)), 'messages', false)
         : encodeText(model, body.prompt ?? '', 'prompt', body.add_special_tokens ?? true);
     const tokenStrs = body.return_token_strs === true ? { token_strs: tokens.map((id) => model.tokenizer.idToToken(id) ?? '') } : {};
     return { count: tokens.length, max_model_len: model.maxModelLen, tokens, ...tokenStrs };

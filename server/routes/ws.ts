@@ -128,14 +128,7 @@ class WsSession {
         prompt_tokens: promptTokens,
       });
       for await (const update of generation.updates()) {
-        if (!prepared.format.hasDelta(update)) continue;
-        this.send({
-          type: 'response.output_text.delta',
-          id,
-          index: update.index,
-          delta: prepared.format.deltaText(update),
-          logprobs: prepared.format.updateLogprobs(update),
-        });
+        for (const event of prepared.format.streamEvents(update)) this.send({ type: Reflect.get(event, 'type'), id, ...event });
       }
       const status = generation.cancelled ? 'cancelled' : 'completed';
       this.send({ type: 'response.done', id, status, response: prepared.format.response(generation) });

@@ -1,6 +1,6 @@
 // POST /v1/completions request body.
 import { Type, type Static } from '@sinclair/typebox';
-import { MAX_CHOICES_PER_REQUEST, MAX_TOP_LOGPROBS, samplingFields } from './sampling.ts';
+import { MAX_CHOICES_PER_REQUEST, MAX_TOP_LOGPROBS, samplingFields, structuredOutputFields } from './sampling.ts';
 
 const TokenIds = Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 });
 
@@ -16,6 +16,7 @@ export const Prompt = Type.Union(
 
 export const CompletionRequest = Type.Object({
   ...samplingFields,
+  ...structuredOutputFields,
   prompt: Prompt,
   logprobs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TOP_LOGPROBS })),
   echo: Type.Optional(Type.Boolean()),

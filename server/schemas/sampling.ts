@@ -56,3 +56,21 @@ export const samplingFields = {
   ),
   user: Type.Optional(Type.String()),
 };
+
+/**
+ * Output constraints (server/openai/structured-output.ts checks their insides and names the
+ * field at fault): OpenAI's response_format, vLLM's structured_outputs and its older guided_*
+ * fields.
+ */
+export const structuredOutputFields = {
+  response_format: Type.Optional(
+    Type.Object({ type: Type.String() }, { description: '{"type": "text" | "json_object" | "json_schema", ...}' }),
+  ),
+  structured_outputs: Type.Optional(
+    Type.Object({}, { description: '{"json" | "regex" | "grammar" | "choice" | "json_object": ...} (vLLM)' }),
+  ),
+  guided_json: Type.Optional(Type.Union([Type.Object({}), Type.String()])),
+  guided_regex: Type.Optional(Type.String()),
+  guided_grammar: Type.Optional(Type.String()),
+  guided_choice: Type.Optional(Type.Array(Type.String())),
+};

@@ -84,7 +84,11 @@ export class ChatTemplate {
    */
   private readonly emptyContentIsNone: boolean;
 
-  constructor(source: string, config: TokenizerConfig) {
+  constructor(
+    /** The template's text (parsers are chosen from the markup it writes). */
+    readonly source: string,
+    config: TokenizerConfig,
+  ) {
     this.argumentsAsObject = /arguments\s*\|\s*(tojson|items)/.test(source) && !/arguments\s+is\s+string/.test(source);
     this.emptyContentIsNone = /(?<![\w])content['"]?\]?\s+is\s+(not\s+)?none/.test(source);
     try {

@@ -28,10 +28,22 @@ export class TextTokenizer {
   /** The longest vocabulary entry (added tokens included), in UTF-16 units: no token stands for more text. */
   readonly maxTokenChars: number;
 
+  /**
+   * Special tokens whose ids decoding drops even though they are kept as text: every other
+   * special token, when some are kept (null: none kept, the library's own skipping applies).
+   */
+  private readonly droppedSpecialIds: ReadonlySet<number> | null;
+
   private constructor(
     private readonly tokenizer: Tokenizer,
     readonly config: TokenizerConfig,
+    specialTokens: ReadonlyArray<{ id: number; content: string }> = [],
+    textSpecialTokens: readonly string[] = [],
   ) {
+    const kept = new Set(textSpecialTokens);
+    this.droppedSpecialIds = specialTokens.some((t) => kept.has(t.content))
+      ? new Set(specialTokens.filter((t) => !kept.has(t.content)).map((t) => t.id))
+      : null;
     let longest = 1;
     for (const token of tokenizer.get_vocab(true).keys()) longest = Math.max(longest, token.length);
     this.maxTokenChars = longest;
@@ -41,7 +53,11 @@ export class TextTokenizer {
     this.eosTokenId = this.eosToken === null ? null : (tokenizer.token_to_id(this.eosToken) ?? null);
   }
 
-  static load(dir: string): TextTokenizer {
+  /**
+   * `textSpecialTokens`: special tokens that decoding keeps in the text (a tool-call parser's
+   * markup, such as Mistral's [TOOL_CALLS]); other special tokens are still left out.
+   */
+  static load(dir: string, textSpecialTokens: readonly string[] = []): TextTokenizer {
     const tokenizerPath = join(dir, 'tokenizer.json');
     const configPath = join(dir, 'tokenizer_config.json');
     const tokenizerJson = readJson(tokenizerPath);
@@ -50,7 +66,8 @@ export class TextTokenizer {
     for (const key of SPECIAL_TOKEN_KEYS) {
       if (key in config) normalised[key] = specialTokenText(config[key]);
     }
-    return new TextTokenizer(new Tokenizer(withMetaspaceSplit(tokenizerJson), normalised), normalised);
+    const tokenizer = new Tokenizer(withMetaspaceSplit(tokenizerJson), normalised);
+    return new TextTokenizer(tokenizer, normalised, specialAddedTokens(tokenizerJson), textSpecialTokens);
   }
 
   /** Token ids of text; `addSpecialTokens` adds what the tokenizer's post-processor adds (BOS). */
@@ -61,7 +78,10 @@ export class TextTokenizer {
   decode(ids: number[], skipSpecialTokens = true): string {
     // The library throws on an empty list; no tokens are simply no text.
     if (ids.length === 0) return '';
-    return this.tokenizer.decode(ids, { skip_special_tokens: skipSpecialTokens });
+    const dropped = this.droppedSpecialIds;
+    if (!skipSpecialTokens || dropped === null) return this.tokenizer.decode(ids, { skip_special_tokens: skipSpecialTokens });
+    const kept = ids.filter((id) => !dropped.has(id));
+    return kept.length === 0 ? '' : this.tokenizer.decode(kept, { skip_special_tokens: false });
   }
 
   /** The vocabulary entry of one id (e.g. "▁Hello", "<0xF0>"), for logprob listings. */
@@ -95,6 +115,17 @@ export function withMetaspaceSplit(json: Record<string, unknown>): Record<string
   }
   const pieces = `${METASPACE}*[^${METASPACE}]+|${METASPACE}+`;
   return { ...json, pre_tokenizer: { type: 'Split', pattern: { Regex: pieces }, behavior: 'Isolated', invert: true } };
+}
+
+/** tokenizer.json's added tokens marked special. */
+function specialAddedTokens(json: Record<string, unknown>): Array<{ id: number; content: string }> {
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as unknown[]) : [];
+  return added.flatMap((entry) => {
+    const t = entry as { id?: unknown; content?: unknown; special?: unknown } | null;
+    return t !== null && t.special === true && Number.isInteger(t.id) && typeof t.content === 'string'
+      ? [{ id: t.id as number, content: t.content }]
+      : [];
+  });
 }
 
 function readJson(path: string): Record<string, unknown> {

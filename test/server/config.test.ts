@@ -18,6 +18,8 @@ describe('server configuration', () => {
       maxQueue: 256,
       maxBodyBytes: 4 * 1024 * 1024,
       servedModelName: null,
+      toolCallParser: 'auto',
+      reasoningParser: 'auto',
       threads: 0,
       tensorParallel: 0,
       attention: 'wasm',

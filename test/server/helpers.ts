@@ -23,8 +23,11 @@ export async function startTestModel(
   configOverrides: Record<string, unknown> = {},
   servedModelName = MODEL,
   family: SyntheticFamily = 'deepseek',
+  /** Changes the checkpoint's files before it is loaded (a test's own chat template, say). */
+  prepare?: (dir: string) => void,
 ): Promise<TestModel> {
   const tiny = writeTinyModel(configOverrides, 1, family);
+  prepare?.(tiny.dir);
   const model = await loadServedModel({
     modelDir: tiny.dir,
     cacheDir: tiny.cacheDir,
@@ -113,10 +116,14 @@ export interface Served {
 }
 
 /** One tiny model and one listening server for the calling describe block (beforeAll/afterAll). */
-export function serveTinyModel(options: Omit<AppOptions, 'model'> = {}, configOverrides: Record<string, unknown> = {}): Served {
+export function serveTinyModel(
+  options: Omit<AppOptions, 'model'> = {},
+  configOverrides: Record<string, unknown> = {},
+  prepare?: (dir: string) => void,
+): Served {
   let state: Served | null = null;
   beforeAll(async () => {
-    const test = await startTestModel(configOverrides);
+    const test = await startTestModel(configOverrides, MODEL, 'deepseek', prepare);
     const server = await listen({ ...options, model: test.model });
     state = { test, server, client: openaiClient(server) };
   });

@@ -4,14 +4,20 @@
 // to the WebAssembly instance of the thread that made them.
 import type { CompiledGrammar, GrammarCompiler, TokenizerInfo } from '@mlc-ai/web-xgrammar';
 import { choiceGrammar, GrammarCompileError, grammarSpecKey, type GrammarSpec } from './grammar-spec.ts';
+import { boundJsonWhitespace } from './bounded-json.ts';
 import type { GrammarVocabulary } from './grammar-vocabulary.ts';
 import { SequenceGrammar } from './sequence-grammar.ts';
 import { initXGrammar, startXGrammar, withXGrammarErrors, XGrammarError, type XGrammarModule } from './xgrammar-loader.ts';
 
-/** A throwaway xgrammar instance with a tiny vocabulary, where untrusted grammars compile first. */
-interface Probe {
-  info: TokenizerInfo;
+/** An xgrammar instance's compiler, with the module it belongs to. */
+interface CompileTarget {
+  xgrammar: XGrammarModule;
   compiler: GrammarCompiler;
+}
+
+/** A throwaway xgrammar instance with a tiny vocabulary, where untrusted grammars compile first. */
+interface Probe extends CompileTarget {
+  info: TokenizerInfo;
 }
 
 /** Printable ASCII plus a stop token: enough for any grammar to compile against. */
@@ -149,13 +155,13 @@ export class GrammarEngine {
   private async compileUncached(spec: GrammarSpec): Promise<CompiledGrammar> {
     const probe = await (this.probe ??= this.startProbe());
     try {
-      (await withXGrammarErrors(() => this.compileWith(probe.compiler, spec))).dispose();
+      (await withXGrammarErrors(() => this.compileWith(probe, spec))).dispose();
     } catch (err) {
       this.probe = null; // its stack is spent; the garbage collector takes the instance
       throw compileError(spec, err);
     }
     try {
-      return await withXGrammarErrors(() => this.compileWith(this.compiler, spec));
+      return await withXGrammarErrors(() => this.compileWith({ xgrammar: this.xgrammar, compiler: this.compiler }, spec));
     } catch (err) {
       throw compileError(spec, err);
     }
@@ -166,10 +172,21 @@ export class GrammarEngine {
     const info = await xgrammar.TokenizerInfo.createTokenizerInfo(PROBE_VOCABULARY, 'raw', false, PROBE_VOCABULARY.length, [
       PROBE_VOCABULARY.length - 1,
     ]);
-    return { info, compiler: await xgrammar.GrammarCompiler.createGrammarCompiler(info, false) };
+    return { xgrammar, info, compiler: await xgrammar.GrammarCompiler.createGrammarCompiler(info, false) };
   }
 
-  private compileWith(c: GrammarCompiler, spec: GrammarSpec): Promise<CompiledGrammar> {
+  /** A JSON schema's grammar as compileJSONSchema builds it (strict, whitespace bounded), in EBNF. */
+  private async jsonSchemaEbnf(xgrammar: XGrammarModule, schema: unknown): Promise<string> {
+    const grammar = await xgrammar.Grammar.fromJSONSchema(JSON.stringify(schema), true, undefined, undefined, true, this.maxJsonWhitespace);
+    try {
+      return grammar.toString();
+    } finally {
+      grammar.dispose();
+    }
+  }
+
+  private async compileWith(target: CompileTarget, spec: GrammarSpec): Promise<CompiledGrammar> {
+    const c = target.compiler;
     switch (spec.type) {
       case 'json_object':
         // Any object: the schema {"type": "object"} in non-strict mode (strict would allow only {}).
@@ -186,8 +203,10 @@ export class GrammarEngine {
         return c.compileGrammar(spec.grammar);
       case 'choice':
         return c.compileGrammar(choiceGrammar(spec.choices));
-      case 'structural_tag':
-        return c.compileStructuralTag(spec.structuralTag);
+      case 'structural_tag': {
+        const format = await boundJsonWhitespace(spec.structuralTag.format, (schema) => this.jsonSchemaEbnf(target.xgrammar, schema));
+        return c.compileStructuralTag({ ...spec.structuralTag, format });
+      }
     }
   }
 }

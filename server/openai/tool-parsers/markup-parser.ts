@@ -309,3 +309,38 @@ function isJsonObjectText(text: string): boolean {
     return false;
   }
 }
+
+/** A format parsed as a state machine over named phases: `advance` takes one step at a time. */
+export abstract class PhasedToolParser<P extends string> extends MarkupToolParser {
+  protected abstract phase: P;
+  /** The function name read for the call whose arguments come next. */
+  protected name = '';
+  protected scanner = new JsonScanner();
+
+  /** One step of the format from `phase`: 'ok' to go on, or what parseMarkup answers. */
+  protected abstract advance(): 'ok' | MarkupStep;
+
+  protected parseMarkup(): MarkupStep {
+    for (;;) {
+      const step = this.advance();
+      if (step !== 'ok') return step;
+    }
+  }
+
+  /** Moves to `next` when `step` succeeded. */
+  protected then(step: MatchStep, next: P): 'ok' | MarkupStep {
+    if (step === 'ok') this.phase = next;
+    return step;
+  }
+
+  /** The arguments object of a call named `name`, streamed as it arrives: 'ok' once it is whole. */
+  protected scanArguments(): MatchStep {
+    if (!this.callIsOpen) {
+      if (this.skipWhitespace() === 'wait') return 'wait';
+      if (this.buf[this.pos] !== '{' || !this.openCall(this.name)) return 'fail';
+    }
+    const scanned = this.scanJson(this.scanner);
+    if (scanned === 'fail' || !this.streamRawArguments(this.scanner)) return 'fail';
+    return scanned;
+  }
+}

@@ -7,7 +7,7 @@
 // [TOOL_CALLS] is a special token: the detokenizer must keep it in the text this parser reads.
 // Mistral's templates require 9-character alphanumeric call ids, so those are the default.
 import { JsonScanner } from './json-scanner.ts';
-import { MarkupToolParser, randomAlphanumeric, type MarkupStep } from './markup-parser.ts';
+import { PhasedToolParser, randomAlphanumeric, type MarkupStep } from './markup-parser.ts';
 import type { ToolParserOptions } from './types.ts';
 
 export const MISTRAL_TOOL_CALLS = '[TOOL_CALLS]';
@@ -16,11 +16,9 @@ export const MISTRAL_CALL_ID = '[CALL_ID]';
 
 type Phase = 'open' | 'shape' | 'listItem' | 'listObject' | 'listNext' | 'name' | 'callId' | 'args';
 
-export class MistralToolParser extends MarkupToolParser {
+export class MistralToolParser extends PhasedToolParser<Phase> {
   protected readonly triggers = [MISTRAL_TOOL_CALLS];
-  private phase: Phase = 'open';
-  private name = '';
-  private scanner = new JsonScanner();
+  protected phase: Phase = 'open';
 
   constructor(options: ToolParserOptions = {}) {
     super({ createCallId: () => randomAlphanumeric(9), ...options });
@@ -30,14 +28,7 @@ export class MistralToolParser extends MarkupToolParser {
     this.phase = 'open';
   }
 
-  protected parseMarkup(): MarkupStep {
-    for (;;) {
-      const step = this.advance();
-      if (step !== 'ok') return step;
-    }
-  }
-
-  private advance(): 'ok' | MarkupStep {
+  protected advance(): 'ok' | MarkupStep {
     switch (this.phase) {
       case 'open':
         return this.then(this.literal(MISTRAL_TOOL_CALLS), 'shape');
@@ -63,7 +54,7 @@ export class MistralToolParser extends MarkupToolParser {
         return typeof id === 'string' ? id : this.then('ok', 'args');
       }
       case 'args':
-        return this.scanArguments();
+        return this.lastArguments();
     }
   }
 
@@ -94,20 +85,11 @@ export class MistralToolParser extends MarkupToolParser {
     return this.then('ok', name.delimiter === MISTRAL_CALL_ID ? 'callId' : 'args');
   }
 
-  private scanArguments(): 'ok' | MarkupStep {
-    if (!this.callIsOpen) {
-      if (this.skipWhitespace() === 'wait') return 'wait';
-      if (this.buf[this.pos] !== '{' || !this.openCall(this.name)) return 'fail';
-    }
-    const scanned = this.scanJson(this.scanner);
-    if (scanned === 'fail' || !this.streamRawArguments(this.scanner)) return 'fail';
-    if (scanned === 'wait') return 'wait';
+  /** A v11+ call's arguments end the region: each call has its own [TOOL_CALLS]. */
+  private lastArguments(): 'ok' | MarkupStep {
+    const scanned = this.scanArguments();
+    if (scanned !== 'ok') return scanned;
     this.closeCall();
     return 'end';
-  }
-
-  private then(step: 'ok' | 'wait' | 'fail', next: Phase): 'ok' | MarkupStep {
-    if (step === 'ok') this.phase = next;
-    return step;
   }
 }

@@ -130,8 +130,11 @@ export function toolCallGrammar(options: ToolCallGrammarOptions): GrammarSpec {
     options.choice === 'auto'
       ? { type: 'triggered_tags', triggers, tags, at_least_one: false, stop_after_first: stopAfterFirst }
       : { type: 'tags_with_separator', tags, separator, at_least_one: true, stop_after_first: stopAfterFirst };
-  const reasoning = options.reasoning;
-  if (reasoning === undefined) return structuralTag(calls);
+  return options.reasoning === undefined ? structuralTag(calls) : afterReasoning(calls, options.reasoning);
+}
+
+/** Free reasoning text up to its end tag, then the format: how a thinking model's output is constrained. */
+export function afterReasoning(format: StructuralTagFormat, reasoning: { startTag: string | null; endTag: string }): GrammarSpec {
   // Models leave a blank line after </think> (Qwen3, DeepSeek-R1): up to 4 whitespace characters.
   const thinking: StructuralTagFormat = {
     type: 'tag',
@@ -140,7 +143,7 @@ export function toolCallGrammar(options: ToolCallGrammarOptions): GrammarSpec {
     end: reasoning.endTag,
   };
   const gap: StructuralTagFormat = { type: 'grammar', grammar: 'root ::= [ \\n]{0,4}' };
-  return structuralTag({ type: 'sequence', elements: [thinking, gap, calls] });
+  return structuralTag({ type: 'sequence', elements: [thinking, gap, format] });
 }
 
 function structuralTag(format: StructuralTagFormat): GrammarSpec {

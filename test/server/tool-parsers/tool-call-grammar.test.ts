@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrammarEngine } from '../../../server/engine/grammar/grammar-engine.ts';
 import { grammarVocabularyFromTokenizerJson, type GrammarVocabulary } from '../../../server/engine/grammar/grammar-vocabulary.ts';
 import { createToolParser } from '../../../server/openai/tool-parsers/registry.ts';
-import { toolCallGrammar, type ToolCallGrammarOptions } from '../../../server/openai/tool-parsers/tool-call-grammar.ts';
+import type { GrammarSpec } from '../../../server/engine/grammar/grammar-spec.ts';
+import { structuralFormat } from '../../../server/openai/output-grammar.ts';
+import { afterReasoning, toolCallGrammar, type ToolCallGrammarOptions } from '../../../server/openai/tool-parsers/tool-call-grammar.ts';
 import type { ToolParserName } from '../../../server/openai/tool-parsers/types.ts';
 import { greedyTokenPath } from '../../helpers/token-path.ts';
 import { packagedTokenizer, type PackagedTokenizer, type PackagedTokenizerName } from '../../helpers/packaged-tokenizers.ts';
@@ -145,6 +147,37 @@ describe('auto and reasoning (Qwen3)', () => {
     expect(await accepts({}, 'The weather is nice.')).toBe(true);
     expect(await accepts({}, `Checking.\n<tool_call>\n{"name": "get_time", "arguments": ${TIME}}\n</tool_call>`)).toBe(true);
     expect(await accepts({}, '<tool_call>\n{"name": "get_time", "arguments": {"tz": 5}}\n</tool_call>')).toBe(false);
+  });
+
+  it('whitespace between JSON elements of the arguments is bounded, as in response_format schemas', async () => {
+    const call = (gap: string) => `<tool_call>\n{"name": "get_time", "arguments": {"tz":${gap}"CET"}}\n</tool_call>`;
+    expect(await accepts({ choice: 'required' }, call('    '))).toBe(true);
+    expect(await accepts({ choice: 'required' }, call('     '))).toBe(false);
+  });
+
+  it('a response_format after the reasoning: free thinking, then only the schema (json_object takes any properties)', async () => {
+    const format = (spec: GrammarSpec): Promise<GrammarSpec> =>
+      Promise.resolve(afterReasoning(structuralFormat(spec), { startTag: '<think>', endTag: '</think>' }));
+    const takes = async (spec: GrammarSpec, text: string): Promise<boolean> => {
+      const grammar = await engine.createSequenceGrammar(await format(spec));
+      try {
+        for (const id of t.tokenizer.encode(text, false)) if (!grammar.acceptToken(id)) return false;
+        await grammar.fillNextTokenMask();
+        return grammar.allowedStopTokens().includes(eos);
+      } finally {
+        grammar.dispose();
+      }
+    };
+    expect(await takes({ type: 'json_object' }, '<think>\n{not json yet}\n</think>\n\n{"any": [1, 2], "b": null}')).toBe(true);
+    expect(await takes({ type: 'json_object' }, '<think>\nhmm\n</think>\n\nplain text')).toBe(false);
+    const schema: GrammarSpec = {
+      type: 'json_schema',
+      schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] },
+    };
+    expect(await takes(schema, '<think>ok</think>{"a": 3}')).toBe(true);
+    expect(await takes(schema, '<think>ok</think>{"a": 3, "b": 4}')).toBe(false);
+    expect(await takes({ type: 'regex', pattern: '[0-9]+' }, '<think>ok</think>\n42')).toBe(true);
+    expect(await takes({ type: 'choice', choices: ['yes', 'no'] }, '<think>ok</think>maybe')).toBe(false);
   });
 
   it('reasoning first: free thinking up to </think>, then the required call', async () => {
