@@ -9,7 +9,6 @@ import type { RoutingResult } from './moe/router.ts';
 import { fillRopeTables } from './attention/rope-tables.ts';
 import { ort } from '../kernels/session.ts';
 import type { ModelSpec } from '../models/spec.ts';
-import { isTokenId, outsideVocabularyMessage } from '../models/vocabulary.ts';
 import type { KvCacheSize } from './attention/attention-shard.ts';
 import type { KvCachePool } from './attention/kv-cache.ts';
 import type { ModelSessions } from './model-sessions.ts';
@@ -41,7 +40,7 @@ export class ModelRunner {
     const shards = this.sessions.shards;
     shards.beginStep(slots);
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
-    let hidden = this.embed(batch, slots, numTokens);
+    let hidden = this.sessions.embeddings.embedStep(batch, slots, numTokens, this.spec.vocabSize);
     // rotaryDim == headDim except for MLA, whose rope covers only qk_rope_head_dim.
     const cos = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
     const sin = new Float32Array(numTokens * (this.spec.rope.rotaryDim / 2));
@@ -74,20 +73,6 @@ export class ModelRunner {
     }
     for (const s of slots) s.cache.numCachedTokens = s.start + s.numTokens;
     return { logits: this.lmHead(batch, slots, hidden), routing, moeLayers, numTokens };
-  }
-
-  private embed(batch: readonly StepSequence[], slots: readonly StepSlot[], numTokens: number): Float32Array {
-    const { hiddenSize: h, vocabSize } = this.spec;
-    const table = this.sessions.embeddings;
-    const hidden = new Float32Array(numTokens * h);
-    slots.forEach((s, b) => {
-      for (let i = 0; i < s.numTokens; i++) {
-        const id = batch[b].tokens[i];
-        if (!isTokenId(id, vocabSize)) throw new RangeError(outsideVocabularyMessage(id, vocabSize));
-        table.copyRow(id, hidden, (s.row + i) * h);
-      }
-    });
-    return hidden;
   }
 
   private lmHead(batch: readonly StepSequence[], slots: readonly StepSlot[], hidden: Float32Array): Float32Array {

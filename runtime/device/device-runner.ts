@@ -9,7 +9,6 @@
 // per-expert plan's dozens of calls per layer (graph-calls.ts counts both).
 import { ort } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
-import { isTokenId, outsideVocabularyMessage } from '../../models/vocabulary.ts';
 import type { KvCacheSize } from '../attention/attention-shard.ts';
 import type { KvCachePool } from '../attention/kv-cache.ts';
 import { fillRopeTables } from '../attention/rope-tables.ts';
@@ -41,7 +40,7 @@ export class DeviceRunner {
     }
     this.sessions.attention.beginStep(slots);
     const numTokens = slots.reduce((n, s) => n + s.numTokens, 0);
-    let hidden = this.embed(batch, slots, numTokens);
+    let hidden = this.sessions.embeddings.embedStep(batch, slots, numTokens, this.spec.vocabSize);
     const rope = this.ropeTables(slots, numTokens);
     const routing: RoutingResult[] = [];
     const moeLayers: number[] = [];
@@ -94,20 +93,6 @@ export class DeviceRunner {
       fillRopeTables(this.spec.rope, positions, s.start + s.numTokens, cos, sin, s.row);
     }
     return { cos, sin };
-  }
-
-  private embed(batch: readonly StepSequence[], slots: readonly StepSlot[], numTokens: number): Float32Array {
-    const { hiddenSize: h, vocabSize } = this.spec;
-    const table = this.sessions.embeddings;
-    const hidden = new Float32Array(numTokens * h);
-    slots.forEach((s, b) => {
-      for (let i = 0; i < s.numTokens; i++) {
-        const id = batch[b].tokens[i];
-        if (!isTokenId(id, vocabSize)) throw new RangeError(outsideVocabularyMessage(id, vocabSize));
-        hidden.set(table.subarray(id * h, (id + 1) * h), (s.row + i) * h);
-      }
-    });
-    return hidden;
   }
 
   private lmHead(batch: readonly StepSequence[], slots: readonly StepSlot[], hidden: Float32Array): Float32Array {

@@ -3,12 +3,12 @@
 // provider where there is no GPU: the same graphs, so tests check them everywhere), and the
 // attention over the paged KV cache on the CPU, where the cache lives: from Node the cache
 // cannot stay on the GPU between calls (reference/gpu-facts.md), so only q/k/v rows cross.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GraphSession, type SessionSettings } from '../../kernels/session.ts';
 import { compilePagedAttentionKernel } from '../../kernels/wasm/paged-attention-kernel.ts';
 import type { CompiledDeviceModel, DeviceManifest } from '../../models/compile-device.ts';
 import { AttentionShard } from '../attention/attention-shard.ts';
+import { EmbeddingTable } from '../embedding-table.ts';
 
 export interface DeviceSessions {
   manifest: DeviceManifest;
@@ -22,7 +22,8 @@ export interface DeviceSessions {
   blocks: GraphSession[];
   lmHead: GraphSession;
   /** [vocabSize, hiddenSize] */
-  embeddings: Float32Array;
+  /** [vocabSize, hiddenSize], read a row at a time. */
+  embeddings: EmbeddingTable;
   release(): Promise<void>;
 }
 
@@ -65,10 +66,10 @@ export async function openDeviceSessions(
       { kvHeads: [0, spec.mla ? 1 : spec.numKvHeads], core, decode, attnIn: spec.mla ? [] : attnIn, oProj: [] },
       kernel,
     );
-    const raw = readFileSync(join(dir, manifest.embeddings));
-    const embeddings = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const embeddings = new EmbeddingTable(join(dir, manifest.embeddings), spec.hiddenSize);
     const release = async (): Promise<void> => {
       for (const session of opened) session.release();
+      embeddings.close();
     };
     return { manifest, device, attention, attnIn, blocks, lmHead, embeddings, release };
   } catch (err) {
