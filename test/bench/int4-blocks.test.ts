@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { INT4_BLOCK_SIZE } from '../../graphs/ops/quantize.ts';
 import type { CompiledModel, Manifest } from '../../models/compile.ts';
 import { SETTINGS } from '../../server/config.ts';
 import { checkInt4Blocks, compiledInt4BlockSize, int4BlockServeArgs, PEER_INT4_BLOCK_SIZE } from '../../bench/peer/int4-blocks.ts';
@@ -17,12 +16,12 @@ describe("bench:peer holds moe-server's int4 blocks to Q4_0's", () => {
     expect(() => checkInt4Blocks(compiledWith({ int4BlockSize: 32 }))).not.toThrow();
   });
 
-  it("takes a manifest without a block size to use the compiler's fixed block", () => {
-    expect(compiledInt4BlockSize(compiledWith({}))).toBe(INT4_BLOCK_SIZE);
+  it('takes a manifest without a block size, written before the option, as blocks of 32', () => {
+    expect(compiledInt4BlockSize(compiledWith({}))).toBe(32);
   });
 
-  it('asks the server for blocks of 32 exactly when it has the setting', () => {
-    const known = Object.values(SETTINGS).some((s: { flag: string }) => s.flag === 'int4-block-size');
-    expect(int4BlockServeArgs()).toEqual(known ? ['--int4-block-size', '32'] : []);
+  it('asks the server for blocks of 32, a setting it has', () => {
+    expect(int4BlockServeArgs()).toEqual(['--int4-block-size', '32']);
+    expect(Object.values(SETTINGS).some((s: { flag: string }) => s.flag === 'int4-block-size')).toBe(true);
   });
 });
