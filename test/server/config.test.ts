@@ -29,7 +29,7 @@ describe('server configuration', () => {
       maxModelLen: null,
       maxNumSeqs: 64,
       maxBatchTokens: 256,
-      maxStepMs: 0,
+      maxStepMs: 200,
       kvCacheTokens: null,
       kvCacheMib: 1024,
       kvBlockSize: 16,
