@@ -128,13 +128,16 @@ export class Generation {
       routedExperts: [],
       promptLogprobs: [],
     }));
+    // Removed when the generation ends: an offline job's one signal outlives every request it sends.
+    const onAbort = (): void => this.stop.abort();
     if (signal.aborted) this.stop.abort();
-    else signal.addEventListener('abort', () => this.stop.abort(), { once: true });
+    else signal.addEventListener('abort', onAbort, { once: true });
     // Every choice's engine.generate() listens to `stop` (up to MAX_CHOICES_PER_REQUEST):
     // more than Node's default of 10 is expected here, not a leak worth a warning.
     setMaxListeners(requests.length + 1, this.stop.signal);
     const pumps = requests.map((request, index) => this.pump(engine, request, index));
     void Promise.allSettled(pumps).then(() => {
+      signal.removeEventListener('abort', onAbort);
       this.events.end();
       release();
     });
