@@ -161,6 +161,20 @@ describe('batch jobs (stand-in engine)', () => {
     stop();
     expect(peak).toBe(3);
   });
+
+  it('leaves nothing listening to its stop signal once a request is done, however many lines it reads', async () => {
+    writeInput(Array.from({ length: 40 }, (_, i) => chatLine(`l${i}`, 2)));
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      await runBatchJob(test.model, { input, output, maxInFlight: 2 });
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.message)).toEqual([]);
+  });
 });
 
 describe('JSON lines files', () => {
