@@ -8,19 +8,16 @@ import { checkCudaNodes } from '../../graphs/cuda-op-check.ts';
 import { checkCudaProvider } from '../../kernels/cuda-provider.ts';
 import type { Manifest } from '../../models/compile.ts';
 import { compileDeviceModel, type CompiledDeviceModel } from '../../models/compile-device.ts';
-import { kvCacheShape } from '../../runtime/attention/kv-cache-shape.ts';
 import { cpuFusedPrecision, describePrecision, resolveCudaPrecision } from '../../runtime/device/device-plan.ts';
 import { DeviceRunner } from '../../runtime/device/device-runner.ts';
 import { openDeviceSessions } from '../../runtime/device/device-sessions.ts';
 import { decodeGraphCalls } from '../../runtime/device/graph-calls.ts';
 import { loadModelSpec } from '../../models/registry.ts';
 import { TextTokenizer } from '../tokenizer/tokenizer.ts';
-import { DEFAULT_KV_CACHE, DEFAULT_SCHEDULER_LIMITS, type EngineOptions, type ExecutionInfo, type ModelInfo } from './api.ts';
-import { BlockManager } from './block-manager.ts';
+import type { EngineOptions, ExecutionInfo, ModelInfo } from './api.ts';
 import { Engine } from './engine.ts';
-import { planKvCache } from './kv-cache-plan.ts';
 import type { LoadedEngine, LoadProgress } from './load-engine.ts';
-import { Scheduler } from './scheduler.ts';
+import { planServing } from './serving-plan.ts';
 
 /** The fused plan by default on CUDA; EngineOptions.plan can ask for it on the CPU too. */
 export function usesFusedPlan(options: EngineOptions): boolean {
@@ -73,11 +70,7 @@ export async function loadFusedEngine(options: EngineOptions, onProgress: LoadPr
   const sessions = await openDeviceSessions(compiled, options.session, (done, total) => onProgress('load', done, total));
   const sessionsBytes = process.memoryUsage.rss() - rssBeforeSessions;
   const tokenizer = TextTokenizer.load(options.modelDir, options.textSpecialTokens);
-  const contextLen = Math.min(options.maxModelLen ?? spec.maxPositions, spec.maxPositions);
-  const limits = options.scheduler ?? DEFAULT_SCHEDULER_LIMITS;
-  const kvCache = planKvCache(kvCacheShape(spec), options.kvCache ?? DEFAULT_KV_CACHE, limits.maxNumSeqs, contextLen);
-  const maxModelLen = Math.min(contextLen, kvCache.numTokens);
-  const scheduler = new Scheduler(new BlockManager(kvCache.numBlocks, kvCache.blockSize), limits);
+  const { limits, kvCache, maxModelLen, scheduler } = planServing(spec, options);
   const calls = decodeGraphCalls(spec, { plan: 'fused', batch: 1, attention: options.session.attention });
   const info: ModelInfo = {
     spec,
