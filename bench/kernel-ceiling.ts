@@ -9,87 +9,55 @@
 // norms, thread hand-offs) and that every matmul of a kind runs at the rate measured here:
 // no real step can beat them, so a target above a ceiling cannot be met on this machine
 // with these kernels.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+//
+// `--llama-cpp` instead times ONNX Runtime's kernels against llama.cpp's on the same shapes
+// (bench/peer/kernel-compare.ts): `--shape 1024x4096` (repeatable; default: this layer and the
+// bench model's routed expert, 1024x704 and 704x1024), `--repeats 3`.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { parseArgs } from 'node:util';
 import type { WeightPrecision } from '../graphs/ops/linear.ts';
 import { defaultCacheDir } from '../models/compile.ts';
 import { loadModelSpec } from '../models/registry.ts';
 import { activeParametersPerToken, activeWeightBytesPerToken } from './active-bytes.ts';
 import { ensureBenchModel } from './bench-model.ts';
 import { measureMemoryBandwidth } from './memory-bandwidth.ts';
-import { median, printTable } from './table.ts';
-import type { KernelRateJob, KernelRateWorkerData } from './kernel-rate-worker.ts';
+import { CEILING_SHAPE, measureRates, ROWS, type RateShape } from './kernel-rates.ts';
+import { compareKernels, printComparison } from './peer/kernel-compare.ts';
+import { printTable } from './table.ts';
 
-const IN_FEATURES = 1024;
-const OUT_FEATURES = 4096;
-const ROWS = [1, 2, 16, 256];
-/** Copies per thread: fp32 copies take 16 MB each, 4-bit 2.5 MB; both exceed the caches. */
-const GRAPHS: Record<WeightPrecision, number> = { fp32: 8, int4: 16 };
-const ROUNDS = 7;
 /** bench:serve's request mix (bench/serve-bench.ts), averaged. */
 const MIX_PROMPT_TOKENS = (32 + 128 + 256 + 64) / 4;
 const MIX_OUTPUT_TOKENS = (64 + 128 + 128 + 64 + 128) / 5;
 
-const WORKER_ENTRY = new URL('../runtime/worker-bootstrap.mjs', import.meta.url);
+const BENCH_EXPERT_SHAPES: RateShape[] = [
+  { inFeatures: 1024, outFeatures: 704 },
+  { inFeatures: 704, outFeatures: 1024 },
+];
 
-export interface Rate {
-  precision: WeightPrecision;
-  rows: number;
-  /** Multiply-accumulates per second, all threads together. */
-  macsPerSecond: number;
-  /** Weight bytes streamed per second, all threads together. */
-  bytesPerSecond: number;
-}
-
-export async function measureRates(precision: WeightPrecision, threads: number, dir: string): Promise<Rate[]> {
-  const workerData = (rank: number): KernelRateWorkerData => ({
-    precision,
-    inFeatures: IN_FEATURES,
-    outFeatures: OUT_FEATURES,
-    graphs: GRAPHS[precision],
-    dir: join(dir, `${precision}-${rank}`),
-  });
-  const workers = Array.from({ length: threads }, (_, rank) => {
-    const data = workerData(rank);
-    mkdirSync(data.dir);
-    return new Worker(WORKER_ENTRY, { argv: [new URL('./kernel-rate-worker.ts', import.meta.url).href], workerData: data });
-  });
-  try {
-    await Promise.all(workers.map((w) => once(w)));
-    const rates: Rate[] = [];
-    for (const rows of ROWS) {
-      const job: KernelRateJob = { rows, rounds: ROUNDS };
-      const perThread = await Promise.all(workers.map((w) => once<number[]>(w, job)));
-      // A round ends when the slowest thread ends, as a tensor-parallel stage does.
-      const seconds = median(Array.from({ length: ROUNDS }, (_, r) => Math.max(...perThread.map((t) => t[r]))));
-      const weightsPerThread = GRAPHS[precision] * IN_FEATURES * OUT_FEATURES;
-      const bytesPerWeight = precision === 'fp32' ? 4 : 0.5 + 4 / 32;
-      rates.push({
-        precision,
-        rows,
-        macsPerSecond: (threads * weightsPerThread * rows) / seconds,
-        bytesPerSecond: (threads * weightsPerThread * bytesPerWeight) / seconds,
-      });
-    }
-    return rates;
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
-}
-
-function once<T = unknown>(worker: Worker, message?: KernelRateJob): Promise<T> {
-  return new Promise((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-    if (message) worker.postMessage(message);
-  });
+function parseShape(text: string): RateShape {
+  const m = /^(\d+)x(\d+)$/.exec(text);
+  if (!m) throw new Error(`--shape takes IN x OUT features, like 1024x4096 (got ${text})`);
+  return { inFeatures: Number(m[1]), outFeatures: Number(m[2]) };
 }
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'llama-cpp': { type: 'boolean', default: false },
+      shape: { type: 'string', multiple: true, default: [] },
+      repeats: { type: 'string', default: '3' },
+    },
+  });
   const threads = Math.min(2, availableParallelism());
+  if (values['llama-cpp']) {
+    const shapes = values.shape.length > 0 ? values.shape.map(parseShape) : [CEILING_SHAPE, ...BENCH_EXPERT_SHAPES];
+    const pairs = await compareKernels({ cacheDir: defaultCacheDir(), threads, shapes, rows: ROWS, repeats: Number(values.repeats) });
+    printComparison(pairs, threads);
+    return;
+  }
   const spec = loadModelSpec(ensureBenchModel(defaultCacheDir())).spec;
   const dir = mkdtempSync(join(tmpdir(), 'moe-kernel-ceiling-'));
   try {

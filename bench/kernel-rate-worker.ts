@@ -15,6 +15,8 @@ export interface KernelRateWorkerData {
   inFeatures: number;
   outFeatures: number;
   graphs: number;
+  /** MatMulNBits block size; the model's default when absent. */
+  int4BlockSize?: number;
   /** Where the graphs are written (the caller removes it). */
   dir: string;
 }
@@ -24,7 +26,7 @@ export interface KernelRateJob {
   rounds: number;
 }
 
-const { precision, inFeatures, outFeatures, graphs, dir } = workerData as KernelRateWorkerData;
+const { precision, inFeatures, outFeatures, graphs, int4BlockSize, dir } = workerData as KernelRateWorkerData;
 const weights = new Float32Array(inFeatures * outFeatures);
 for (let i = 0; i < weights.length; i++) weights[i] = Math.sin(i * 12.9898) * 0.05;
 const sessions = Array.from({ length: graphs }, (_, g) => {
@@ -32,10 +34,12 @@ const sessions = Array.from({ length: graphs }, (_, g) => {
   const writer = new WeightsFileWriter(`${file}.data`);
   const b = new GraphBuilder('linear', writer);
   const x = b.input('x', 'float32', ['M', inFeatures]);
-  b.output(linear(b, x, { data: weights, outFeatures, inFeatures }, 'w', { precision, int4AccuracyLevel: 4 }), 'y', 'float32', [
-    'M',
-    outFeatures,
-  ]);
+  b.output(
+    linear(b, x, { data: weights, outFeatures, inFeatures }, 'w', { precision, int4AccuracyLevel: 4, int4BlockSize }),
+    'y',
+    'float32',
+    ['M', outFeatures],
+  );
   writeFileSync(file, b.toBytes());
   writer.close();
   return new GraphSession(file, { provider: 'cpu', intraOpThreads: 1 });

@@ -19,7 +19,7 @@ import { familyFor } from '../models/registry.ts';
 import { REAL_SHAPES, type RealShape } from '../models/real-shapes.ts';
 import { resolveSynthetic } from '../models/synthetic.ts';
 import { activeParametersPerToken, activeWeightBytesPerToken } from './active-bytes.ts';
-import { measureRates } from './kernel-ceiling.ts';
+import { measureRates } from './kernel-rates.ts';
 import { measureMemoryBandwidth } from './memory-bandwidth.ts';
 import { gib, machineResources, sampleProcess } from './scale/proc-memory.ts';
 import { measureServing, type ServeMeasurement } from './scale/serve-measure.ts';

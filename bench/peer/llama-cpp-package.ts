@@ -1,11 +1,11 @@
 // llama.cpp for the side-by-side benchmark: node-llama-cpp (llama.cpp's prebuilt CPU binaries in
-// an npm package), installed on first use into the cache directory with npm, outside the
-// project's dependencies: `npm install`, `npm ci` and `npm test` never fetch it. The types below
-// are the few calls the benchmark makes; the module is checked for them when it is loaded.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// an npm package), installed on first use into the cache directory (cached-install.ts). The
+// types below are the few calls the benchmark makes; the module is checked for them when it is
+// loaded.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ensureCachedPackages } from './cached-install.ts';
 
 export const NODE_LLAMA_CPP_VERSION = '3.22.1';
 
@@ -28,26 +28,26 @@ function binaryPackage(): string {
  * else in `cacheDir`/peer, installing it there the first time (npm, about 85 MB).
  */
 export function ensureNodeLlamaCpp(cacheDir: string, dir?: string): string {
-  const root = dir ?? join(cacheDir, 'peer', `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}`);
+  const root = dir ?? nodeLlamaCppRoot(cacheDir);
+  // --omit=optional skips the GPU builds; the prebuilt CPU binary needs no build step.
+  if (dir === undefined)
+    ensureCachedPackages(
+      root,
+      { 'node-llama-cpp': NODE_LLAMA_CPP_VERSION, [binaryPackage()]: NODE_LLAMA_CPP_VERSION },
+      { omitOptional: true },
+    );
   const entry = join(root, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
-  const manifest = join(root, 'node_modules', 'node-llama-cpp', 'package.json');
-  const installed = existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version;
-  if (dir !== undefined || installed === NODE_LLAMA_CPP_VERSION) {
-    if (!existsSync(entry)) throw new Error(`no node-llama-cpp under ${root}`);
-    return pathToFileURL(entry).href;
-  }
-  mkdirSync(root, { recursive: true });
-  const dependencies = { 'node-llama-cpp': NODE_LLAMA_CPP_VERSION, [binaryPackage()]: NODE_LLAMA_CPP_VERSION };
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'moe-server-peer-llama-cpp', private: true, dependencies }, null, 2));
-  console.log(`installing node-llama-cpp ${NODE_LLAMA_CPP_VERSION} into ${root}`);
-  // --omit=optional skips the GPU builds; --ignore-scripts: the prebuilt binary needs no build step.
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const result = spawnSync(npm, ['install', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
-  if (result.status !== 0) throw new Error(`npm install of node-llama-cpp in ${root} failed (${result.status ?? result.signal})`);
+  if (!existsSync(entry)) throw new Error(`no node-llama-cpp under ${root}`);
   return pathToFileURL(entry).href;
+}
+
+export function nodeLlamaCppRoot(cacheDir: string): string {
+  return join(cacheDir, 'peer', `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}`);
+}
+
+/** The folder of node-llama-cpp's prebuilt llama.cpp libraries for this platform (ggml's among them). */
+export function llamaCppBinaries(root: string): string {
+  return join(root, 'node_modules', binaryPackage(), 'bins', binaryPackage().slice('@node-llama-cpp/'.length));
 }
 
 export type KvMode = 'f32' | 'default';
