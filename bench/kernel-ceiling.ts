@@ -25,7 +25,7 @@ import { activeParametersPerToken, activeWeightBytesPerToken } from './active-by
 import { ensureBenchModel } from './bench-model.ts';
 import { measureMemoryBandwidth } from './memory-bandwidth.ts';
 import { CEILING_SHAPE, measureRates, ROWS, type RateShape } from './kernel-rates.ts';
-import { compareKernels, printComparison } from './peer/kernel-compare.ts';
+import { compareKernels, printBenchModelFloor, printComparison } from './peer/kernel-compare.ts';
 import { printTable } from './table.ts';
 
 /** bench:serve's request mix (bench/serve-bench.ts), averaged. */
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     const shapes = values.shape.length > 0 ? values.shape.map(parseShape) : [CEILING_SHAPE, ...BENCH_EXPERT_SHAPES];
     const pairs = await compareKernels({ cacheDir: defaultCacheDir(), threads, shapes, rows: ROWS, repeats: Number(values.repeats) });
     printComparison(pairs, threads);
+    printBenchModelFloor(pairs, loadModelSpec(ensureBenchModel(defaultCacheDir())).spec);
     return;
   }
   const spec = loadModelSpec(ensureBenchModel(defaultCacheDir())).spec;

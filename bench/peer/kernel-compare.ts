@@ -17,6 +17,8 @@ import { median, printTable } from '../table.ts';
 import { ggmlMatmulBench, ggmlWeightValues, type GgmlMatmulBench, type GgmlWeightType } from './ggml-matmul.ts';
 import { ensureNodeLlamaCpp } from './llama-cpp-package.ts';
 import { spread } from './peer-stats.ts';
+import { macsByShape, matmulMsPerToken } from './bench-model-matmuls.ts';
+import type { ModelSpec } from '../../models/spec.ts';
 
 /** Q4_0's blocks: the 4-bit side runs MatMulNBits at the same block size. */
 const Q4_0_BLOCK = 32;
@@ -144,6 +146,53 @@ export function printComparison(pairs: Pair[], threads: number): void {
     ]),
   );
   console.log(
-    `threads: ${threads}; medians of ${ROUNDS} timed rounds per repeat, then median (min-max) over repeats; ratios paired per repeat`,
+    `threads: ${threads}; medians of ${ROUNDS} timed rounds per repeat, then median (min-max) over repeats; ratios paired per repeat\n`,
   );
+}
+
+const EXPERT_IN = '1024x704';
+const EXPERT_OUT = '704x1024';
+const LAYER = '1024x4096';
+
+/**
+ * What the rates allow the bench model if nothing but matmuls cost time: decode at the 1-row
+ * rates, prefill at the 256-row rates for every matmul (routed experts see fewer rows, so
+ * this flatters both engines). Needs the default shapes in the run.
+ */
+export function printBenchModelFloor(pairs: Pair[], spec: ModelSpec): void {
+  const key = (s: RateShape) => `${s.inFeatures}x${s.outFeatures}`;
+  const medianRate = (shape: string, precision: WeightPrecision, rows: number, side: 'ort' | 'ggml') => {
+    const pair = pairs.find((p) => key(p.shape) === shape && p.precision === precision && p.rows === rows);
+    return pair ? median(pair[side]) * 1e9 : NaN;
+  };
+  const macs = macsByShape(spec);
+  const floor = (precision: WeightPrecision, rows: number, side: 'ort' | 'ggml') =>
+    matmulMsPerToken(
+      macs,
+      {
+        expertIn: medianRate(EXPERT_IN, precision, rows, side),
+        expertOut: medianRate(EXPERT_OUT, precision, rows, side),
+        rest: medianRate(LAYER, precision, rows, side),
+      },
+      rows > 1,
+    );
+  const rows: string[][] = [];
+  for (const [label, precision, r] of [
+    ['int4 / Q4_0 batch-1 decode', 'int4', 1],
+    ['fp32 / F32 batch-1 decode', 'fp32', 1],
+    ['int4 / Q4_0 prefill (256-row rates)', 'int4', 256],
+    ['fp32 / F32 prefill (256-row rates)', 'fp32', 256],
+  ] as const) {
+    const ort = floor(precision, r, 'ort');
+    const ggml = floor(precision, r, 'ggml');
+    if (Number.isNaN(ort) || Number.isNaN(ggml)) continue;
+    rows.push([label, ort.toFixed(2), ggml.toFixed(2), (ggml / ort).toFixed(2)]);
+  }
+  if (rows.length === 0) return;
+  printTable(['bench model, matmuls only (ms/token)', 'ONNX Runtime', 'llama.cpp (ggml)', 'speed ONNX Runtime / llama.cpp'], rows);
+  const m = (x: number) => `${(x / 1e6).toFixed(1)}M`;
+  console.log(
+    `MACs a token: ${m(macs.expertIn)} expert in, ${m(macs.expertOut)} expert out, ${m(macs.rest)} other (LM head ${m(macs.lmHead)}).`,
+  );
+  console.log('A step is never faster than its matmuls: a target against llama.cpp beyond these floors cannot be met with these kernels.');
 }
