@@ -4,8 +4,8 @@
 // memory, process start to /health 200, the server's resident memory split into weights / KV
 // cache / the rest against the compiled bytes on disk and the target (1.2 x compiled + KV +
 // 0.5 GiB), and prefill and batch-1 decode speed against their rooflines (decode: read
-// bandwidth over the active weight bytes; prefill: the int4 matmul rate at 256 rows over the
-// active weights). Checks free disk and memory first and says what it needs. --layers N keeps
+// bandwidth, measured just before each decode round, over the active weight bytes; prefill:
+// the int4 matmul rate at 256 rows over the active weights). Checks free disk and memory first and says what it needs. --layers N keeps
 // every width but only N decoder layers (for a model whose full depth does not fit here).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,6 @@ import { REAL_SHAPES, type RealShape } from '../models/real-shapes.ts';
 import { resolveSynthetic } from '../models/synthetic.ts';
 import { activeParametersPerToken, activeWeightBytesPerToken } from './active-bytes.ts';
 import { measureRates } from './kernel-rates.ts';
-import { measureMemoryBandwidth } from './memory-bandwidth.ts';
 import { gib, machineResources, sampleProcess } from './scale/proc-memory.ts';
 import { measureServing, type ServeMeasurement } from './scale/serve-measure.ts';
 import { median } from './table.ts';
@@ -103,22 +102,22 @@ const serving = await measureServing(
   },
   log,
 );
-const bandwidth = (await measureMemoryBandwidth()).bytesPerSecond;
 const kernelDir = mkdtempSync(join(tmpdir(), 'moe-scale-kernel-'));
 const int4Rate = (await measureRates('int4', tensorParallel, kernelDir)).find((r) => r.rows === 256)!.macsPerSecond;
 rmSync(kernelDir, { recursive: true, force: true });
-report(serving, bandwidth, int4Rate);
+report(serving, int4Rate);
 if (values.clean) {
   rmSync(checkpointDir, { recursive: true, force: true });
   rmSync(cacheDir, { recursive: true, force: true });
   log(`removed ${checkpointDir} and ${cacheDir}`);
 }
 
-function report(s: ServeMeasurement, bytesPerSecond: number, macsPerSecond: number): void {
-  const decodeMs = median(s.decodeMsPerToken);
+function report(s: ServeMeasurement, macsPerSecond: number): void {
   const prefill = median(s.prefillSeconds);
   const promptTokens = Number(values['prompt-tokens']);
-  const decodeRoofline = bytesPerSecond / activeWeightBytesPerToken(spec, 'int4');
+  const bytesPerToken = activeWeightBytesPerToken(spec, 'int4');
+  // Each round against the bandwidth read just before it (serve-measure.ts), then the median.
+  const decodeFractions = s.decodeMsPerToken.map((ms, r) => ((1000 / ms) * bytesPerToken) / s.decodeBandwidth[r]);
   const { quantisable, router } = activeParametersPerToken(spec);
   const prefillRoofline = macsPerSecond / (quantisable + router - spec.vocabSize * spec.hiddenSize);
   const target = 1.2 * compiledBytes + s.kvCacheBytes + 0.5 * 2 ** 30;
@@ -147,7 +146,11 @@ function report(s: ServeMeasurement, bytesPerSecond: number, macsPerSecond: numb
     `| batch-1 decode | ${range(
       s.decodeMsPerToken.map((x) => 1000 / x),
       (x) => x.toFixed(2),
-    )} tok/s; ${((1000 / decodeMs / decodeRoofline) * 100).toFixed(0)}% of the bandwidth roofline (${decodeRoofline.toFixed(1)} tok/s at ${(bytesPerSecond / 1e9).toFixed(1)} GB/s) |`,
+    )} tok/s; ${range(decodeFractions, (x) => `${(x * 100).toFixed(0)}%`)} of the bandwidth roofline, each round against the read bandwidth just before it ` +
+      `(${range(s.decodeBandwidth, (x) => (x / 1e9).toFixed(1))} GB/s: ${range(
+        s.decodeBandwidth.map((b) => b / bytesPerToken),
+        (x) => x.toFixed(1),
+      )} tok/s) |`,
   ];
   log(`\n${lines.join('\n')}\n`);
   const outDir = join(root, 'bench', 'results');
@@ -155,7 +158,7 @@ function report(s: ServeMeasurement, bytesPerSecond: number, macsPerSecond: numb
   const file = join(outDir, `scale-${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ shape, layers, estimate, write, compile, compiledBytes, numGraphs, serving, bytesPerSecond, macsPerSecond }, null, 2),
+    JSON.stringify({ shape, layers, estimate, write, compile, compiledBytes, numGraphs, serving, macsPerSecond }, null, 2),
   );
   log(`wrote ${file}`);
 }

@@ -4,11 +4,14 @@
 // the KV cache.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { measureMemoryBandwidth } from '../memory-bandwidth.ts';
 import { timedStream, type StreamTiming } from '../stream-client.ts';
 import { processMemory, sampleProcess, type ProcessMemory } from './proc-memory.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/moe-server.mjs', import.meta.url));
 const MODEL = 'scale';
+/** Two 128 MiB buffers a core: far beyond the caches, small beside a real-scale model's memory. */
+const BANDWIDTH_BUFFER_BYTES = 128 * 1024 * 1024;
 
 export interface ServeMeasureOptions {
   modelDir: string;
@@ -35,6 +38,8 @@ export interface ServeMeasurement {
   afterLoad: ProcessMemory;
   prefillSeconds: number[];
   decodeMsPerToken: number[];
+  /** Read bandwidth (bytes/s) measured right before each decode round, while the server idles: its roofline. */
+  decodeBandwidth: number[];
   loadRequests: number;
   loadFailures: number;
   /** A streamed chat completion through the checkpoint's chat template: its content chunks and text. */
@@ -79,8 +84,12 @@ export async function measureServing(opts: ServeMeasureOptions, log: (line: stri
     check(await timedStream(baseUrl, MODEL, { prompt: prompt(1, 16, opts.vocabSize), maxTokens: 4 }), 'warm-up');
     const prefillSeconds: number[] = [];
     const decodeMsPerToken: number[] = [];
+    const decodeBandwidth: number[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       prefillSeconds.push(await timePrefill(baseUrl, prompt(100 + r, opts.promptTokens, opts.vocabSize)));
+      // This shared machine's bandwidth drifts by half from one minute to the next: each decode
+      // round is read against a reading taken just before it, not one taken minutes away.
+      decodeBandwidth.push((await measureMemoryBandwidth(undefined, 5, BANDWIDTH_BUFFER_BYTES)).bytesPerSecond);
       const d = check(
         await timedStream(baseUrl, MODEL, { prompt: prompt(200 + r, 8, opts.vocabSize), maxTokens: opts.decodeTokens }),
         'decode',
@@ -88,7 +97,8 @@ export async function measureServing(opts: ServeMeasureOptions, log: (line: stri
       const times = d.chunkTimes;
       decodeMsPerToken.push((times[times.length - 1] - times[0]) / Math.max(1, d.completionTokens - 1));
       log(
-        `  round ${r + 1}/${opts.rounds}: prefill ${prefillSeconds.at(-1)!.toFixed(2)} s, decode ${decodeMsPerToken.at(-1)!.toFixed(0)} ms/token`,
+        `  round ${r + 1}/${opts.rounds}: prefill ${prefillSeconds.at(-1)!.toFixed(2)} s, decode ${decodeMsPerToken.at(-1)!.toFixed(0)} ms/token, ` +
+          `read bandwidth before it ${(decodeBandwidth.at(-1)! / 1e9).toFixed(1)} GB/s`,
       );
     }
     // A burst: 8 clients, prompts up to promptTokens, every request through its own prefill.
@@ -115,6 +125,7 @@ export async function measureServing(opts: ServeMeasureOptions, log: (line: stri
       afterLoad,
       prefillSeconds,
       decodeMsPerToken,
+      decodeBandwidth,
       loadRequests: burst.length,
       loadFailures: failures,
       chat,
