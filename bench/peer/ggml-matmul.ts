@@ -17,7 +17,7 @@ import { llamaCppBinaries, nodeLlamaCppRoot } from './llama-cpp-package.ts';
 const KOFFI_VERSION = '3.3.4';
 
 export type GgmlWeightType = 'f32' | 'q4_0';
-const GGML_TYPE: Record<GgmlWeightType | 'q8_0', number> = { f32: 0, q4_0: 2, q8_0: 8 };
+const GGML_TYPE: Record<GgmlWeightType, number> = { f32: 0, q4_0: 2 };
 
 export interface GgmlShape {
   inFeatures: number;

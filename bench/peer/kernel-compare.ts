@@ -74,11 +74,17 @@ function checkProduct(bench: GgmlMatmulBench, shape: RateShape, precision: Weigh
   }
 }
 
+/** What the ggml side ran (CPU variant and weight buffer type), printed once each. */
+const seen = new Set<string>();
+
 function ggmlRates(o: CompareOptions, shape: RateShape, precision: WeightPrecision): number[] {
   const copies = o.threads * GRAPHS[precision];
   const bench = ggmlMatmulBench(o.cacheDir, GGML_TYPE[precision], shape, copies, o.threads);
   try {
     checkProduct(bench, shape, precision);
+    const described = `${bench.variant}, ${GGML_TYPE[precision]} weights in the ${bench.bufferType} buffer type`;
+    if (!seen.has(described)) console.log(`llama.cpp kernels: ${described}`);
+    seen.add(described);
     return o.rows.map((rows) => {
       const seconds = median(bench.time(rows, ROUNDS));
       return (copies * shape.inFeatures * shape.outFeatures * rows) / seconds / 1e9;
