@@ -82,35 +82,38 @@ export function emptyPromptLogprobs(start: number, count: number, topK: number):
 /**
  * Scores entry `i` of `out` from one logits row: the log-softmax of row / temperature with a
  * float64 sum, each value rounded to float32 once (at temperature 1 the sampler's logSoftmax
- * up to float32 rounding: exp is expNonPositive, within a few float64 ulps of Math.exp). The tail is log(sum of the other tokens' weights) - log(sum of all), summed
- * directly rather than as 1 - sum(top-k probabilities), so a tail of 1e-30 keeps its digits.
+ * up to float32 rounding: exp is expNonPositive, within a few float64 ulps of Math.exp). The
+ * tail is log(sum of the other tokens' weights) - log(sum of all), the other tokens' weights
+ * taken as total - top in float64 unless that would cancel (then summed token by token), never
+ * as 1 - sum(top-k probabilities): a tail of 1e-30 keeps its digits.
  */
 export function scoreRow(row: Float32Array, token: number, temperature: number, out: PromptLogprobs, i: number, s: ScoringScratch): void {
   const n = row.length;
   const k = out.topK;
   const count = selectBest(row, Math.min(k, n), s.ids);
-  for (let j = 0; j < count; j++) s.inTop[s.ids[j]] = 1;
   const maxLogit = count > 0 ? row[s.ids[0]] : maxOf(row);
   const tokenLogit = row[token];
   // Multiplied, not divided: the loop runs over the whole vocabulary (x * 1 is exact at T = 1).
   const scale = 1 / temperature;
   let total = 0;
-  let rest = 0;
   let numAbove = 0;
   for (let v = 0; v < n; v++) {
     const logit = row[v];
-    const w = expNonPositive((logit - maxLogit) * scale);
-    total += w;
-    if (s.inTop[v] === 0) rest += w;
+    total += expNonPositive((logit - maxLogit) * scale);
     numAbove += +(logit > tokenLogit); // branch-free: about half the tokens outrank an unlikely one
   }
+  let topWeight = 0;
+  for (let j = 0; j < count; j++) topWeight += expNonPositive((row[s.ids[j]] - maxLogit) * scale);
+  // The rest as total - top costs no second pass; where the top takes nearly all the mass that
+  // difference would lose the rest's digits, so it is summed directly over the other tokens.
+  let rest = total - topWeight;
+  if (!(rest > total * DIRECT_REST_BELOW)) rest = restSummedDirectly(row, maxLogit, scale, count, s);
   const logTotal = Math.log(total);
   const at = i * k;
   for (let j = 0; j < count; j++) {
     const id = s.ids[j];
     out.topIds[at + j] = id;
     out.topLogprobs[at + j] = (row[id] - maxLogit) * scale - logTotal;
-    s.inTop[id] = 0;
   }
   // Fewer than k candidates (a tiny vocabulary, NaN logits): the rest of the row says so.
   for (let j = count; j < k; j++) {
@@ -121,6 +124,22 @@ export function scoreRow(row: Float32Array, token: number, temperature: number, 
   out.logprobs[i] = (tokenLogit - maxLogit) * scale - logTotal;
   out.ranks[i] = numAbove + 1;
   out.tailLogprobs[i] = rest > 0 ? Math.log(rest) - logTotal : -Infinity;
+}
+
+/**
+ * Below this share of the total, the rest is summed token by token: total - top then keeps
+ * fewer than about 30 of float64's 53 bits, already far more than the float32 it is stored in,
+ * but a tail of 1e-30 would keep none.
+ */
+const DIRECT_REST_BELOW = 2 ** -20;
+
+/** The weights of every token outside the top `count` ids of s.ids, summed. */
+function restSummedDirectly(row: Float32Array, maxLogit: number, scale: number, count: number, s: ScoringScratch): number {
+  for (let j = 0; j < count; j++) s.inTop[s.ids[j]] = 1;
+  let rest = 0;
+  for (let v = 0; v < row.length; v++) if (s.inTop[v] === 0) rest += expNonPositive((row[v] - maxLogit) * scale);
+  for (let j = 0; j < count; j++) s.inTop[s.ids[j]] = 0;
+  return rest;
 }
 
 function maxOf(row: Float32Array): number {

