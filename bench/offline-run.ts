@@ -2,7 +2,7 @@
 // model is loaded first (not timed), then the job runs and its summary (with the job's own
 // seconds) goes back over IPC. A fresh process per run, as the prefill benchmark does.
 import type { BatchJobSummary } from '../server/batch/batch-job.ts';
-import { resolveConfig } from '../server/config.ts';
+import { OFFLINE_DEFAULTS, resolveConfig } from '../server/config.ts';
 import type { DistillOptions, DistillSummary } from '../server/distill/distill-job.ts';
 import { loadModel } from '../server/load-model.ts';
 
@@ -15,7 +15,8 @@ export type OfflineRunResult =
   { kind: 'batch'; summary: BatchJobSummary; cpuSeconds: number } | { kind: 'distill'; summary: DistillSummary; cpuSeconds: number };
 
 async function run(req: OfflineRunRequest): Promise<OfflineRunResult> {
-  const config = resolveConfig(req.flags, {});
+  // The defaults `moe-server batch` and `distill` run with.
+  const config = resolveConfig(req.flags, {}, OFFLINE_DEFAULTS);
   const model = await loadModel(config);
   try {
     const maxInFlight = (req.kind === 'batch' ? req.maxInFlight : req.options.maxInFlight) ?? 2 * config.maxNumSeqs;

@@ -440,6 +440,13 @@ export const ENGINE_SETTINGS: ReadonlyArray<keyof ServerConfig> = [
   'kvBlockSize',
 ];
 
+/**
+ * What offline jobs (`batch`, `distill`) default to instead: nobody streams their tokens, so
+ * the step time budget, which trades throughput for a serving client's inter-token latency,
+ * is off unless asked for.
+ */
+export const OFFLINE_DEFAULTS: DefaultOverrides = { maxStepMs: 0 };
+
 /** node:util parseArgs options for the serve command (or the given settings of it). */
 export function serveArgOptions(keys: ReadonlyArray<keyof ServerConfig> = KEYS): NonNullable<ParseArgsConfig['options']> {
   return Object.fromEntries(keys.map((key) => [SETTINGS[key].flag, { type: 'string' as const, multiple: SETTINGS[key].list === true }]));
@@ -448,7 +455,15 @@ export function serveArgOptions(keys: ReadonlyArray<keyof ServerConfig> = KEYS):
 /** parseArgs' values: a string, or strings for a repeatable flag. */
 type FlagValues = Record<string, unknown>;
 
-function resolveOne<K extends keyof ServerConfig>(key: K, flags: FlagValues, env: NodeJS.ProcessEnv): ServerConfig[K] {
+/** Defaults a command sets over the table's (offline jobs: OFFLINE_DEFAULTS). */
+export type DefaultOverrides = Partial<ServerConfig>;
+
+function resolveOne<K extends keyof ServerConfig>(
+  key: K,
+  flags: FlagValues,
+  env: NodeJS.ProcessEnv,
+  defaults: DefaultOverrides,
+): ServerConfig[K] {
   const setting: Setting<ServerConfig[K]> = SETTINGS[key];
   const flagValue = flags[setting.flag];
   const values: unknown[] = Array.isArray(flagValue) ? flagValue : flagValue === undefined ? [] : [flagValue];
@@ -460,12 +475,12 @@ function resolveOne<K extends keyof ServerConfig>(key: K, flags: FlagValues, env
   }
   const envValue = env[setting.env];
   if (envValue !== undefined && envValue !== '') return setting.parse(envValue, setting.env);
-  return setting.defaultValue;
+  return key in defaults ? (defaults[key] as ServerConfig[K]) : setting.defaultValue;
 }
 
-/** Flags (parsed by parseArgs) over environment variables over defaults. */
-export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const entries = KEYS.map((key) => [key, resolveOne(key, flags, env)]);
+/** Flags (parsed by parseArgs) over environment variables over `defaults` over the table's defaults. */
+export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env, defaults: DefaultOverrides = {}): ServerConfig {
+  const entries = KEYS.map((key) => [key, resolveOne(key, flags, env, defaults)]);
   const config = Object.fromEntries(entries) as ServerConfig;
   // Each running sequence decodes one token per step, first come first: with fewer tokens per
   // step than running sequences, the newest would wait for older ones to finish.
@@ -479,11 +494,11 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv = proces
 }
 
 /** The settings table for --help: flag, variable, default and what it does. */
-export function settingsHelp(keys: ReadonlyArray<keyof ServerConfig> = KEYS): string {
+export function settingsHelp(keys: ReadonlyArray<keyof ServerConfig> = KEYS, defaults: DefaultOverrides = {}): string {
   return keys
     .map((key) => {
       const s: Setting<unknown> = SETTINGS[key];
-      const shown = s.defaultText ?? JSON.stringify(s.defaultValue);
+      const shown = key in defaults ? JSON.stringify(defaults[key]) : (s.defaultText ?? JSON.stringify(s.defaultValue));
       return `  --${s.flag} ${s.metavar}${s.list ? ' (repeatable)' : ''}\n      ${s.help}\n      env ${s.env}; default ${shown}`;
     })
     .join('\n');

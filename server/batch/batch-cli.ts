@@ -1,5 +1,5 @@
 // `moe-server batch --input requests.jsonl --output results.jsonl [engine settings]`: flags and usage.
-import { ENGINE_SETTINGS, resolveConfig, serveArgOptions, settingsHelp, type ServerConfig } from '../config.ts';
+import { ENGINE_SETTINGS, OFFLINE_DEFAULTS, resolveConfig, serveArgOptions, settingsHelp, type ServerConfig } from '../config.ts';
 import { jobProgressPrinter } from '../progress.ts';
 
 export const BATCH_USAGE =
@@ -9,7 +9,7 @@ export const BATCH_USAGE =
   `to resume: custom_ids already in --output are skipped.\n\n` +
   `  --input FILE\n      the requests, read line by line\n  --output FILE\n      the results (appended; created when missing)\n` +
   `  --max-in-flight N\n      requests running or waiting in the engine at once; default 2 x --max-num-seqs\n\n` +
-  `Engine settings (as for serve; each also reads its environment variable):\n${settingsHelp(ENGINE_SETTINGS)}`;
+  `Engine settings (as for serve; each also reads its environment variable):\n${settingsHelp(ENGINE_SETTINGS, OFFLINE_DEFAULTS)}`;
 
 export const batchOptions = {
   ...serveArgOptions(ENGINE_SETTINGS),
@@ -28,7 +28,7 @@ export async function runBatchCommand(
   output: string,
   maxInFlight?: number,
 ): Promise<number> {
-  const config = resolveConfig(values);
+  const config = resolveConfig(values, process.env, OFFLINE_DEFAULTS);
   // Loaded on demand: `moe-server --help` needs none of the engine.
   const [{ runOfflineJob }, { runBatchJob }] = await Promise.all([import('../jobs/job-command.ts'), import('./batch-job.ts')]);
   return runOfflineJob(config, async (model, signal) => {

@@ -1,5 +1,5 @@
 // `moe-server distill --input conversations.jsonl --out DIR [options] [engine settings]`: flags and usage.
-import { ENGINE_SETTINGS, resolveConfig, serveArgOptions, settingsHelp, type ServerConfig } from '../config.ts';
+import { ENGINE_SETTINGS, OFFLINE_DEFAULTS, resolveConfig, serveArgOptions, settingsHelp, type ServerConfig } from '../config.ts';
 import { MAX_PROMPT_TOP_K } from '../engine/api.ts';
 import { jobProgressPrinter } from '../progress.ts';
 
@@ -18,7 +18,7 @@ export const DISTILL_USAGE =
   `  --gen-max-tokens N (default 512), --gen-temperature T (1), --gen-top-p P (1), --gen-top-k K (0 = off), --gen-min-p P (0), --gen-seed N\n` +
   `  --max-in-flight N\n      conversations in the engine at once; default 2 x --max-num-seqs\n` +
   `  --shard-mib MIB\n      shard size; default 256\n\n` +
-  `Engine settings (as for serve; each also reads its environment variable):\n${settingsHelp(ENGINE_SETTINGS)}`;
+  `Engine settings (as for serve; each also reads its environment variable):\n${settingsHelp(ENGINE_SETTINGS, OFFLINE_DEFAULTS)}`;
 
 export const distillOptions = {
   ...serveArgOptions(ENGINE_SETTINGS),
@@ -50,7 +50,7 @@ export interface DistillFlags {
 }
 
 export async function runDistillCommand(values: Record<string, unknown>, flags: DistillFlags): Promise<number> {
-  const config: ServerConfig = resolveConfig(values);
+  const config: ServerConfig = resolveConfig(values, process.env, OFFLINE_DEFAULTS);
   const [{ runOfflineJob }, { runDistillJob }] = await Promise.all([import('../jobs/job-command.ts'), import('./distill-job.ts')]);
   const { defaultModelDir } = await import('../demo-model.ts');
   return runOfflineJob(config, async (model, signal) => {

@@ -2,7 +2,7 @@
 // source, and `moe-server serve --help` listing every flag with its variable and default.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigValueError, resolveConfig, SETTINGS } from '../../server/config.ts';
+import { ConfigValueError, ENGINE_SETTINGS, OFFLINE_DEFAULTS, resolveConfig, SETTINGS, settingsHelp } from '../../server/config.ts';
 import { runCli } from '../helpers/cli.ts';
 
 describe('server configuration', () => {
@@ -55,6 +55,13 @@ describe('server configuration', () => {
     expect(resolveConfig({ 'expert-metrics': 'all' }, metricsEnv)).toMatchObject({ expertMetrics: 'all' });
     const flagged = resolveConfig({ port: '9100', 'api-key': ['a', 'b'], 'served-model-name': 'moe' }, env);
     expect(flagged).toMatchObject({ port: 9100, apiKeys: ['a', 'b'], servedModelName: 'moe', model: '/models/a' });
+  });
+
+  it('gives offline jobs no step time budget unless a flag or variable asks for one', () => {
+    expect(resolveConfig({}, {}, OFFLINE_DEFAULTS).maxStepMs).toBe(0);
+    expect(resolveConfig({}, { MOE_SERVER_MAX_STEP_MS: '150' }, OFFLINE_DEFAULTS).maxStepMs).toBe(150);
+    expect(resolveConfig({ 'max-step-ms': '120' }, {}, OFFLINE_DEFAULTS).maxStepMs).toBe(120);
+    expect(settingsHelp(ENGINE_SETTINGS, OFFLINE_DEFAULTS)).toMatch(/--max-step-ms MS\n.*\n\s*env MOE_SERVER_MAX_STEP_MS; default 0/);
   });
 
   it('reads --allowed-origins and MOE_SERVER_ALLOWED_ORIGINS as web origins', () => {
