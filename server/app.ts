@@ -15,6 +15,7 @@ import type { LogLevel } from './config.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { ApiError, fromFrameworkError, internalError, invalidApiKey } from './openai/errors.ts';
 import { AdmissionGate } from './openai/generation.ts';
+import { registerHostGuard } from './hosts.ts';
 import { registerOriginGuard } from './origins.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
@@ -34,6 +35,8 @@ export interface AppOptions {
   apiKeys?: readonly string[];
   /** Web origins allowed besides the server's own (see origins.ts); default none. */
   allowedOrigins?: readonly string[];
+  /** Host header names answered besides loopback ones (hosts.ts: acceptedHosts); default any. */
+  acceptedHosts?: ReadonlySet<string> | null;
   maxQueue?: number;
   maxBodyBytes?: number;
   /** Request and error logging (pino); none when left out. */
@@ -173,7 +176,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // get the same grace period as HTTP ones (main.ts), and each closes once idle.
   const wsSessions = new WsSessions();
   await app.register(websocket, { options: { maxPayload: maxBodyBytes }, preClose: async () => wsSessions.beginShutdown() });
-  // Before authentication: pages from foreign origins get 403, preflights need no key.
+  // Before authentication: requests to a foreign host name (DNS rebinding) and pages from
+  // foreign origins get 403, preflights need no key.
+  registerHostGuard(app, options.acceptedHosts ?? null);
   registerOriginGuard(app, options.allowedOrigins ?? []);
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler(errorHandler(maxBodyBytes));

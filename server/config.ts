@@ -12,6 +12,7 @@ import {
   type ToolParserSetting,
 } from './openai/model-parsers.ts';
 import { normalizeOrigin } from './origins.ts';
+import { normalizeHostName } from './hosts.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -31,6 +32,7 @@ export interface ServerConfig {
   apiKeys: string[];
   /** Web origins whose pages may call the server besides its own ('*': any); empty = none. */
   allowedOrigins: string[];
+  allowedHosts: string[];
   /** Requests admitted at once (generating or waiting); more get 429. */
   maxQueue: number;
   maxBodyBytes: number;
@@ -127,6 +129,14 @@ function apiKeys(raw: string, source: string): string[] {
   return keys;
 }
 
+function hostNames(raw: string, source: string): string[] {
+  return raw.split(',').map((entry) => {
+    const name = normalizeHostName(entry);
+    if (name === null) throw new ConfigValueError(`${source} has "${entry.trim()}", which is not a host name or IP address (or * for any)`);
+    return name;
+  });
+}
+
 function origins(raw: string, source: string): string[] {
   return raw.split(',').map((entry) => {
     const origin = normalizeOrigin(entry.trim());
@@ -218,6 +228,19 @@ export const SETTINGS: Settings = {
       'Web origins (scheme://host[:port]) whose pages may call the server, with CORS; * allows any. Requests that carry another ' +
       'Origin header are refused with 403; clients that send none (curl, SDKs) are unaffected. Repeat the flag or give a ' +
       'comma-separated list.',
+  },
+  allowedHosts: {
+    flag: 'allowed-hosts',
+    env: 'MOE_SERVER_ALLOWED_HOSTS',
+    metavar: 'NAME',
+    defaultValue: [],
+    parse: hostNames,
+    list: true,
+    defaultText: 'none: on a loopback --host only loopback names (localhost, 127.x.x.x, [::1]); on another, any',
+    help:
+      'Host names the server answers to besides loopback ones, against DNS rebinding: a request whose Host header names another ' +
+      'is refused with 403. On a loopback --host the check is on; on another it is off unless names are listed. * allows any. ' +
+      'Repeat the flag or give a comma-separated list.',
   },
   maxQueue: {
     flag: 'max-queue',

@@ -4,6 +4,7 @@
 // cancel the rest by stopping the engine, and exit 0.
 import { buildApp } from './app.ts';
 import type { ServerConfig } from './config.ts';
+import { acceptedHosts } from './hosts.ts';
 import { loadModel } from './load-model.ts';
 import { describeExecution, type ServedModel } from './served-model.ts';
 import type { LoadMemory } from './engine/api.ts';
@@ -19,6 +20,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
     model: pending,
     apiKeys: config.apiKeys,
     allowedOrigins: config.allowedOrigins,
+    acceptedHosts: acceptedHosts(config.host, config.allowedHosts),
     maxQueue: config.maxQueue,
     maxBodyBytes: config.maxBodyBytes,
     logLevel: config.logLevel,

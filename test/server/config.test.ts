@@ -15,6 +15,7 @@ describe('server configuration', () => {
       port: 8000,
       apiKeys: [],
       allowedOrigins: [],
+      allowedHosts: [],
       maxQueue: 256,
       maxBodyBytes: 4 * 1024 * 1024,
       servedModelName: null,
