@@ -32,6 +32,7 @@ export interface ServerConfig {
   apiKeys: string[];
   /** Web origins whose pages may call the server besides its own ('*': any); empty = none. */
   allowedOrigins: string[];
+  /** Host names answered besides loopback ones ('*': any); on a non-loopback host, empty = any (hosts.ts). */
   allowedHosts: string[];
   /** Requests admitted at once (generating or waiting); more get 429. */
   maxQueue: number;

@@ -127,9 +127,9 @@ export function scoreRow(row: Float32Array, token: number, temperature: number, 
 }
 
 /**
- * Below this share of the total, the rest is summed token by token: total - top then keeps
- * fewer than about 30 of float64's 53 bits, already far more than the float32 it is stored in,
- * but a tail of 1e-30 would keep none.
+ * Below this share of the total, the rest is summed token by token. Above it, total - top
+ * loses at most 20 of float64's 53 bits, keeping far more than the float32 it is stored in;
+ * far below it (a tail of 1e-30) the difference would keep none.
  */
 const DIRECT_REST_BELOW = 2 ** -20;
 
