@@ -26,11 +26,13 @@ import { ensureBenchModel } from './bench-model.ts';
 import { measureMemoryBandwidth } from './memory-bandwidth.ts';
 import { CEILING_SHAPE, measureRates, ROWS, type RateShape } from './kernel-rates.ts';
 import { compareKernels, printBenchModelFloor, printComparison } from './peer/kernel-compare.ts';
+import { MIX_OUTPUT_LENGTHS, MIX_PROMPT_LENGTHS } from './serve-bench.ts';
 import { printTable } from './table.ts';
 
-/** bench:serve's request mix (bench/serve-bench.ts), averaged. */
-const MIX_PROMPT_TOKENS = (32 + 128 + 256 + 64) / 4;
-const MIX_OUTPUT_TOKENS = (64 + 128 + 128 + 64 + 128) / 5;
+/** bench:serve's request mix, averaged. */
+const average = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+const MIX_PROMPT_TOKENS = average(MIX_PROMPT_LENGTHS);
+const MIX_OUTPUT_TOKENS = average(MIX_OUTPUT_LENGTHS);
 
 const BENCH_EXPERT_SHAPES: RateShape[] = [
   { inFeatures: 1024, outFeatures: 704 },

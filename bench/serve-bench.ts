@@ -28,15 +28,15 @@ export interface ServeBenchOptions {
   serverArgs: string[];
 }
 
-/** The fixed mix, cycled: prompt lengths 32..256 tokens, outputs 64 or 128 tokens. */
-const PROMPT_LENGTHS = [32, 128, 256, 64];
-const OUTPUT_LENGTHS = [64, 128, 128, 64, 128];
+/** The fixed mix, cycled: prompt lengths 32..256 tokens, outputs 64 or 128 tokens (bench:peer and bench:ceiling use it too). */
+export const MIX_PROMPT_LENGTHS: readonly number[] = [32, 128, 256, 64];
+export const MIX_OUTPUT_LENGTHS: readonly number[] = [64, 128, 128, 64, 128];
 
 export function requestAt(index: number, vocabSize: number): StreamRequest {
-  const length = PROMPT_LENGTHS[index % PROMPT_LENGTHS.length];
+  const length = MIX_PROMPT_LENGTHS[index % MIX_PROMPT_LENGTHS.length];
   // Distinct prompts (no shared prefix): every request pays its own prefill.
   const prompt = Array.from({ length }, (_, i) => 3 + ((index * 7919 + i * 104729) % (vocabSize - 3)));
-  return { prompt, maxTokens: OUTPUT_LENGTHS[index % OUTPUT_LENGTHS.length] };
+  return { prompt, maxTokens: MIX_OUTPUT_LENGTHS[index % MIX_OUTPUT_LENGTHS.length] };
 }
 
 export interface LevelResult {

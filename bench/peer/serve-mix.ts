@@ -1,24 +1,12 @@
-// The serving workload both engines get: bench:serve's request mix (bench/serve-bench.ts,
-// repeated here because that module keeps it private; keep the two equal), and the summary of
-// one concurrency level from client-side timings, computed the same way for both sides.
+// The serving workload both engines get: bench:serve's request mix (bench/serve-bench.ts), and
+// the summary of one concurrency level from client-side timings, computed the same way for
+// both sides.
+import { MIX_OUTPUT_LENGTHS, MIX_PROMPT_LENGTHS, requestAt } from '../serve-bench.ts';
+import type { StreamRequest } from '../stream-client.ts';
 import { median, percentile } from '../table.ts';
 
-const PROMPT_LENGTHS = [32, 128, 256, 64];
-const OUTPUT_LENGTHS = [64, 128, 128, 64, 128];
 /** The longest request of the mix (prompt + output), which one sequence's context must hold. */
-export const MIX_MAX_TOKENS = Math.max(...PROMPT_LENGTHS) + Math.max(...OUTPUT_LENGTHS);
-
-export interface MixRequest {
-  prompt: number[];
-  maxTokens: number;
-}
-
-/** Request `index` of the mix: distinct prompts (no shared prefix), every output generated to its length. */
-export function mixRequest(index: number, vocabSize: number): MixRequest {
-  const length = PROMPT_LENGTHS[index % PROMPT_LENGTHS.length];
-  const prompt = Array.from({ length }, (_, i) => 3 + ((index * 7919 + i * 104729) % (vocabSize - 3)));
-  return { prompt, maxTokens: OUTPUT_LENGTHS[index % OUTPUT_LENGTHS.length] };
-}
+export const MIX_MAX_TOKENS = Math.max(...MIX_PROMPT_LENGTHS) + Math.max(...MIX_OUTPUT_LENGTHS);
 
 /** One request as its client saw it: when it was sent and when each token arrived. */
 export interface RequestTiming {
@@ -61,13 +49,13 @@ export async function runMixLevel(
   concurrency: number,
   numRequests: number,
   vocabSize: number,
-  send: (request: MixRequest, client: number) => Promise<RequestTiming>,
+  send: (request: StreamRequest, client: number) => Promise<RequestTiming>,
 ): Promise<LevelSummary> {
   const timings: RequestTiming[] = [];
   let next = 0;
   const started = performance.now();
   const client = async (id: number): Promise<void> => {
-    while (next < numRequests) timings.push(await send(mixRequest(next++, vocabSize), id));
+    while (next < numRequests) timings.push(await send(requestAt(next++, vocabSize), id));
   };
   await Promise.all(Array.from({ length: concurrency }, (_, id) => client(id)));
   return summariseLevel(concurrency, timings, (performance.now() - started) / 1000);
