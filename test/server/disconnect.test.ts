@@ -28,7 +28,14 @@ describe('client disconnects cancel generation', () => {
       // Its slot is free again, and the engine holds nothing of it.
       await waitFor(() => served.server.gate.size === 0);
       expect(served.test.model.engine.numInFlight).toBe(0);
-      const next = await openaiClient(served.server).completions.create({ model: MODEL, prompt: 'again', max_tokens: 2 });
+      // ignore_eos: a sampled end-of-sequence token would end it after one (a rare flake in CI).
+      const again: OpenAI.CompletionCreateParamsNonStreaming & { ignore_eos: boolean } = {
+        model: MODEL,
+        prompt: 'again',
+        max_tokens: 2,
+        ignore_eos: true,
+      };
+      const next = await openaiClient(served.server).completions.create(again);
       expect(next.usage?.completion_tokens).toBe(2);
     } finally {
       recorder.stop();
